@@ -1,0 +1,134 @@
+/*
+ * conf — todoku's configuration: one INI file with quoted subsections
+ * (git-config style), plus the table files it names (users, aliases).
+ *
+ *   [server]
+ *   hostname = mx.example.com
+ *   [listen "smtp"]
+ *   address = 127.0.0.1:2525
+ *   [domain "example.com"]
+ *   mailboxes = /var/mail/example.com
+ *
+ * Syntax: '#' or ';' start a comment line; section headers are
+ * [name] or [name "sub"] (subsection quoted, \" and \\ escapes); keys
+ * are case-insensitive [a-z0-9-]; values are the rest of the line,
+ * trimmed, optionally double-quoted. Section and subsection names are
+ * normalised to lowercase; duplicate [listen "x"]/[domain "x"] sections
+ * and duplicate keys within a section are errors.
+ *
+ * Every error is reported as "FILE:LINE: message (hint)" in err and the
+ * parse fails as a whole: there is never a half-applied configuration.
+ * Unknown sections and keys are errors. Relative paths are resolved
+ * against the current directory at parse time and stored absolute.
+ *
+ * The parser is pure over its input text (conf_parse_text); conf_load()
+ * reads the file and the tables it references. A built-in default
+ * (conf_default_text) is used when no file is given.
+ *
+ * Ownership: a struct conf owns all its strings; conf_free() frees all.
+ */
+#ifndef TODOKU_MAIL_CONF_H
+#define TODOKU_MAIL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+
+#define CONF_ERR_MAX 1024
+#define CONF_RETRY_MAX 32
+
+struct conf_listen {
+	char *name; /* subsection */
+	char *address; /* as written, "127.0.0.1:2525" */
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int line;
+};
+
+struct conf_net {
+	struct sockaddr_storage net;
+	int prefix;
+};
+
+/* An alias: one address -> one or more target addresses. */
+struct conf_alias {
+	char *from; /* "local@domain", lowercased domain */
+	char **to;
+	size_t nto;
+};
+
+struct conf_domain {
+	char *name; /* lowercase */
+	char *mailboxes; /* absolute directory holding one Maildir per user */
+	char *catch_all; /* "user@domain" or NULL */
+	char *users_file; /* absolute path or NULL */
+	char **users; /* sorted, lowercase, validated user names */
+	size_t nusers;
+	int line;
+};
+
+struct conf {
+	char *path; /* file it came from, or "(built-in)" */
+
+	/* [server] */
+	char *hostname;
+	char *spool; /* absolute */
+	char *user; /* run-as user when started as root */
+	unsigned smtp_in_procs;
+	enum log_level log_level;
+	bool log_syslog;
+	char *aliases_file; /* absolute or NULL */
+	char *postmaster; /* address postmaster@ etc. go to */
+	struct conf_net *trusted;
+	size_t ntrusted;
+
+	/* [smtp] */
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_errors;
+	uint64_t timeout_command; /* seconds: greeting, MAIL, RCPT, ... */
+	uint64_t timeout_data_block;
+	uint64_t timeout_data_end;
+
+	/* [queue] */
+	uint64_t retry[CONF_RETRY_MAX]; /* seconds; last one repeats */
+	size_t nretry;
+	uint64_t warn_after;
+	uint64_t give_up_after;
+	uint64_t inline_body_max;
+	uint64_t min_free;
+
+	/* [dns] */
+	char **dns_servers;
+	size_t ndns_servers;
+
+	struct conf_listen *listens;
+	size_t nlistens;
+	struct conf_domain *domains;
+	size_t ndomains;
+	struct conf_alias *aliases;
+	size_t naliases;
+};
+
+extern const char conf_default_text[];
+
+/* Parse text (name used in messages). NULL on error with err filled. */
+struct conf *conf_parse_text(const char *name, const char *text, size_t len,
+			     char *err, size_t errlen);
+/* Read path (NULL: built-in default) and the table files it names. */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+void conf_free(struct conf *c);
+
+/* The effective configuration, every key with its value, as a config
+ * file that conf_parse_text accepts again. */
+int conf_dump(const struct conf *c, struct buf *out);
+
+const struct conf_domain *conf_domain_find(const struct conf *c,
+					   const char *domain);
+bool conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+
+#endif

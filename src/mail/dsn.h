@@ -1,0 +1,61 @@
+/*
+ * dsn — compose delivery status notifications (RFC 3464, RFC 3462
+ * multipart/report) as complete RFC 5322 messages with CRLF line ends.
+ *
+ * Pure: inputs are the facts (reporting MTA, original envelope, per
+ * recipient action/status/diagnostic), output is bytes in a buf. The
+ * human-readable part says in plain words what happened, quotes the
+ * remote or local diagnostic verbatim (every line of a multi-line
+ * reply), and suggests what usually fixes it. The third part is
+ * text/rfc822-headers (the original header block) or message/rfc822
+ * (the whole message) when ret_full is set.
+ *
+ * All header fields we write from envelope data are checked: CR, LF
+ * and other control characters are replaced, never passed through.
+ */
+#ifndef TODOKU_MAIL_DSN_H
+#define TODOKU_MAIL_DSN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "lib/buf.h"
+
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED,
+		  DSN_EXPANDED };
+
+struct dsn_rcpt {
+	const char *final_rcpt; /* "user@domain" */
+	const char *orig_rcpt; /* ORCPT value "rfc822;addr" or NULL */
+	enum dsn_action action;
+	const char *status; /* "5.1.1" */
+	const char *remote_mta; /* host name or NULL for local delivery */
+	const char *diag_type; /* "smtp" or "x-local" */
+	const char *diag; /* verbatim reply/reason; may contain CRLF or LF */
+	time_t last_attempt;
+	time_t will_retry_until; /* DSN_DELAYED, else 0 */
+};
+
+struct dsn_msg {
+	const char *reporting_mta; /* our host name */
+	const char *queue_id;
+	const char *envid; /* or NULL */
+	const char *sender; /* original envelope sender (bounce goes there) */
+	time_t arrival;
+	time_t now;
+	const struct dsn_rcpt *rcpts;
+	size_t nrcpts;
+	const char *orig; /* original message (header block, or whole) */
+	size_t orig_len;
+	bool ret_full; /* include the whole message, else headers only */
+	const char *boundary_seed; /* makes the MIME boundary unique */
+};
+
+/* Append the DSN message (headers + body) to out; -1 if out's max hit. */
+int dsn_compose(const struct dsn_msg *m, struct buf *out);
+/* Length of the header block of a message (up to and including the empty
+ * line), or len if there is none. */
+size_t dsn_header_len(const char *msg, size_t len);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * resolve — what a recipient address means under a configuration (pure).
+ *
+ * resolve_rcpt() classifies one envelope recipient:
+ *   RESOLVE_LOCAL     a user of a local domain (mailbox path filled in)
+ *   RESOLVE_ALIAS     an alias; expand with resolve_expand()
+ *   RESOLVE_REMOTE    not a local domain (relaying: the caller decides
+ *                     whether the client may relay)
+ *   RESOLVE_NO_USER   local domain, no such user, no catch-all
+ *
+ * The mailbox directory is built only from the configured mailbox root
+ * and the *table* entry that matched (never from the raw local part), so
+ * "../", "/" or odd quoting can never choose a path. Local parts match
+ * users case-insensitively. "postmaster" (any case) at any local domain
+ * resolves to conf->postmaster (RFC 5321 §4.5.1), as do abuse, root and
+ * mailer-daemon unless the table or aliases define them.
+ *
+ * resolve_expand() expands aliases recursively to final recipients
+ * (local users or remote addresses), at most RESOLVE_MAX_DEPTH levels
+ * and RESOLVE_MAX_RCPTS results, dropping duplicates; a loop (an alias
+ * reached again on its own path) is cut and reported, never followed.
+ */
+#ifndef TODOKU_MAIL_RESOLVE_H
+#define TODOKU_MAIL_RESOLVE_H
+
+#include <limits.h>
+
+#include "mail/addr.h"
+#include "mail/conf.h"
+
+#define RESOLVE_MAX_DEPTH 10
+#define RESOLVE_MAX_RCPTS 1000
+
+enum resolve_kind {
+	RESOLVE_LOCAL,
+	RESOLVE_ALIAS,
+	RESOLVE_REMOTE,
+	RESOLVE_NO_USER,
+};
+
+struct resolved {
+	enum resolve_kind kind;
+	struct mailaddr addr; /* final address (user as in the table) */
+	char mailbox[PATH_MAX]; /* RESOLVE_LOCAL: Maildir directory */
+	const struct conf_domain *domain; /* local domain, or NULL */
+	const struct conf_alias *alias; /* RESOLVE_ALIAS */
+};
+
+int resolve_rcpt(const struct conf *c, const struct mailaddr *a,
+		 struct resolved *out);
+
+struct resolve_list {
+	struct resolved *items;
+	size_t n;
+	bool loop; /* a loop was cut */
+	bool truncated; /* more than RESOLVE_MAX_RCPTS or too deep */
+};
+
+/* Expand a into final recipients (LOCAL/REMOTE/NO_USER entries). */
+int resolve_expand(const struct conf *c, const struct mailaddr *a,
+		   struct resolve_list *out);
+void resolve_list_free(struct resolve_list *l);
+
+#endif
