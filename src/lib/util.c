@@ -188,8 +188,9 @@ parse_cidr(const char *s, struct sockaddr_storage *net, int *prefix)
 }
 
 static bool
-bits_match(const unsigned char *a, const unsigned char *b, int prefix)
+bits_match(const void *va, const void *vb, int prefix)
 {
+	const unsigned char *a = va, *b = vb;
 	int full = prefix / 8, rest = prefix % 8;
 
 	if (memcmp(a, b, (size_t)full) != 0)
