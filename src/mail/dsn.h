@@ -12,6 +12,11 @@
  *
  * All header fields we write from envelope data are checked: CR, LF
  * and other control characters are replaced, never passed through.
+ * Non-ASCII bytes in values and diagnostics become '?' (not xtext: the
+ * text is for people). A multi-line diagnostic keeps one line per reply
+ * line: indented in the text part, folded onto continuation lines in
+ * Diagnostic-Code (RFC 3464 §2.1.1). The MIME boundary is derived from
+ * boundary_seed and changed if it occurs in the original or a diagnostic.
  */
 #ifndef TODOKU_MAIL_DSN_H
 #define TODOKU_MAIL_DSN_H
@@ -22,16 +27,21 @@
 
 #include "lib/buf.h"
 
-enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED,
-		  DSN_EXPANDED };
+enum dsn_action {
+	DSN_FAILED,
+	DSN_DELAYED,
+	DSN_DELIVERED,
+	DSN_RELAYED,
+	DSN_EXPANDED
+};
 
 struct dsn_rcpt {
 	const char *final_rcpt; /* "user@domain" */
-	const char *orig_rcpt; /* ORCPT value "rfc822;addr" or NULL */
+	const char *orig_rcpt;	/* ORCPT value "rfc822;addr" or NULL */
 	enum dsn_action action;
-	const char *status; /* "5.1.1" */
+	const char *status;	/* "5.1.1" */
 	const char *remote_mta; /* host name or NULL for local delivery */
-	const char *diag_type; /* "smtp" or "x-local" */
+	const char *diag_type;	/* "smtp" or "x-local" */
 	const char *diag; /* verbatim reply/reason; may contain CRLF or LF */
 	time_t last_attempt;
 	time_t will_retry_until; /* DSN_DELAYED, else 0 */
@@ -40,7 +50,7 @@ struct dsn_rcpt {
 struct dsn_msg {
 	const char *reporting_mta; /* our host name */
 	const char *queue_id;
-	const char *envid; /* or NULL */
+	const char *envid;  /* or NULL */
 	const char *sender; /* original envelope sender (bounce goes there) */
 	time_t arrival;
 	time_t now;
@@ -52,7 +62,9 @@ struct dsn_msg {
 	const char *boundary_seed; /* makes the MIME boundary unique */
 };
 
-/* Append the DSN message (headers + body) to out; -1 if out's max hit. */
+/* Append the DSN message (headers + body) to out; -1 (out unchanged) if
+ * out's max is hit or sender is NULL/empty (no DSN to a null sender,
+ * RFC 5321 §4.5.5 / RFC 3461 §6.2). */
 int dsn_compose(const struct dsn_msg *m, struct buf *out);
 /* Length of the header block of a message (up to and including the empty
  * line), or len if there is none. */

@@ -1,24 +1,38 @@
 /*
  * maildir — deliver one message into one Maildir, durably.
  *
+ * dir is the user's Maildir. If it does not exist it is created (mode
+ * 0700); its parent (the domain's mailbox root) must exist and is never
+ * created. Missing tmp/new/cur directories inside it are created too.
+ *
  * The message is written to DIR/tmp/UNIQUE, fsync'd, renamed into
- * DIR/new/UNIQUE:2, and DIR/new is fsync'd, so a crash at any point leaves
- * either nothing visible in new/ or a complete message (qmail's rule).
- * Missing tmp/new/cur directories are created (mode 0700).
+ * DIR/new/UNIQUE (no ":2," info suffix: messages in new/ carry none),
+ * and DIR/new is fsync'd, so a crash at any point leaves either nothing
+ * visible in new/ or a complete message (qmail's rule). UNIQUE is
+ * "<sec>.M<usec>P<pid>Q<counter>.<host>", with '/' and ':' in the host
+ * name written as \057 and \072.
  *
  * The directory path comes from configuration and the resolver, never
- * from raw envelope data; still, every component is opened with
- * O_NOFOLLOW|O_DIRECTORY so a symlink planted in the store is refused,
- * and nothing is created outside the given directory.
+ * from raw envelope data; still, DIR and every directory inside it are
+ * opened with O_NOFOLLOW|O_DIRECTORY and used through openat/mkdirat/
+ * renameat on those fds, so a symlink planted at DIR or at tmp/new/cur
+ * is refused (MAILDIR_PERM) and nothing is written through it. The
+ * parent's own path is resolved normally: it is the operator's, and a
+ * linked /var/mail is common.
  *
  * The bytes written are: prefix (Return-Path:, Delivered-To:, Received:
  * ... already formatted with CRLF) then the body read from body_fd from
- * offset 0 to EOF (pread, the fd is not moved). CRLF line ends are
- * converted to LF, the Maildir convention.
+ * offset 0 to EOF (pread, the fd's offset is not moved). CRLF line ends
+ * are converted to LF, the Maildir convention; a CR not followed by LF
+ * is kept.
  *
- * Result: MAILDIR_OK, MAILDIR_TEMP (retry later: ENOSPC, EIO, EDQUOT,
- * EAGAIN...) or MAILDIR_PERM (refuse: symlink, not a directory, EACCES
- * on the root); err receives a one-line reason with the errno text.
+ * Result: MAILDIR_OK; MAILDIR_TEMP (retry later: ENOSPC, EDQUOT, EIO,
+ * EAGAIN, EINTR, EMFILE, ENFILE, ENOMEM, and any errno not listed under
+ * PERM, e.g. ENOENT for a missing or unmounted mailbox root, so mail
+ * waits for the operator instead of bouncing); MAILDIR_PERM (a person
+ * must act: ELOOP (symlink), ENOTDIR, EACCES, EPERM, EROFS). On any
+ * failure the tmp file is removed. err receives one line,
+ * "maildir DIR: step: reason".
  */
 #ifndef TODOKU_MAILDIR_H
 #define TODOKU_MAILDIR_H
@@ -28,7 +42,7 @@
 enum maildir_result { MAILDIR_OK = 0, MAILDIR_TEMP, MAILDIR_PERM };
 
 enum maildir_result maildir_deliver(const char *dir, const char *prefix,
-				    size_t prefix_len, int body_fd,
-				    char *err, size_t errlen);
+				    size_t prefix_len, int body_fd, char *err,
+				    size_t errlen);
 
 #endif

@@ -1,0 +1,778 @@
+/*
+ * dsn — see dsn.h.
+ *
+ * Layout of what dsn_compose writes (every line ends in CRLF):
+ *
+ *   top-level header fields (From, To, Subject, Date, Message-ID,
+ *   Auto-Submitted, MIME-Version, Content-Type), a one-line preamble,
+ *   then three body parts separated by "--BOUNDARY":
+ *     1. text/plain: intro, one paragraph per recipient (what happened,
+ *        the remote host, the diagnostic quoted line by line with an
+ *        indent, a "what usually fixes it" line chosen by status class);
+ *     2. message/delivery-status: RFC 3464 per-message fields, then one
+ *        block of per-recipient fields per recipient;
+ *     3. text/rfc822-headers or message/rfc822 (ret_full) with the
+ *        original, line ends normalised to CRLF; omitted if orig_len is 0.
+ *
+ * Trust: every value that came from the envelope or a remote server is
+ * written through a cleaner. Control characters (CR and LF included) and
+ * bytes >= 0x80 become '?', so no value can end a header line or start a
+ * new field. Diagnostics are split on LF (a CR before it is dropped) and
+ * each line is cleaned separately; empty lines are skipped because an
+ * empty continuation line would end the header block. Non-ASCII is
+ * replaced rather than xtext-encoded: the text is for people, and '?'
+ * keeps it readable. Lines longer than DSN_LINE_MAX are cut onto further
+ * continuation lines so no output line passes RFC 5322's 998 limit.
+ *
+ * The original message is copied as is apart from line ends; if it holds
+ * 8-bit bytes the part and the whole report are labelled
+ * Content-Transfer-Encoding: 8bit (a relay without 8BITMIME has to
+ * downgrade or refuse it; that is the sender's job, not ours).
+ *
+ * The boundary is "=_todoku_" + the seed's alphanumerics + a hash of
+ * seed, queue id and time. If it occurs anywhere in the original or in a
+ * diagnostic, a counter is appended and the check repeats, so no line
+ * we copy can look like a delimiter.
+ */
+#include "mail/dsn.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/clock.h"
+
+/* Longest piece of a diagnostic written on one output line. */
+#define DSN_LINE_MAX 900
+#define DSN_BOUNDARY_MAX 80
+#define DSN_SEED_MAX 24
+#define DSN_INDENT "    "
+
+struct dsn_ctx {
+	const struct dsn_msg *m;
+	struct buf *out;
+	char boundary[DSN_BOUNDARY_MAX];
+	int rc; /* -1 once any append failed */
+};
+
+static void
+put(struct dsn_ctx *c, const void *p, size_t n)
+{
+	if (buf_add(c->out, p, n) < 0)
+		c->rc = -1;
+}
+
+static void
+put_str(struct dsn_ctx *c, const char *s)
+{
+	put(c, s, strlen(s));
+}
+
+static void putf(struct dsn_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+putf(struct dsn_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (buf_vaddf(c->out, fmt, ap) < 0)
+		c->rc = -1;
+	va_end(ap);
+}
+
+static int
+dsn_is_unsafe(unsigned char ch)
+{
+	return ch < 0x20 || ch >= 0x7f;
+}
+
+/* Append n bytes of s with unsafe bytes replaced by '?'. */
+static void
+put_clean_n(struct dsn_ctx *c, const char *s, size_t n)
+{
+	size_t i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!dsn_is_unsafe((unsigned char)s[i]))
+			continue;
+		put(c, s + start, i - start);
+		put_str(c, "?");
+		start = i + 1;
+	}
+	put(c, s + start, n - start);
+}
+
+static void
+put_clean(struct dsn_ctx *c, const char *s)
+{
+	if (s != NULL)
+		put_clean_n(c, s, strlen(s));
+}
+
+/* An address between angle brackets: '<' and '>' are also replaced so
+ * the value cannot close the bracket and add another address. */
+static void
+put_addr(struct dsn_ctx *c, const char *s)
+{
+	const char *p;
+
+	if (s == NULL)
+		return;
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '<' || *p == '>' || dsn_is_unsafe((unsigned char)*p))
+			put_str(c, "?");
+		else
+			put(c, p, 1);
+	}
+}
+
+/* A host name or token: letters, digits, '.', '-', '_' only. */
+static void
+put_token(struct dsn_ctx *c, const char *s, const char *fallback)
+{
+	const char *p;
+
+	if (s == NULL || *s == '\0')
+		s = fallback;
+	for (p = s; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			 (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+			 ch == '_';
+
+		put(c, ok ? p : "-", 1);
+	}
+}
+
+static void
+put_date(struct dsn_ctx *c, time_t t)
+{
+	char d[64];
+
+	clock_rfc5322(t, d, sizeof d);
+	put_str(c, d);
+}
+
+/*
+ * Call fn(arg, line, len) for each line of a diagnostic: split on LF, a
+ * CR before the LF dropped, trailing blanks trimmed, empty lines skipped,
+ * long lines cut into DSN_LINE_MAX pieces.
+ */
+typedef void (*dsn_line_fn)(struct dsn_ctx *c, const char *line, size_t n,
+			    int first);
+
+static void
+dsn_each_line(struct dsn_ctx *c, const char *s, dsn_line_fn fn)
+{
+	int first = 1;
+
+	while (s != NULL && *s != '\0') {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+		size_t off = 0;
+
+		while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == ' ' ||
+				 s[n - 1] == '\t'))
+			n--;
+		while (off < n) {
+			size_t k = n - off;
+
+			if (k > DSN_LINE_MAX)
+				k = DSN_LINE_MAX;
+			fn(c, s + off, k, first);
+			first = 0;
+			off += k;
+		}
+		s = nl ? nl + 1 : s + strlen(s);
+	}
+}
+
+/* ---- status classification ---- */
+
+/* Valid "d.ddd.ddd" status with class 2, 4 or 5? */
+static int
+dsn_status_ok(const char *s)
+{
+	int part, digits;
+
+	if (s == NULL || (s[0] != '2' && s[0] != '4' && s[0] != '5') ||
+	    s[1] != '.')
+		return 0;
+	s += 2;
+	for (part = 0; part < 2; part++) {
+		for (digits = 0; *s >= '0' && *s <= '9'; s++)
+			digits++;
+		if (digits < 1 || digits > 3)
+			return 0;
+		if (part == 0 && *s++ != '.')
+			return 0;
+	}
+	return *s == '\0';
+}
+
+static const char *
+dsn_status(const struct dsn_rcpt *r)
+{
+	if (dsn_status_ok(r->status))
+		return r->status;
+	switch (r->action) {
+	case DSN_FAILED:
+		return "5.0.0";
+	case DSN_DELAYED:
+		return "4.0.0";
+	default:
+		return "2.0.0";
+	}
+}
+
+static const char *
+dsn_action_word(enum dsn_action a)
+{
+	switch (a) {
+	case DSN_FAILED:
+		return "failed";
+	case DSN_DELAYED:
+		return "delayed";
+	case DSN_DELIVERED:
+		return "delivered";
+	case DSN_RELAYED:
+		return "relayed";
+	case DSN_EXPANDED:
+		return "expanded";
+	}
+	return "failed";
+}
+
+/* The report's overall kind: failed beats delayed beats success. */
+static enum dsn_action
+dsn_kind(const struct dsn_msg *m)
+{
+	enum dsn_action k = DSN_DELIVERED;
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].action == DSN_FAILED)
+			return DSN_FAILED;
+		if (m->rcpts[i].action == DSN_DELAYED)
+			k = DSN_DELAYED;
+	}
+	return k;
+}
+
+static const char *
+dsn_subject(enum dsn_action kind)
+{
+	if (kind == DSN_FAILED)
+		return "Undelivered Mail Returned to Sender";
+	if (kind == DSN_DELAYED)
+		return "Delayed Mail (still being retried)";
+	return "Successful Mail Delivery Report";
+}
+
+/* ---- boundary and message id ---- */
+
+static uint64_t
+dsn_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t
+dsn_msg_hash(const struct dsn_msg *m)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	long long now = (long long)m->now;
+
+	if (m->boundary_seed != NULL)
+		h = dsn_hash(h, m->boundary_seed, strlen(m->boundary_seed));
+	if (m->queue_id != NULL)
+		h = dsn_hash(h, m->queue_id, strlen(m->queue_id));
+	return dsn_hash(h, &now, sizeof now);
+}
+
+static int
+dsn_contains(const char *hay, size_t n, const char *needle)
+{
+	return hay != NULL && memmem(hay, n, needle, strlen(needle)) != NULL;
+}
+
+static int
+dsn_boundary_used(const struct dsn_msg *m, const char *b)
+{
+	size_t i;
+
+	if (dsn_contains(m->orig, m->orig_len, b))
+		return 1;
+	for (i = 0; i < m->nrcpts; i++) {
+		const char *d = m->rcpts[i].diag;
+
+		if (d != NULL && dsn_contains(d, strlen(d), b))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+dsn_make_boundary(const struct dsn_msg *m, char *dst, size_t len)
+{
+	char seed[DSN_SEED_MAX + 1];
+	const char *s = m->boundary_seed ? m->boundary_seed : "";
+	size_t n = 0;
+	unsigned tries;
+	uint64_t h = dsn_msg_hash(m);
+
+	for (; *s != '\0' && n < DSN_SEED_MAX; s++)
+		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9'))
+			seed[n++] = *s;
+	seed[n] = '\0';
+	snprintf(dst, len, "=_todoku_%s_%016llx", seed, (unsigned long long)h);
+	for (tries = 1; dsn_boundary_used(m, dst); tries++) {
+		h = dsn_hash(h, &tries, sizeof tries);
+		snprintf(dst, len, "=_todoku_%s_%016llx_%u", seed,
+			 (unsigned long long)h, tries);
+	}
+}
+
+static int
+dsn_has_8bit(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+static const char *
+dsn_part3(const struct dsn_msg *m, size_t *len)
+{
+	if (m->orig == NULL || m->orig_len == 0) {
+		*len = 0;
+		return NULL;
+	}
+	*len = m->ret_full ? m->orig_len : dsn_header_len(m->orig, m->orig_len);
+	return m->orig;
+}
+
+/* ---- top-level header ---- */
+
+static void
+dsn_put_header(struct dsn_ctx *c, int eightbit)
+{
+	const struct dsn_msg *m = c->m;
+
+	put_str(c, "From: Mail Delivery System <MAILER-DAEMON@");
+	put_token(c, m->reporting_mta, "localhost");
+	put_str(c, ">\r\nTo: <");
+	put_addr(c, m->sender);
+	putf(c, ">\r\nSubject: %s\r\nDate: ", dsn_subject(dsn_kind(m)));
+	put_date(c, m->now);
+	put_str(c, "\r\nMessage-ID: <dsn.");
+	put_token(c, m->queue_id, "noqueue");
+	putf(c, ".%lld.%08llx@", (long long)m->now,
+	     (unsigned long long)(dsn_msg_hash(m) & 0xffffffffULL));
+	put_token(c, m->reporting_mta, "localhost");
+	put_str(c,
+		">\r\nAuto-Submitted: auto-replied\r\n"
+		"MIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=delivery-status;"
+		"\r\n\tboundary=\"");
+	put_str(c, c->boundary);
+	put_str(c, "\"\r\n");
+	if (eightbit)
+		put_str(c, "Content-Transfer-Encoding: 8bit\r\n");
+	put_str(c, "\r\nThis is a MIME-encapsulated delivery status "
+		   "notification.\r\n");
+}
+
+static void
+dsn_put_delim(struct dsn_ctx *c, const char *ctype)
+{
+	putf(c, "\r\n--%s\r\n", c->boundary);
+	if (ctype != NULL)
+		putf(c, "Content-Type: %s\r\n", ctype);
+}
+
+/* ---- part 1: text for people ---- */
+
+/* Write each '\n'-separated line of text (our own constant wording)
+ * with indent in front and CRLF after. */
+static void
+put_lines(struct dsn_ctx *c, const char *indent, const char *text)
+{
+	while (*text != '\0') {
+		const char *nl = strchr(text, '\n');
+		size_t n = nl ? (size_t)(nl - text) : strlen(text);
+
+		put_str(c, indent);
+		put(c, text, n);
+		put_str(c, "\r\n");
+		text += nl ? n + 1 : n;
+	}
+}
+
+static int
+dsn_any(const struct dsn_msg *m, enum dsn_action a)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].action == a)
+			return 1;
+	return 0;
+}
+
+static void
+dsn_put_intro(struct dsn_ctx *c)
+{
+	const struct dsn_msg *m = c->m;
+
+	if (dsn_any(m, DSN_FAILED))
+		put_lines(c, "",
+			  "Your message could not be delivered to one or "
+			  "more recipients.\n"
+			  "For those, the mail system has given up and "
+			  "will not try again.");
+	if (dsn_any(m, DSN_FAILED) && dsn_any(m, DSN_DELAYED))
+		put_str(c, "\r\n");
+	if (dsn_any(m, DSN_DELAYED))
+		put_lines(c, "",
+			  "Delivery to one or more recipients has been "
+			  "delayed.\n"
+			  "The mail system is still trying; you do not "
+			  "need to send\nthe message again.");
+	if (dsn_kind(m) == DSN_DELIVERED)
+		put_lines(c, "",
+			  "Your message was delivered to the "
+			  "recipients listed below.");
+}
+
+static const char *
+dsn_what_happened(const struct dsn_rcpt *r)
+{
+	switch (r->action) {
+	case DSN_FAILED:
+		return "could not be delivered (permanent failure).";
+	case DSN_DELAYED:
+		return "not delivered yet (temporary failure).";
+	case DSN_DELIVERED:
+		return "delivered.";
+	case DSN_RELAYED:
+		return "passed on to a system that sends no further reports.";
+	case DSN_EXPANDED:
+		return "delivered and forwarded to further addresses.";
+	}
+	return "could not be delivered.";
+}
+
+/* Advice for a permanent (5.x.x) status, by subject digit. */
+static const char *
+dsn_advice_perm(char subject)
+{
+	switch (subject) {
+	case '1':
+		return "The address is wrong or there is no such user.\n"
+		       "Check the spelling, or ask the recipient for the right "
+		       "address.";
+	case '2':
+		return "The recipient's mailbox is full or disabled.\n"
+		       "The recipient has to make room or contact their "
+		       "provider.";
+	case '3':
+	case '4':
+		return "A system or network problem on the receiving side\n"
+		       "(for example no working mail server for the domain, "
+		       "or a\nrouting loop). The recipient's administrator has "
+		       "to fix it.";
+	case '5':
+		return "The two mail servers disagreed about the protocol.\n"
+		       "Forward this report to your mail administrator.";
+	case '6':
+		return "The receiving server refused the content (size, "
+		       "format\nor attachment type). Try a smaller message or "
+		       "another format.";
+	case '7':
+		return "The receiving server refused the message by policy:\n"
+		       "authentication, reputation or a blocklist. The "
+		       "sending\ndomain's administrator should check its SPF, "
+		       "DKIM and DMARC\nrecords, the reverse DNS (PTR) of the "
+		       "sending IP address,\nand blocklist listings; sending "
+		       "through a relay with a clean\nIP address may be "
+		       "needed.";
+	}
+	return "Read the server's words above; if they do not explain it,\n"
+	       "forward this report to your mail administrator.";
+}
+
+static void
+dsn_put_advice(struct dsn_ctx *c, const struct dsn_rcpt *r, const char *st)
+{
+	put_str(c, DSN_INDENT "What usually fixes it:\r\n");
+	if (st[0] == '4' && r->action == DSN_DELAYED) {
+		put_lines(c, DSN_INDENT DSN_INDENT,
+			  "Nothing yet: the receiving server asked us to try "
+			  "again\nlater. The server is still being retried");
+		if (r->will_retry_until != 0) {
+			put_str(c, DSN_INDENT DSN_INDENT "until ");
+			put_date(c, r->will_retry_until);
+			put_str(c, "\r\n");
+		}
+		return;
+	}
+	if (st[0] == '4') {
+		put_lines(c, DSN_INDENT DSN_INDENT,
+			  "The receiving side kept answering with a temporary "
+			  "error\nuntil the message expired. It may be "
+			  "overloaded, down, or\nrefusing us for a while; "
+			  "try again later.");
+		return;
+	}
+	put_lines(c, DSN_INDENT DSN_INDENT, dsn_advice_perm(st[2]));
+}
+
+static void
+dsn_text_diag_line(struct dsn_ctx *c, const char *line, size_t n, int first)
+{
+	put_str(c, DSN_INDENT DSN_INDENT);
+	put_clean_n(c, line, n);
+	put_str(c, "\r\n");
+}
+
+static void
+dsn_put_text_rcpt(struct dsn_ctx *c, const struct dsn_rcpt *r)
+{
+	const char *st = dsn_status(r);
+
+	put_str(c, "\r\n<");
+	put_addr(c, r->final_rcpt);
+	put_str(c, ">: ");
+	put_str(c, dsn_what_happened(r));
+	putf(c, "\r\n" DSN_INDENT "Status code: %s\r\n", st);
+	if (r->remote_mta != NULL && *r->remote_mta != '\0') {
+		put_str(c, DSN_INDENT "Remote server: ");
+		put_token(c, r->remote_mta, "unknown");
+		put_str(c, "\r\n");
+	}
+	if (r->diag != NULL && *r->diag != '\0') {
+		put_str(c, r->remote_mta ? DSN_INDENT "The server said:\r\n"
+					 : DSN_INDENT "Reason:\r\n");
+		dsn_each_line(c, r->diag, dsn_text_diag_line);
+	}
+	if (st[0] != '2')
+		dsn_put_advice(c, r, st);
+}
+
+static void
+dsn_put_text(struct dsn_ctx *c)
+{
+	const struct dsn_msg *m = c->m;
+	size_t i;
+
+	dsn_put_delim(c, "text/plain; charset=us-ascii");
+	put_str(c, "Content-Description: Notification\r\n\r\n"
+		   "This is the mail system at ");
+	put_token(c, m->reporting_mta, "localhost");
+	put_str(c, ".\r\n\r\n");
+	dsn_put_intro(c);
+	for (i = 0; i < m->nrcpts; i++)
+		dsn_put_text_rcpt(c, &m->rcpts[i]);
+	if (m->orig != NULL && m->orig_len > 0)
+		put_str(c, m->ret_full
+			       ? "\r\nYour original message is attached.\r\n"
+			       : "\r\nThe header of your original message is "
+				 "attached.\r\n");
+}
+
+/* ---- part 2: message/delivery-status ---- */
+
+static void
+dsn_field_diag_line(struct dsn_ctx *c, const char *line, size_t n, int first)
+{
+	if (!first)
+		put_str(c, "\r\n ");
+	put_clean_n(c, line, n);
+}
+
+static void
+dsn_put_status_rcpt(struct dsn_ctx *c, const struct dsn_rcpt *r)
+{
+	put_str(c, "\r\n");
+	if (r->orig_rcpt != NULL && *r->orig_rcpt != '\0') {
+		put_str(c, "Original-Recipient: ");
+		put_clean(c, r->orig_rcpt);
+		put_str(c, "\r\n");
+	}
+	put_str(c, "Final-Recipient: rfc822; ");
+	put_clean(c, r->final_rcpt);
+	putf(c, "\r\nAction: %s\r\nStatus: %s\r\n", dsn_action_word(r->action),
+	     dsn_status(r));
+	if (r->remote_mta != NULL && *r->remote_mta != '\0') {
+		put_str(c, "Remote-MTA: dns; ");
+		put_token(c, r->remote_mta, "unknown");
+		put_str(c, "\r\n");
+	}
+	if (r->diag != NULL && *r->diag != '\0') {
+		put_str(c, "Diagnostic-Code: ");
+		put_token(c, r->diag_type, "smtp");
+		put_str(c, "; ");
+		dsn_each_line(c, r->diag, dsn_field_diag_line);
+		put_str(c, "\r\n");
+	}
+	if (r->last_attempt != 0) {
+		put_str(c, "Last-Attempt-Date: ");
+		put_date(c, r->last_attempt);
+		put_str(c, "\r\n");
+	}
+	if (r->action == DSN_DELAYED && r->will_retry_until != 0) {
+		put_str(c, "Will-Retry-Until: ");
+		put_date(c, r->will_retry_until);
+		put_str(c, "\r\n");
+	}
+}
+
+static void
+dsn_put_status(struct dsn_ctx *c)
+{
+	const struct dsn_msg *m = c->m;
+	size_t i;
+
+	dsn_put_delim(c, "message/delivery-status");
+	put_str(c, "Content-Description: Delivery report\r\n\r\n"
+		   "Reporting-MTA: dns; ");
+	put_token(c, m->reporting_mta, "localhost");
+	put_str(c, "\r\nX-Todoku-Queue-ID: ");
+	put_token(c, m->queue_id, "none");
+	put_str(c, "\r\n");
+	if (m->envid != NULL && *m->envid != '\0') {
+		put_str(c, "Original-Envelope-Id: ");
+		put_clean(c, m->envid);
+		put_str(c, "\r\n");
+	}
+	if (m->arrival != 0) {
+		put_str(c, "Arrival-Date: ");
+		put_date(c, m->arrival);
+		put_str(c, "\r\n");
+	}
+	for (i = 0; i < m->nrcpts; i++)
+		dsn_put_status_rcpt(c, &m->rcpts[i]);
+}
+
+/* ---- part 3: the original ---- */
+
+/* Copy p[0..n) with every line end (LF or CRLF) written as CRLF; the
+ * copy always ends with CRLF. */
+static void
+dsn_put_crlf(struct dsn_ctx *c, const char *p, size_t n)
+{
+	size_t start = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		put(c, p + start,
+		    (i > start && p[i - 1] == '\r') ? i - start - 1
+						    : i - start);
+		put_str(c, "\r\n");
+		start = i + 1;
+	}
+	if (start < n) {
+		put(c, p + start, n - start);
+		put_str(c, "\r\n");
+	}
+}
+
+/* Header block without the empty line that ends it (if it has one). */
+static size_t
+dsn_trim_blank(const char *p, size_t n)
+{
+	size_t k = n;
+
+	if (k == 0 || p[k - 1] != '\n')
+		return n;
+	k--;
+	if (k > 0 && p[k - 1] == '\r')
+		k--;
+	return (k == 0 || p[k - 1] == '\n') ? k : n;
+}
+
+static void
+dsn_put_orig(struct dsn_ctx *c, int eightbit)
+{
+	const struct dsn_msg *m = c->m;
+	size_t n;
+	const char *p = dsn_part3(m, &n);
+
+	if (p == NULL)
+		return;
+	if (m->ret_full) {
+		dsn_put_delim(c, "message/rfc822");
+		put_str(c, "Content-Description: Undelivered message\r\n");
+	} else {
+		dsn_put_delim(c, "text/rfc822-headers");
+		put_str(c, "Content-Description: Undelivered message headers"
+			   "\r\n");
+		n = dsn_trim_blank(p, n);
+	}
+	if (eightbit)
+		put_str(c, "Content-Transfer-Encoding: 8bit\r\n");
+	put_str(c, "\r\n");
+	dsn_put_crlf(c, p, n);
+}
+
+int
+dsn_compose(const struct dsn_msg *m, struct buf *out)
+{
+	struct dsn_ctx c;
+	size_t start = out->len, n3;
+	const char *p3 = dsn_part3(m, &n3);
+	int eightbit = p3 != NULL && dsn_has_8bit(p3, n3);
+
+	if (m->sender == NULL || *m->sender == '\0')
+		return -1;
+	c.m = m;
+	c.out = out;
+	c.rc = 0;
+	dsn_make_boundary(m, c.boundary, sizeof c.boundary);
+	dsn_put_header(&c, eightbit);
+	dsn_put_text(&c);
+	dsn_put_status(&c);
+	dsn_put_orig(&c, eightbit);
+	putf(&c, "\r\n--%s--\r\n", c.boundary);
+	if (c.rc < 0) {
+		out->len = start;
+		if (out->data != NULL)
+			out->data[start] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+dsn_header_len(const char *msg, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(msg + pos, '\n', len - pos);
+		size_t end;
+
+		if (nl == NULL)
+			return len;
+		end = (size_t)(nl - msg);
+		if (end == pos || (end == pos + 1 && msg[pos] == '\r'))
+			return end + 1;
+		pos = end + 1;
+	}
+	return len;
+}
