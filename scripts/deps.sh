@@ -28,7 +28,18 @@ for p in $want; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+ensure_user() {
+	# Started as root, todoku drops its roles to this unprivileged user.
+	if [ "$(id -u)" -eq 0 ] && ! getent passwd todoku >/dev/null; then
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin todoku
+	fi
+}
+
+if [ -z "$missing" ]; then
+	ensure_user
+	exit 0
+fi
 
 echo "deps: installing:$missing" >&2
 SUDO=
@@ -47,4 +58,5 @@ fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 [ -n "$made_policy" ] && $SUDO rm -f "$policy"
+ensure_user
 exit 0

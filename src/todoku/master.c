@@ -1,0 +1,431 @@
+/*
+ * master — see master.h.
+ */
+#include "todoku/master.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "mail/conf.h"
+#include "todoku/proto.h"
+#include "todoku/role.h"
+
+#define MASTER_MAX_CHILDREN 72
+#define MASTER_STOP_GRACE_S 30
+
+struct child {
+	enum role_id role;
+	unsigned instance;
+	pid_t pid;
+	struct ipc *ipc;
+	uint64_t started_ms;
+	unsigned backoff_s;
+	struct event *restart_ev;
+};
+
+struct master {
+	struct event_base *base;
+	struct conf *conf;
+	const char *config_path;
+	char exe[PATH_MAX];
+	int *listen_fds;
+	char **listen_names;
+	size_t nlisten;
+	struct child children[MASTER_MAX_CHILDREN];
+	size_t nchildren;
+	int stopping;
+	struct event *stop_timer;
+};
+
+static void master_spawn(struct master *m, struct child *c);
+
+static int
+master_bind_one(const struct conf_listen *l)
+{
+	int one = 1;
+	int fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+						 SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&l->ss, l->sslen) < 0 ||
+	    listen(fd, 512) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+master_bind_all(struct master *m)
+{
+	m->nlisten = m->conf->nlistens;
+	m->listen_fds = xcalloc(m->nlisten, sizeof(int));
+	m->listen_names = xcalloc(m->nlisten, sizeof(char *));
+	for (size_t i = 0; i < m->nlisten; i++) {
+		const struct conf_listen *l = &m->conf->listens[i];
+		m->listen_fds[i] = master_bind_one(l);
+		if (m->listen_fds[i] < 0)
+			log_fatal("cannot listen on %s ([listen \"%s\"]): %s",
+				  l->address, l->name, strerror(errno));
+		m->listen_names[i] = xstrdup(l->name);
+		log_info("listening on %s ([listen \"%s\"])", l->address,
+			 l->name);
+	}
+}
+
+/* Create dir (and parents) and hand it to the run-as user when root. */
+static void
+master_prepare_dir(const char *dir, uid_t uid, gid_t gid, int chown_it)
+{
+	if (mkdir_p(dir, 0755) < 0)
+		log_fatal("cannot create %s: %s", dir, strerror(errno));
+	if (chown_it && chown(dir, uid, gid) < 0)
+		log_fatal("cannot chown %s: %s", dir, strerror(errno));
+}
+
+static void
+master_prepare_dirs(struct master *m)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int root = geteuid() == 0;
+
+	if (root && role_user(m->conf->user, &uid, &gid) < 0)
+		log_fatal("user \"%s\" does not exist (create it with "
+			  "`useradd --system --no-create-home %s` or set "
+			  "[server] user)",
+			  m->conf->user, m->conf->user);
+	master_prepare_dir(m->conf->spool, uid, gid, root);
+	chmod(m->conf->spool, 0750);
+	for (size_t i = 0; i < m->conf->ndomains; i++)
+		master_prepare_dir(m->conf->domains[i].mailboxes, uid, gid,
+				   root);
+}
+
+static void
+master_on_child_msg(struct ipc *ipc, const struct ipc_hdr *h,
+		    struct ipc_in *in, int fd, void *arg)
+{
+	struct child *c = arg;
+
+	log_warn("unexpected message %u from %s", h->type, role_name(c->role));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void
+master_on_child_close(struct ipc *ipc, void *arg)
+{
+	/* the SIGCHLD path reaps and restarts */
+}
+
+static struct child *
+master_find_role(struct master *m, enum role_id r)
+{
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].role == r && m->children[i].pid > 0)
+			return &m->children[i];
+	return NULL;
+}
+
+static void
+master_pair(struct child *a, struct child *b)
+{
+	struct ipc_out o;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_err("socketpair: %s", strerror(errno));
+		return;
+	}
+	ipc_out_init(&o);
+	ipc_put_u8(&o, (uint8_t)b->role);
+	ipc_put_u32(&o, b->instance);
+	ipc_send(a->ipc, M_PEER, 0, sv[0], &o);
+	buf_reset(&o.b);
+	ipc_put_u8(&o, (uint8_t)a->role);
+	ipc_put_u32(&o, a->instance);
+	ipc_send(b->ipc, M_PEER, 0, sv[1], &o);
+	ipc_out_free(&o);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Connect a freshly started child to every live peer it talks to. */
+static void
+master_wire(struct master *m, struct child *c)
+{
+	struct child *q = master_find_role(m, ROLE_QUEUE);
+
+	if (c->role == ROLE_QUEUE) {
+		for (size_t i = 0; i < m->nchildren; i++) {
+			struct child *o = &m->children[i];
+			if (o->pid > 0 && o->role != ROLE_QUEUE)
+				master_pair(c, o);
+		}
+		return;
+	}
+	if (c->role == ROLE_SMTP_IN) {
+		for (size_t i = 0; i < m->nlisten; i++) {
+			struct ipc_out o;
+			ipc_out_init(&o);
+			ipc_put_str(&o, m->listen_names[i]);
+			ipc_send(c->ipc, M_LISTEN, 0, m->listen_fds[i], &o);
+			ipc_out_free(&o);
+		}
+	}
+	if (q != NULL)
+		master_pair(q, c);
+}
+
+static void
+master_exec_child(struct master *m, struct child *c, int fd)
+{
+	char *argv[6];
+	int n = 0;
+
+	if (dup2(fd, ROLE_MASTER_FD) < 0)
+		_exit(71);
+	closefrom(ROLE_MASTER_FD + 1);
+	argv[n++] = (char *)"todoku";
+	argv[n++] = (char *)"--role";
+	argv[n++] = (char *)role_name(c->role);
+	if (m->config_path) {
+		argv[n++] = (char *)"-c";
+		argv[n++] = (char *)m->config_path;
+	}
+	argv[n] = NULL;
+	execv(m->exe, argv);
+	_exit(71);
+}
+
+static void
+master_spawn(struct master *m, struct child *c)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+		log_err("socketpair: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		master_exec_child(m, c, sv[1]);
+	}
+	close(sv[1]);
+	c->pid = pid;
+	c->started_ms = clock_mono_ms();
+	c->ipc = ipc_new(m->base, sv[0], master_on_child_msg,
+			 master_on_child_close, c);
+	log_info("started %s[%d]", role_name(c->role), (int)pid);
+	master_wire(m, c);
+}
+
+static struct master *master_global;
+
+static void
+master_restart_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+
+	if (master_global->stopping)
+		return;
+	master_spawn(master_global, c);
+}
+
+static void
+master_child_died(struct master *m, struct child *c, int status)
+{
+	uint64_t ran = clock_mono_ms() - c->started_ms;
+	struct timeval tv = {0, 0};
+
+	if (WIFSIGNALED(status))
+		log_err("%s[%d] killed by signal %d", role_name(c->role),
+			(int)c->pid, WTERMSIG(status));
+	else if (!m->stopping || WEXITSTATUS(status) != 0)
+		log_err("%s[%d] exited with status %d", role_name(c->role),
+			(int)c->pid, WEXITSTATUS(status));
+	c->pid = 0;
+	ipc_free(c->ipc);
+	c->ipc = NULL;
+	if (m->stopping)
+		return;
+	if (ran > 60000)
+		c->backoff_s = 0;
+	tv.tv_sec = c->backoff_s;
+	c->backoff_s = c->backoff_s ? c->backoff_s * 2 : 1;
+	if (c->backoff_s > 60)
+		c->backoff_s = 60;
+	log_info("restarting %s in %ld s", role_name(c->role),
+		 (long)tv.tv_sec);
+	evtimer_add(c->restart_ev, &tv);
+}
+
+static int
+master_live_children(struct master *m)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < m->nchildren; i++)
+		n += m->children[i].pid > 0;
+	return n;
+}
+
+static void
+master_on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < m->nchildren; i++) {
+			if (m->children[i].pid == pid) {
+				master_child_died(m, &m->children[i], status);
+				break;
+			}
+		}
+	}
+	if (m->stopping && master_live_children(m) == 0)
+		event_base_loopexit(m->base, NULL);
+}
+
+static void
+master_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+
+	log_warn("roles did not stop within %d s; killing them",
+		 MASTER_STOP_GRACE_S);
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].pid > 0)
+			kill(m->children[i].pid, SIGKILL);
+}
+
+static void
+master_on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	struct timeval tv = {MASTER_STOP_GRACE_S, 0};
+
+	if (m->stopping)
+		return;
+	log_info("stopping (signal %d)", (int)sig);
+	m->stopping = 1;
+	for (size_t i = 0; i < m->nchildren; i++) {
+		struct child *c = &m->children[i];
+		evtimer_del(c->restart_ev);
+		if (c->pid > 0 && c->ipc != NULL) {
+			ipc_send(c->ipc, M_SHUTDOWN, 0, -1, NULL);
+			ipc_flush(c->ipc);
+		}
+	}
+	m->stop_timer = evtimer_new(m->base, master_stop_timeout, m);
+	evtimer_add(m->stop_timer, &tv);
+	if (master_live_children(m) == 0)
+		event_base_loopexit(m->base, NULL);
+}
+
+static void
+master_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	char err[CONF_ERR_MAX];
+	struct conf *nc = conf_load(m->config_path, err, sizeof(err));
+
+	if (nc == NULL) {
+		log_err("reload refused, keeping the running configuration: "
+			"%s",
+			err);
+		return;
+	}
+	log_info("configuration reloaded from %s", nc->path);
+	conf_free(m->conf);
+	m->conf = nc;
+	log_set_level(nc->log_level);
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].pid > 0)
+			ipc_send(m->children[i].ipc, M_RELOAD, 0, -1, NULL);
+}
+
+static void
+master_add_child(struct master *m, enum role_id r, unsigned instance)
+{
+	struct child *c = &m->children[m->nchildren++];
+
+	c->role = r;
+	c->instance = instance;
+	c->restart_ev = evtimer_new(m->base, master_restart_now, c);
+}
+
+int
+master_run(struct conf *conf, const char *config_path)
+{
+	static struct master m;
+	struct event *sigs[5];
+	ssize_t n;
+
+	master_global = &m;
+	m.conf = conf;
+	m.config_path = config_path;
+	n = readlink("/proc/self/exe", m.exe, sizeof(m.exe) - 1);
+	if (n < 0)
+		log_fatal("cannot find own executable: %s", strerror(errno));
+	m.exe[n] = '\0';
+	signal(SIGPIPE, SIG_IGN);
+	m.base = event_base_new();
+	master_prepare_dirs(&m);
+	master_bind_all(&m);
+
+	sigs[0] = evsignal_new(m.base, SIGCHLD, master_on_sigchld, &m);
+	sigs[1] = evsignal_new(m.base, SIGTERM, master_on_sigterm, &m);
+	sigs[2] = evsignal_new(m.base, SIGINT, master_on_sigterm, &m);
+	sigs[3] = evsignal_new(m.base, SIGHUP, master_on_sighup, &m);
+	for (int i = 0; i < 4; i++)
+		evsignal_add(sigs[i], NULL);
+
+	master_add_child(&m, ROLE_QUEUE, 0);
+	master_add_child(&m, ROLE_LOCAL, 0);
+	for (unsigned i = 0; i < conf->smtp_in_procs &&
+			     m.nchildren < MASTER_MAX_CHILDREN;
+	     i++)
+		master_add_child(&m, ROLE_SMTP_IN, i);
+	for (size_t i = 0; i < m.nchildren; i++)
+		master_spawn(&m, &m.children[i]);
+
+	log_info("todoku ready: %zu listener(s), %u smtp-in process(es)",
+		 m.nlisten, conf->smtp_in_procs);
+	event_base_dispatch(m.base);
+	log_info("stopped");
+	return 0;
+}

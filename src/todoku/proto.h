@@ -1,0 +1,75 @@
+/*
+ * proto — the IPC message types between todoku's roles.
+ *
+ * Every message is sent with lib/ipc.h; the payload fields listed here
+ * are put and got in exactly this order. The header id names what the
+ * message is about (a transaction of a smtp-in session, a delivery).
+ *
+ * master -> any role
+ *   M_PEER       fd = socketpair end to another role; u8 peer role,
+ *                u32 peer instance
+ *   M_LISTEN     (smtp-in) fd = listening socket; str listener name
+ *   M_RELOAD     re-read the configuration file (already validated)
+ *   M_SHUTDOWN   finish: 421 to clients, flush, exit 0
+ *
+ * smtp-in -> queue (id = transaction id, unique per smtp-in process)
+ *   Q_OPEN       str client addr, str client name, str helo, str proto,
+ *                str sender, u8 body 8bit, u8 smtputf8, u8 ret, str envid,
+ *                u32 nrcpt, nrcpt x (str rcpt, str orcpt, u32 notify)
+ *   Q_PREPEND    data: trace header(s) to store before the body
+ *   Q_CHUNK      data: up to CHUNK_MAX bytes of message (CRLF, unstuffed)
+ *   Q_END        (empty) message complete: commit, then Q_RESULT
+ *   Q_ABORT      (empty) drop the transaction
+ *
+ * queue -> smtp-in
+ *   Q_OPEN_OK    str queue id, u32 credit (chunks smtp-in may send)
+ *   Q_CREDIT     u32 more chunks
+ *   Q_RESULT     u32 code, str enhanced status, str text (final reply)
+ *
+ * queue -> local (id = delivery id)
+ *   L_DELIVER    fd = body (read-only, from offset 0), str queue id,
+ *                str recipient, str Maildir path, str prefix headers
+ * local -> queue
+ *   L_RESULT     u8 result (maildir_result), str enhanced status,
+ *                str where ("maildir PATH"), str reason
+ */
+#ifndef TODOKU_PROTO_H
+#define TODOKU_PROTO_H
+
+enum role_id {
+	ROLE_MASTER = 0,
+	ROLE_QUEUE,
+	ROLE_SMTP_IN,
+	ROLE_LOCAL,
+	ROLE_MAX,
+};
+
+enum proto_type {
+	M_PEER = 1,
+	M_LISTEN,
+	M_RELOAD,
+	M_SHUTDOWN,
+
+	Q_OPEN = 100,
+	Q_PREPEND,
+	Q_CHUNK,
+	Q_END,
+	Q_ABORT,
+	Q_OPEN_OK,
+	Q_CREDIT,
+	Q_RESULT,
+
+	L_DELIVER = 200,
+	L_RESULT,
+};
+
+/* Chunk size and window of the smtp-in -> queue body stream. */
+#define CHUNK_MAX (64 * 1024)
+#define CHUNK_WINDOW 4
+
+/* The master channel is always this fd in a role process. */
+#define ROLE_MASTER_FD 3
+
+const char *role_name(enum role_id r);
+
+#endif

@@ -1,0 +1,978 @@
+/*
+ * queue — see queue.h.
+ */
+#include "todoku/queue.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "mail/addr.h"
+#include "mail/conf.h"
+#include "mail/resolve.h"
+#include "todoku/ctl.h"
+#include "todoku/maildir.h"
+#include "todoku/proto.h"
+#include "todoku/role.h"
+#include "todoku/spool.h"
+
+struct queue;
+
+struct qpeer {
+	struct queue *q;
+	struct ipc *ipc;
+	enum role_id role;
+	unsigned instance;
+	struct qpeer *next;
+};
+
+struct txn {
+	struct queue *q;
+	struct qpeer *peer; /* NULL once the peer went away */
+	uint64_t id;
+	struct spool_msg *msg; /* NULL while committing */
+	int committing;
+	struct txn *next;
+};
+
+struct entry {
+	uint64_t rcpt_id;
+	char msg[SPOOL_ID_LEN + 1];
+	char *sender;
+	char *addr;
+	int state;
+	unsigned attempts;
+	time_t next_attempt;
+	time_t arrival;
+	int held;
+	int in_flight;
+	struct entry *next;
+};
+
+struct attempt {
+	struct queue *q;
+	struct entry *e;
+	struct spool_result res;
+	char where[600];
+	char reply[1024];
+	char status[16];
+	char bounce_to[ADDR_PATH_MAX + 2];
+};
+
+struct ctlconn {
+	struct queue *q;
+	int fd;
+	struct event *ev;
+	char in[CTL_REQUEST_MAX];
+	size_t inlen;
+	struct buf out;
+	size_t off;
+};
+
+struct queue {
+	struct role_env *env;
+	struct spool *spool;
+	struct ipc *master;
+	struct qpeer *peers;
+	struct qpeer *local;
+	struct txn *txns;
+	struct entry *entries;
+	unsigned inflight;
+	struct event *tick;
+	int ctl_fd;
+	struct event *ctl_ev;
+	int stopping;
+};
+
+static void queue_dispatch(struct queue *q);
+
+/* ---- scheduler entries ---------------------------------------------- */
+
+static struct entry *
+entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
+	  const char *sender, const char *addr, time_t next, time_t arrival)
+{
+	struct entry *e = xcalloc(1, sizeof(*e));
+
+	e->rcpt_id = rcpt_id;
+	snprintf(e->msg, sizeof(e->msg), "%s", msg);
+	e->sender = xstrdup(sender);
+	e->addr = xstrdup(addr);
+	e->next_attempt = next;
+	e->arrival = arrival;
+	e->next = q->entries;
+	q->entries = e;
+	return e;
+}
+
+static void
+entry_remove(struct queue *q, struct entry *e)
+{
+	for (struct entry **pp = &q->entries; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	xfree(e->sender);
+	xfree(e->addr);
+	xfree(e);
+}
+
+static void
+queue_load_one(void *arg, const struct spool_pending *p)
+{
+	struct queue *q = arg;
+	struct entry *e = entry_add(q, p->rcpt_id, p->msg, p->sender, p->addr,
+				    p->next_attempt, p->arrival);
+
+	e->state = p->state;
+	e->attempts = p->attempts;
+	e->held = p->held;
+}
+
+/* ---- delivery results ----------------------------------------------- */
+
+static time_t
+queue_retry_delay(const struct conf *c, unsigned attempts)
+{
+	size_t i = attempts == 0 ? 0 : attempts - 1;
+	uint64_t d;
+
+	if (c->nretry == 0)
+		return 300;
+	if (i >= c->nretry)
+		i = c->nretry - 1;
+	d = c->retry[i];
+	/* up to 10% jitter so a burst of failures does not retry in step */
+	d += d >= 10 ? (uint64_t)random() % (d / 10 + 1) : 0;
+	return (time_t)d;
+}
+
+static void
+queue_on_recorded(void *arg, int err, struct spool_result *r)
+{
+	struct attempt *a = arg;
+	struct queue *q = a->q;
+	struct entry *e = a->e;
+
+	if (err) {
+		log_err("%s: cannot record attempt for <%s> (spool error %d); "
+			"will retry",
+			e->msg, e->addr, err);
+		e->in_flight = 0;
+		e->next_attempt = clock_now() + 60;
+		if (err == SPOOL_E_IO)
+			log_fatal("spool I/O error: restarting the queue role");
+	} else {
+		if (r->bounce_id[0]) {
+			log_info("%s: sender non-delivery notification: %s",
+				 e->msg, r->bounce_id);
+			entry_add(q, r->bounce_rcpt_id, r->bounce_id, "",
+				  r->bounce_to, r->time, r->time);
+		}
+		if (r->msg_done)
+			log_info("%s: removed", e->msg);
+		if (r->new_state >= SPOOL_DELIVERED) {
+			entry_remove(q, e);
+		} else {
+			e->state = r->new_state;
+			e->attempts++;
+			e->next_attempt = r->next_attempt;
+			e->in_flight = 0;
+		}
+	}
+	xfree(a);
+	queue_dispatch(q);
+}
+
+/* Where a DSN for this message goes: never to <>. */
+static void
+queue_bounce_target(struct queue *q, struct attempt *a)
+{
+	struct mailaddr m;
+	struct resolve_list l = {0};
+
+	if (a->e->sender[0] == '\0')
+		return;
+	if (addr_parse_mailbox(a->e->sender, strlen(a->e->sender),
+			       ADDR_F_UTF8, &m) != ADDR_OK)
+		return;
+	if (resolve_expand(q->env->conf, &m, &l) == 0 && l.n > 0)
+		addr_format(&l.items[0].addr, a->bounce_to,
+			    sizeof(a->bounce_to));
+	else
+		snprintf(a->bounce_to, sizeof(a->bounce_to), "%s",
+			 a->e->sender);
+	resolve_list_free(&l);
+	a->res.bounce_to = a->bounce_to;
+}
+
+/*
+ * Record the outcome of one attempt. kind: MAILDIR_OK, MAILDIR_TEMP or
+ * MAILDIR_PERM; status is the enhanced status code.
+ */
+static void
+queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
+	     const char *where, const char *reply)
+{
+	struct attempt *a = xcalloc(1, sizeof(*a));
+	const struct conf *c = q->env->conf;
+	time_t now = clock_now();
+
+	a->q = q;
+	a->e = e;
+	snprintf(a->where, sizeof(a->where), "%s", where);
+	snprintf(a->reply, sizeof(a->reply), "%s", reply);
+	snprintf(a->status, sizeof(a->status), "%s", status);
+	a->res.rcpt_id = e->rcpt_id;
+	snprintf(a->res.msg, sizeof(a->res.msg), "%s", e->msg);
+	a->res.time = now;
+	a->res.where = a->where;
+	a->res.reply = a->reply;
+	a->res.status = a->status;
+	a->res.reporting_mta = c->hostname;
+	a->res.final_rcpt = e->addr;
+	if (kind == MAILDIR_TEMP && !e->held &&
+	    now >= e->arrival + (time_t)c->give_up_after) {
+		kind = MAILDIR_PERM;
+		snprintf(a->status, sizeof(a->status), "4.4.7");
+		snprintf(a->reply, sizeof(a->reply),
+			 "message expired after %llu s in the queue; last "
+			 "error: %s",
+			 (unsigned long long)c->give_up_after, reply);
+	}
+	if (kind == MAILDIR_OK) {
+		a->res.new_state = SPOOL_DELIVERED;
+		a->res.result = "delivered";
+		log_info("%s: to=<%s>, relay=%s, status=delivered", e->msg,
+			 e->addr, where);
+	} else if (kind == MAILDIR_TEMP) {
+		a->res.new_state = SPOOL_DEFERRED;
+		a->res.result = "deferred";
+		a->res.next_attempt = now + queue_retry_delay(c, e->attempts + 1);
+		log_info("%s: to=<%s>, relay=%s, status=deferred (%s %s)",
+			 e->msg, e->addr, where, status, reply);
+	} else {
+		a->res.new_state = SPOOL_BOUNCED;
+		a->res.result = "bounced";
+		queue_bounce_target(q, a);
+		log_info("%s: to=<%s>, relay=%s, status=bounced (%s %s)%s",
+			 e->msg, e->addr, where, a->status, a->reply,
+			 a->res.bounce_to ? ""
+					  : "; no notification to the null "
+					    "sender");
+	}
+	spool_record(q->spool, &a->res, queue_on_recorded, a);
+}
+
+/* ---- local delivery -------------------------------------------------- */
+
+struct dispatch {
+	struct queue *q;
+	struct entry *e;
+	char mailbox[PATH_MAX];
+};
+
+static void
+queue_on_body(void *arg, int err, int body_fd, const char *prepend,
+	      size_t prepend_len)
+{
+	struct dispatch *d = arg;
+	struct queue *q = d->q;
+	struct entry *e = d->e;
+	struct ipc_out o;
+	struct buf prefix;
+
+	if (err || q->local == NULL) {
+		if (err)
+			log_err("%s: cannot read the stored message", e->msg);
+		e->in_flight = 0;
+		e->next_attempt = clock_now() + (err ? 60 : 1);
+		q->inflight--;
+		xfree(d);
+		return;
+	}
+	buf_init(&prefix, IPC_MAX_PAYLOAD / 2);
+	buf_addf(&prefix, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+		 e->sender, e->addr);
+	buf_add(&prefix, prepend, prepend_len);
+	ipc_out_init(&o);
+	ipc_put_str(&o, e->msg);
+	ipc_put_str(&o, e->addr);
+	ipc_put_str(&o, d->mailbox);
+	ipc_put_str(&o, prefix.data ? prefix.data : "");
+	ipc_send(q->local->ipc, L_DELIVER, e->rcpt_id, body_fd, &o);
+	ipc_out_free(&o);
+	buf_free(&prefix);
+	xfree(d);
+}
+
+static void
+queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
+{
+	struct dispatch *d = xcalloc(1, sizeof(*d));
+
+	d->q = q;
+	d->e = e;
+	snprintf(d->mailbox, sizeof(d->mailbox), "%s", mailbox);
+	e->in_flight = 1;
+	q->inflight++;
+	spool_load_body(q->spool, e->msg, queue_on_body, d);
+}
+
+static void
+queue_attempt(struct queue *q, struct entry *e)
+{
+	struct mailaddr m;
+	struct resolved r;
+	char where[PATH_MAX + 16];
+
+	if (addr_parse_mailbox(e->addr, strlen(e->addr), ADDR_F_UTF8, &m) !=
+	    ADDR_OK) {
+		e->in_flight = 1;
+		queue_finish(q, e, MAILDIR_PERM, "5.1.3", "none",
+			     "recipient address is not valid");
+		return;
+	}
+	if (resolve_rcpt(q->env->conf, &m, &r) < 0)
+		r.kind = RESOLVE_NO_USER;
+	e->in_flight = 1;
+	switch (r.kind) {
+	case RESOLVE_LOCAL:
+		if (q->local == NULL) {
+			e->in_flight = 0;
+			return;
+		}
+		e->in_flight = 0;
+		queue_start_local(q, e, r.mailbox);
+		return;
+	case RESOLVE_NO_USER:
+		queue_finish(q, e, MAILDIR_PERM, "5.1.1", "local",
+			     "no such user here (not in the users table of "
+			     "its domain)");
+		return;
+	case RESOLVE_ALIAS:
+		queue_finish(q, e, MAILDIR_PERM, "5.4.6", "local",
+			     "alias expansion found no final recipient "
+			     "(alias loop or too deep)");
+		return;
+	case RESOLVE_REMOTE:
+		snprintf(where, sizeof(where), "smtp %s", m.domain);
+		queue_finish(q, e, MAILDIR_TEMP, "4.4.1", where,
+			     "outbound SMTP delivery is not available in "
+			     "this version of todoku; the message stays "
+			     "queued");
+		return;
+	}
+}
+
+static void
+queue_dispatch(struct queue *q)
+{
+	time_t now = clock_now();
+
+	if (q->stopping)
+		return;
+	for (struct entry *e = q->entries, *n; e; e = n) {
+		n = e->next;
+		if (q->inflight >= QUEUE_MAX_INFLIGHT)
+			break;
+		if (e->in_flight || e->held || e->next_attempt > now)
+			continue;
+		queue_attempt(q, e);
+	}
+}
+
+static void
+queue_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	queue_dispatch(arg);
+}
+
+static struct entry *
+queue_find_entry(struct queue *q, uint64_t rcpt_id)
+{
+	for (struct entry *e = q->entries; e; e = e->next)
+		if (e->rcpt_id == rcpt_id)
+			return e;
+	return NULL;
+}
+
+static void
+queue_on_local_result(struct queue *q, const struct ipc_hdr *h,
+		      struct ipc_in *in)
+{
+	int result = ipc_get_u8(in);
+	const char *status = ipc_get_str(in);
+	const char *where = ipc_get_str(in);
+	const char *reason = ipc_get_str(in);
+	struct entry *e;
+
+	ipc_end(in);
+	e = queue_find_entry(q, h->id);
+	if (e == NULL || !e->in_flight) {
+		log_warn("local: result for unknown delivery %llu",
+			 (unsigned long long)h->id);
+		return;
+	}
+	q->inflight--;
+	queue_finish(q, e, result, status, where, reason);
+}
+
+/* ---- receiving from smtp-in ------------------------------------------ */
+
+static struct txn *
+txn_find(struct queue *q, struct qpeer *p, uint64_t id)
+{
+	for (struct txn *t = q->txns; t; t = t->next)
+		if (t->peer == p && t->id == id)
+			return t;
+	return NULL;
+}
+
+static void
+txn_free(struct queue *q, struct txn *t)
+{
+	for (struct txn **pp = &q->txns; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	if (t->msg)
+		spool_msg_discard(q->spool, t->msg);
+	xfree(t);
+}
+
+static void
+queue_reply(struct qpeer *p, uint64_t id, int code, const char *status,
+	    const char *text)
+{
+	struct ipc_out o;
+
+	if (p == NULL)
+		return;
+	ipc_out_init(&o);
+	ipc_put_u32(&o, (uint32_t)code);
+	ipc_put_str(&o, status);
+	ipc_put_str(&o, text);
+	ipc_send(p->ipc, Q_RESULT, id, -1, &o);
+	ipc_out_free(&o);
+}
+
+static int
+queue_space_ok(struct queue *q)
+{
+	struct statvfs sv;
+
+	if (statvfs(q->env->conf->spool, &sv) < 0)
+		return 1;
+	return (uint64_t)sv.f_bavail * sv.f_frsize >= q->env->conf->min_free;
+}
+
+static void
+queue_expand_rcpt(struct queue *q, struct spool_msg *m, const char *rcpt,
+		  const char *orcpt, unsigned notify)
+{
+	struct mailaddr a;
+	struct resolve_list l = {0};
+	char fin[ADDR_PATH_MAX + 2];
+	size_t added = 0;
+
+	if (addr_parse_mailbox(rcpt, strlen(rcpt), ADDR_F_UTF8, &a) ==
+		    ADDR_OK &&
+	    resolve_expand(q->env->conf, &a, &l) == 0) {
+		for (size_t i = 0; i < l.n; i++) {
+			addr_format(&l.items[i].addr, fin, sizeof(fin));
+			spool_msg_add_rcpt(m, fin, rcpt, orcpt, notify);
+			added++;
+		}
+		if (l.loop || l.truncated)
+			log_warn("%s: alias expansion of <%s> %s", m->id, rcpt,
+				 l.loop ? "hit a loop (cut)"
+					: "was truncated");
+	}
+	resolve_list_free(&l);
+	if (added == 0)
+		spool_msg_add_rcpt(m, rcpt, rcpt, orcpt, notify);
+}
+
+static void
+queue_on_open(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
+	      struct ipc_in *in)
+{
+	const char *caddr = ipc_get_str(in), *cname = ipc_get_str(in);
+	const char *helo = ipc_get_str(in);
+	const char *proto = ipc_get_str(in), *sender = ipc_get_str(in);
+	struct spool_msg *m = spool_msg_new(q->spool, clock_now());
+	struct txn *t;
+	struct ipc_out o;
+	uint32_t n;
+
+	(void)proto;
+	m->body8 = ipc_get_u8(in);
+	m->smtputf8 = ipc_get_u8(in);
+	m->ret = ipc_get_u8(in);
+	m->envid = xstrdup(ipc_get_str(in));
+	m->sender = xstrdup(sender);
+	m->helo = xstrdup(helo);
+	m->client = xmalloc(strlen(cname) + strlen(caddr) + 4);
+	snprintf(m->client, strlen(cname) + strlen(caddr) + 4, "%s [%s]", cname,
+		 caddr);
+	n = ipc_get_u32(in);
+	for (uint32_t i = 0; i < n && !in->err; i++) {
+		const char *rcpt = ipc_get_str(in), *orcpt = ipc_get_str(in);
+		unsigned notify = ipc_get_u32(in);
+		queue_expand_rcpt(q, m, rcpt, orcpt, notify);
+	}
+	ipc_end(in);
+	if (q->stopping || !queue_space_ok(q)) {
+		log_warn("refusing message: %s", q->stopping
+							 ? "shutting down"
+							 : "spool below min-free");
+		spool_msg_discard(q->spool, m);
+		queue_reply(p, h->id, 452, "4.3.1",
+			    "Insufficient system storage, try again later");
+		return;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->q = q;
+	t->peer = p;
+	t->id = h->id;
+	t->msg = m;
+	t->next = q->txns;
+	q->txns = t;
+	ipc_out_init(&o);
+	ipc_put_str(&o, m->id);
+	ipc_put_u32(&o, CHUNK_WINDOW);
+	ipc_send(p->ipc, Q_OPEN_OK, h->id, -1, &o);
+	ipc_out_free(&o);
+}
+
+static void
+queue_on_committed(void *arg, int err, struct spool_msg *m)
+{
+	struct txn *t = arg;
+	struct queue *q = t->q;
+
+	if (err) {
+		log_err("%s: commit failed (%s)", m->id,
+			err == SPOOL_E_FULL ? "disk full" : "I/O error");
+		if (err == SPOOL_E_FULL)
+			queue_reply(t->peer, t->id, 452, "4.3.1",
+				    "Insufficient system storage");
+		else
+			queue_reply(t->peer, t->id, 451, "4.3.0",
+				    "Local error in processing, try again "
+				    "later");
+	} else {
+		char text[128];
+		snprintf(text, sizeof(text), "Ok: queued as %s", m->id);
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queued)", m->id,
+			 m->sender, (unsigned long long)m->size, m->nrcpts);
+		for (size_t i = 0; i < m->nrcpts; i++)
+			entry_add(q, m->rcpts[i].id, m->id, m->sender,
+				  m->rcpts[i].addr, m->arrival, m->arrival);
+		queue_reply(t->peer, t->id, 250, "2.0.0", text);
+	}
+	t->msg = NULL;
+	txn_free(q, t);
+	if (err == SPOOL_E_IO) {
+		for (struct qpeer *p = q->peers; p; p = p->next)
+			ipc_flush(p->ipc);
+		log_fatal("spool I/O error: restarting the queue role");
+	}
+	queue_dispatch(q);
+}
+
+static void
+queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
+		 struct ipc_in *in)
+{
+	struct txn *t = txn_find(q, p, h->id);
+	const void *data;
+	size_t n;
+
+	if (t == NULL || t->committing)
+		log_panic("smtp-in sent %u for unknown transaction", h->type);
+	switch (h->type) {
+	case Q_PREPEND:
+		data = ipc_get_data(in, &n);
+		ipc_end(in);
+		buf_add(&t->msg->prepend, data, n);
+		break;
+	case Q_CHUNK: {
+		struct ipc_out o;
+		data = ipc_get_data(in, &n);
+		ipc_end(in);
+		spool_msg_write(q->spool, t->msg, data, n);
+		ipc_out_init(&o);
+		ipc_put_u32(&o, 1);
+		ipc_send(p->ipc, Q_CREDIT, h->id, -1, &o);
+		ipc_out_free(&o);
+		break;
+	}
+	case Q_END:
+		ipc_end(in);
+		if (t->msg->write_errno) {
+			int full = t->msg->write_errno == ENOSPC ||
+				   t->msg->write_errno == EDQUOT;
+			log_err("%s: write to spool failed: %s", t->msg->id,
+				strerror(t->msg->write_errno));
+			queue_reply(p, h->id, full ? 452 : 451,
+				    full ? "4.3.1" : "4.3.0",
+				    full ? "Insufficient system storage"
+					 : "Local error in processing");
+			txn_free(q, t);
+			break;
+		}
+		t->committing = 1;
+		spool_msg_commit(q->spool, t->msg, queue_on_committed, t);
+		break;
+	case Q_ABORT:
+		ipc_end(in);
+		txn_free(q, t);
+		break;
+	}
+}
+
+/* ---- peers ------------------------------------------------------------ */
+
+static void
+queue_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+	       int fd, void *arg)
+{
+	struct qpeer *p = arg;
+
+	if (fd >= 0)
+		close(fd);
+	switch (h->type) {
+	case Q_OPEN:
+		queue_on_open(p->q, p, h, in);
+		break;
+	case Q_PREPEND:
+	case Q_CHUNK:
+	case Q_END:
+	case Q_ABORT:
+		queue_on_txn_msg(p->q, p, h, in);
+		break;
+	case L_RESULT:
+		queue_on_local_result(p->q, h, in);
+		break;
+	default:
+		log_panic("queue: unexpected message %u from %s", h->type,
+			  role_name(p->role));
+	}
+}
+
+static void
+queue_peer_close(struct ipc *ipc, void *arg)
+{
+	struct qpeer *p = arg;
+	struct queue *q = p->q;
+
+	log_info("lost %s[%u]", role_name(p->role), p->instance);
+	for (struct txn *t = q->txns, *n; t; t = n) {
+		n = t->next;
+		if (t->peer != p)
+			continue;
+		if (t->committing)
+			t->peer = NULL;
+		else
+			txn_free(q, t);
+	}
+	if (q->local == p) {
+		/* deliveries in flight return to the ready set */
+		q->local = NULL;
+		for (struct entry *e = q->entries; e; e = e->next) {
+			if (e->in_flight) {
+				e->in_flight = 0;
+				q->inflight--;
+			}
+		}
+	}
+	for (struct qpeer **pp = &q->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	ipc_free(p->ipc);
+	xfree(p);
+}
+
+static void
+queue_add_peer(struct queue *q, int fd, enum role_id role, unsigned inst)
+{
+	struct qpeer *p = xcalloc(1, sizeof(*p));
+
+	p->q = q;
+	p->role = role;
+	p->instance = inst;
+	p->ipc = ipc_new(q->env->base, fd, queue_peer_msg, queue_peer_close,
+			 p);
+	p->next = q->peers;
+	q->peers = p;
+	if (role == ROLE_LOCAL) {
+		q->local = p;
+		queue_dispatch(q);
+	}
+}
+
+/* ---- control socket ---------------------------------------------------- */
+
+static void
+ctl_free(struct ctlconn *c)
+{
+	event_free(c->ev);
+	close(c->fd);
+	buf_free(&c->out);
+	xfree(c);
+}
+
+static void
+ctl_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctlconn *c = arg;
+	ssize_t w;
+
+	if (what & EV_TIMEOUT) {
+		ctl_free(c);
+		return;
+	}
+	w = write(fd, c->out.data + c->off, c->out.len - c->off);
+	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		ctl_free(c);
+		return;
+	}
+	if (w > 0)
+		c->off += (size_t)w;
+	if (c->off == c->out.len)
+		ctl_free(c);
+}
+
+static void
+ctl_answer(struct ctlconn *c, const char *head, const struct buf *payload)
+{
+	struct timeval tv = {QUEUE_CTL_TIMEOUT_S, 0};
+
+	buf_init(&c->out, 128u * 1024 * 1024);
+	buf_adds(&c->out, head);
+	buf_adds(&c->out, "\n");
+	if (payload && payload->data)
+		buf_add(&c->out, payload->data, payload->len);
+	event_free(c->ev);
+	c->ev = event_new(c->q->env->base, c->fd, EV_WRITE | EV_PERSIST,
+			  ctl_on_write, c);
+	event_add(c->ev, &tv);
+}
+
+static void
+ctl_on_query(void *arg, int err, struct buf *out)
+{
+	struct ctlconn *c = arg;
+
+	if (err)
+		ctl_answer(c, "error no such message in the queue", NULL);
+	else
+		ctl_answer(c, "ok", out);
+}
+
+static void
+ctl_handle(struct ctlconn *c)
+{
+	char *save = NULL;
+	char *verb = strtok_r(c->in, " ", &save);
+	char *a1 = strtok_r(NULL, " ", &save);
+	char *a2 = strtok_r(NULL, " ", &save);
+	struct queue *q = c->q;
+
+	if (verb && strcmp(verb, "list") == 0 && (a1 == NULL ||
+						  strcmp(a1, "json") == 0)) {
+		spool_query(q->spool, SPOOL_LIST, NULL, a1 != NULL,
+			    ctl_on_query, c);
+	} else if (verb && strcmp(verb, "show") == 0 && a1 &&
+		   strlen(a1) <= SPOOL_ID_LEN &&
+		   (a2 == NULL || strcmp(a2, "json") == 0)) {
+		spool_query(q->spool, SPOOL_SHOW, a1, a2 != NULL, ctl_on_query,
+			    c);
+	} else {
+		ctl_answer(c, "error unknown control request", NULL);
+	}
+}
+
+static void
+ctl_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctlconn *c = arg;
+	ssize_t r;
+	char *nl;
+
+	if (what & EV_TIMEOUT) {
+		ctl_free(c);
+		return;
+	}
+	r = read(fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen);
+	if (r <= 0) {
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		ctl_free(c);
+		return;
+	}
+	c->inlen += (size_t)r;
+	c->in[c->inlen] = '\0';
+	if ((nl = strchr(c->in, '\n')) == NULL) {
+		if (c->inlen == sizeof(c->in) - 1)
+			ctl_free(c);
+		return;
+	}
+	*nl = '\0';
+	event_del(c->ev);
+	ctl_handle(c);
+}
+
+static void
+ctl_on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct timeval tv = {QUEUE_CTL_TIMEOUT_S, 0};
+	struct ctlconn *c;
+	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (cfd < 0)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->q = q;
+	c->fd = cfd;
+	buf_init(&c->out, 0);
+	c->ev = event_new(q->env->base, cfd, EV_READ | EV_PERSIST, ctl_on_read,
+			  c);
+	event_add(c->ev, &tv);
+}
+
+static void
+queue_ctl_listen(struct queue *q)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s",
+		 q->env->conf->spool, CTL_SOCKET_NAME);
+	unlink(sun.sun_path);
+	q->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			   0);
+	if (q->ctl_fd < 0 ||
+	    bind(q->ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(q->ctl_fd, 16) < 0)
+		log_fatal("control socket %s: %s", sun.sun_path,
+			  strerror(errno));
+	q->ctl_ev = event_new(q->env->base, q->ctl_fd, EV_READ | EV_PERSIST,
+			      ctl_on_accept, q);
+	event_add(q->ctl_ev, NULL);
+}
+
+/* ---- master channel ----------------------------------------------------- */
+
+static void
+queue_shutdown(struct queue *q)
+{
+	q->stopping = 1;
+	spool_close(q->spool);
+	q->spool = NULL;
+	for (struct qpeer *p = q->peers; p; p = p->next)
+		ipc_flush(p->ipc);
+	log_info("stopped");
+	exit(0);
+}
+
+static void
+queue_reload(struct queue *q)
+{
+	char err[CONF_ERR_MAX];
+	struct conf *nc = conf_load(q->env->config_path, err, sizeof(err));
+
+	if (nc == NULL) {
+		log_err("reload failed, keeping configuration: %s", err);
+		return;
+	}
+	conf_free(q->env->conf);
+	q->env->conf = nc;
+	log_set_level(nc->log_level);
+	log_info("configuration reloaded");
+}
+
+static void
+queue_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+		 int fd, void *arg)
+{
+	struct queue *q = arg;
+
+	switch (h->type) {
+	case M_PEER: {
+		enum role_id r = (enum role_id)ipc_get_u8(in);
+		unsigned inst = ipc_get_u32(in);
+		ipc_end(in);
+		queue_add_peer(q, fd, r, inst);
+		return;
+	}
+	case M_RELOAD:
+		ipc_end(in);
+		queue_reload(q);
+		break;
+	case M_SHUTDOWN:
+		ipc_end(in);
+		queue_shutdown(q);
+		break;
+	default:
+		log_panic("queue: unexpected master message %u", h->type);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void
+queue_master_close(struct ipc *ipc, void *arg)
+{
+	struct queue *q = arg;
+
+	log_warn("master went away; stopping");
+	queue_shutdown(q);
+}
+
+int
+queue_main(struct role_env *env)
+{
+	static struct queue q;
+	char err[512];
+	struct timeval one = {1, 0};
+	int n;
+
+	q.env = env;
+	srandom((unsigned)(clock_mono_ms() ^ (uint64_t)getpid()));
+	q.spool = spool_open(env->conf->spool, env->conf->inline_body_max,
+			     env->base, err, sizeof(err));
+	if (q.spool == NULL)
+		log_fatal("%s", err);
+	n = spool_load_pending(q.spool, queue_load_one, &q);
+	if (n > 0)
+		log_info("recovered %d undelivered recipient(s) from the spool",
+			 n);
+	queue_ctl_listen(&q);
+	q.master = ipc_new(env->base, ROLE_MASTER_FD, queue_master_msg,
+			   queue_master_close, &q);
+	q.tick = event_new(env->base, -1, EV_PERSIST, queue_on_tick, &q);
+	event_add(q.tick, &one);
+	event_base_dispatch(env->base);
+	return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * queue — the queue role: owns the spool, receives messages streamed by
+ * smtp-in, makes them durable (group commit), schedules deliveries to the
+ * local role, records every attempt, generates bounces, and answers the
+ * control socket (`todoku queue ...`).
+ *
+ * Receiving: Q_OPEN allocates a queue id (refused with 452 4.3.1 below
+ * [queue] min-free), Q_CHUNK bytes go to the spool under credit-based
+ * flow control (CHUNK_WINDOW chunks in flight), Q_END commits and only
+ * then answers 250. Recipients are expanded through the aliases table
+ * here, once, and stored as final recipients with their original.
+ *
+ * Scheduling: every undelivered recipient is in memory with its next
+ * attempt time (loaded from the spool at start, so everything committed
+ * before a crash is delivered). A one-second tick dispatches what is due,
+ * at most QUEUE_MAX_INFLIGHT at once. Retry delays follow [queue] retry
+ * (the last interval repeats); past give-up-after a recipient bounces.
+ * Bounces never go to the null sender.
+ */
+#ifndef TODOKU_QUEUE_H
+#define TODOKU_QUEUE_H
+
+#define QUEUE_MAX_INFLIGHT 64
+#define QUEUE_CTL_TIMEOUT_S 30
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * role — see role.h.
+ */
+#include "todoku/role.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "mail/conf.h"
+
+static const char *const role_names[ROLE_MAX] = {"master", "queue",
+						 "smtp-in", "local"};
+
+const char *
+role_name(enum role_id r)
+{
+	return r < ROLE_MAX ? role_names[r] : "?";
+}
+
+int
+role_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL)
+		return -1;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+void
+role_drop_privileges(const char *user)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0)
+		return;
+	if (role_user(user, &uid, &gid) < 0)
+		log_fatal("user \"%s\" does not exist (create it with "
+			  "`useradd --system todoku` or set [server] user)",
+			  user);
+	if (uid == 0)
+		log_fatal("refusing to run roles as root ([server] user = %s)",
+			  user);
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
+		log_fatal("cannot drop privileges to %s: %s", user,
+			  strerror(errno));
+	if (setuid(0) == 0)
+		log_fatal("privilege drop to %s did not stick", user);
+}
+
+void
+role_harden(void)
+{
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* Keep core dumps under sanitizer/debug builds only. */
+	if (getenv("TODOKU_DUMPABLE") == NULL)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static enum role_id
+role_lookup(const char *name)
+{
+	for (int r = 1; r < ROLE_MAX; r++)
+		if (strcmp(name, role_names[r]) == 0)
+			return (enum role_id)r;
+	return ROLE_MAX;
+}
+
+int
+role_main(const char *name, const char *config_path)
+{
+	struct role_env env = {0};
+	char err[CONF_ERR_MAX];
+
+	env.role = role_lookup(name);
+	if (env.role == ROLE_MAX)
+		log_fatal("unknown role \"%s\"", name);
+	log_set_role(name);
+	clock_init();
+	env.config_path = config_path;
+	env.conf = conf_load(config_path, err, sizeof(err));
+	if (env.conf == NULL) {
+		log_err("%s", err);
+		return 2;
+	}
+	log_init(name, env.conf->log_syslog, env.conf->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	/* master handles ^C for the whole process group */
+	signal(SIGINT, SIG_IGN);
+	role_drop_privileges(env.conf->user);
+	role_harden();
+	env.base = event_base_new();
+	if (env.base == NULL)
+		log_fatal("cannot create event base");
+	switch (env.role) {
+	case ROLE_QUEUE:
+		return queue_main(&env);
+	case ROLE_SMTP_IN:
+		return smtp_in_main(&env);
+	case ROLE_LOCAL:
+		return local_main(&env);
+	default:
+		log_panic("role %d has no body", env.role);
+	}
+}

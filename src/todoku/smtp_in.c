@@ -1,0 +1,998 @@
+/*
+ * smtp_in — see smtp_in.h.
+ */
+#include "todoku/smtp_in.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "mail/addr.h"
+#include "mail/conf.h"
+#include "mail/resolve.h"
+#include "mail/smtp_cmd.h"
+#include "mail/smtp_data.h"
+#include "todoku/proto.h"
+#include "todoku/role.h"
+
+enum sess_state { S_CMD, S_WAIT_OPEN, S_DATA, S_WAIT_RESULT, S_CLOSING };
+
+static const char *const state_names[] = {"cmd", "wait-open", "data",
+					  "wait-result", "closing"};
+
+struct confref {
+	struct conf *c;
+	int refs;
+};
+
+struct rcpt {
+	char addr[ADDR_PATH_MAX + 2];
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	unsigned notify;
+};
+
+struct smtpd;
+
+struct session {
+	struct smtpd *d;
+	struct session *next;
+	uint64_t txn_id;
+	int fd;
+	struct event *rev, *wev, *timer;
+	struct confref *cref;
+	const struct conf *conf;
+	char addr[64];
+	char name[256];
+	struct sockaddr_storage peer;
+	int trusted;
+	enum sess_state state;
+	struct buf in, out;
+	int helo_seen, esmtp;
+	char helo[256];
+	int mail_seen;
+	struct smtp_mail_args mail;
+	struct rcpt *rcpts;
+	size_t nrcpts;
+	struct smtp_data dp;
+	struct buf chunk;
+	unsigned credit;
+	int txn_open; /* the queue knows this transaction */
+	int txn_failed; /* the queue went away mid-transaction */
+	char qid[32];
+	unsigned errors;
+	unsigned messages;
+	int skip_line;
+	int read_eof;
+};
+
+struct smtpd {
+	struct role_env *env;
+	struct confref *cref;
+	struct ipc *master;
+	struct ipc *queue;
+	struct event **listen_ev;
+	size_t nlisten;
+	struct session *sessions;
+	size_t nsessions;
+	uint64_t next_txn;
+	int stopping;
+};
+
+static void sess_process(struct session *s);
+static void sess_close(struct session *s);
+
+/* ---- configuration snapshots ------------------------------------------ */
+
+static void
+confref_put(struct confref *r)
+{
+	if (--r->refs == 0) {
+		conf_free(r->c);
+		xfree(r);
+	}
+}
+
+static struct confref *
+confref_new(struct conf *c)
+{
+	struct confref *r = xcalloc(1, sizeof(*r));
+
+	r->c = c;
+	r->refs = 1;
+	return r;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static void
+sess_flush(struct session *s)
+{
+	while (s->out.len > 0) {
+		ssize_t w = write(s->fd, s->out.data, s->out.len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				event_add(s->wev, NULL);
+				return;
+			}
+			s->out.len = 0;
+			sess_close(s);
+			return;
+		}
+		buf_consume(&s->out, (size_t)w);
+	}
+	if (s->state == S_CLOSING)
+		sess_close(s);
+}
+
+static void
+sess_reply(struct session *s, int code, const char *status, const char *fmt,
+	   ...) __attribute__((format(printf, 4, 5)));
+
+static void
+sess_reply(struct session *s, int code, const char *status, const char *fmt,
+	   ...)
+{
+	char text[512];
+	va_list ap;
+	size_t before = s->out.len;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (status)
+		buf_addf(&s->out, "%d %s %s\r\n", code, status, text);
+	else
+		buf_addf(&s->out, "%d %s\r\n", code, text);
+	if (s->out.len == before) {
+		log_warn("%s: client does not read its replies; closing",
+			 s->addr);
+		s->out.len = 0;
+		s->state = S_CLOSING;
+		return;
+	}
+	if (log_get_level() >= LOG_LVL_DEBUG)
+		log_debug("%s > %.*s", s->addr, (int)(s->out.len - before - 2),
+			  s->out.data + before);
+	if (code >= 400 && code != 421)
+		s->errors++;
+}
+
+/* ---- state -------------------------------------------------------------- */
+
+static void
+sess_timer(struct session *s)
+{
+	uint64_t secs;
+	struct timeval tv;
+
+	switch (s->state) {
+	case S_DATA:
+		secs = s->conf->timeout_data_block;
+		break;
+	case S_WAIT_OPEN:
+	case S_WAIT_RESULT:
+		secs = s->conf->timeout_data_end;
+		break;
+	default:
+		secs = s->conf->timeout_command;
+	}
+	tv.tv_sec = (time_t)secs;
+	tv.tv_usec = 0;
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+sess_set_state(struct session *s, enum sess_state st)
+{
+	if (s->state == st)
+		return;
+	log_debug("%s: %s -> %s", s->addr, state_names[s->state],
+		  state_names[st]);
+	s->state = st;
+	if (st != S_CLOSING)
+		sess_timer(s);
+}
+
+static void
+sess_txn_abort(struct session *s)
+{
+	if (s->txn_open && s->d->queue != NULL && !s->txn_failed)
+		ipc_send(s->d->queue, Q_ABORT, s->txn_id, -1, NULL);
+	s->txn_open = 0;
+}
+
+/* RFC 5321 §4.1.1.5: forget sender, recipients and buffers. */
+static void
+sess_mail_reset(struct session *s)
+{
+	sess_txn_abort(s);
+	s->mail_seen = 0;
+	memset(&s->mail, 0, sizeof(s->mail));
+	xfree(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	buf_reset(&s->chunk);
+	s->txn_failed = 0;
+	s->qid[0] = '\0';
+}
+
+static void
+sess_hangup(struct session *s, int code, const char *status,
+	    const char *text)
+{
+	sess_mail_reset(s);
+	sess_reply(s, code, status, "%s %s", s->conf->hostname, text);
+	sess_set_state(s, S_CLOSING);
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int
+sess_need_helo(struct session *s)
+{
+	if (s->helo_seen)
+		return 0;
+	sess_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+	return -1;
+}
+
+static void
+cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+	struct smtp_reply err;
+	char helo[256];
+
+	if (smtp_helo_parse(c->arg, c->arglen, helo, sizeof(helo), &err) < 0) {
+		sess_reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	sess_mail_reset(s);
+	snprintf(s->helo, sizeof(s->helo), "%s", helo);
+	s->helo_seen = 1;
+	s->esmtp = c->verb == SMTP_EHLO;
+	if (!s->esmtp) {
+		sess_reply(s, 250, NULL, "%s", s->conf->hostname);
+		return;
+	}
+	buf_addf(&s->out,
+		 "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+		 "250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n",
+		 s->conf->hostname,
+		 (unsigned long long)s->conf->max_message_size);
+	log_debug("%s > 250 %s (EHLO keywords)", s->addr, s->conf->hostname);
+}
+
+static void
+cmd_mail(struct session *s, const struct smtp_cmd *c)
+{
+	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, 0};
+	struct smtp_reply err;
+
+	if (sess_need_helo(s) < 0)
+		return;
+	if (s->mail_seen) {
+		sess_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (smtp_mail_parse(c->arg, c->arglen, &ext, &s->mail, &err) < 0) {
+		sess_reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	if (s->mail.has_size && s->mail.size > s->conf->max_message_size) {
+		sess_reply(s, 552, "5.3.4",
+			   "Message size exceeds fixed limit of %llu bytes",
+			   (unsigned long long)s->conf->max_message_size);
+		return;
+	}
+	s->mail_seen = 1;
+	sess_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* Is this recipient acceptable from this client? Replies if not. */
+static int
+sess_rcpt_policy(struct session *s, struct mailaddr *a)
+{
+	struct resolved r;
+
+	if (a->domain[0] == '\0' && s->conf->ndomains > 0)
+		snprintf(a->domain, sizeof(a->domain), "%s",
+			 s->conf->domains[0].name);
+	if (resolve_rcpt(s->conf, a, &r) < 0)
+		r.kind = RESOLVE_NO_USER;
+	switch (r.kind) {
+	case RESOLVE_LOCAL:
+	case RESOLVE_ALIAS:
+		return 0;
+	case RESOLVE_NO_USER:
+		sess_reply(s, 550, "5.1.1",
+			   "Recipient address rejected: user unknown in "
+			   "local recipient table");
+		return -1;
+	case RESOLVE_REMOTE:
+		if (s->trusted)
+			return 0;
+		sess_reply(s, 554, "5.7.1",
+			   "Relay access denied: %s is not a local domain and "
+			   "your address is not trusted",
+			   a->domain);
+		return -1;
+	}
+	return -1;
+}
+
+static void
+cmd_rcpt(struct session *s, const struct smtp_cmd *c)
+{
+	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, 0};
+	struct smtp_rcpt_args ra;
+	struct smtp_reply err;
+	struct rcpt *r;
+
+	if (!s->mail_seen) {
+		sess_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (smtp_rcpt_parse(c->arg, c->arglen, &ext, &ra, &err) < 0) {
+		sess_reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	if (s->nrcpts >= s->conf->max_recipients) {
+		sess_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	if (sess_rcpt_policy(s, &ra.to) < 0)
+		return;
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+	r = &s->rcpts[s->nrcpts++];
+	addr_format(&ra.to, r->addr, sizeof(r->addr));
+	snprintf(r->orcpt, sizeof(r->orcpt), "%s", ra.orcpt);
+	r->notify = ra.notify;
+	sess_reply(s, 250, "2.1.5", "Ok");
+}
+
+static void
+cmd_data(struct session *s, const struct smtp_cmd *c)
+{
+	struct ipc_out o;
+	char from[ADDR_PATH_MAX + 2];
+
+	if (!s->mail_seen) {
+		sess_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpts == 0) {
+		sess_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	}
+	if (s->d->queue == NULL) {
+		sess_reply(s, 451, "4.3.0",
+			   "Queue temporarily unavailable, try again later");
+		return;
+	}
+	addr_format(&s->mail.from, from, sizeof(from));
+	s->txn_id = ++s->d->next_txn;
+	ipc_out_init(&o);
+	ipc_put_str(&o, s->addr);
+	ipc_put_str(&o, s->name);
+	ipc_put_str(&o, s->helo);
+	ipc_put_str(&o, s->esmtp ? "ESMTP" : "SMTP");
+	ipc_put_str(&o, from);
+	ipc_put_u8(&o, s->mail.body == SMTP_BODY_8BITMIME);
+	ipc_put_u8(&o, s->mail.smtputf8);
+	ipc_put_u8(&o, (uint8_t)s->mail.ret);
+	ipc_put_str(&o, s->mail.envid);
+	ipc_put_u32(&o, (uint32_t)s->nrcpts);
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		ipc_put_str(&o, s->rcpts[i].addr);
+		ipc_put_str(&o, s->rcpts[i].orcpt);
+		ipc_put_u32(&o, s->rcpts[i].notify);
+	}
+	ipc_send(s->d->queue, Q_OPEN, s->txn_id, -1, &o);
+	ipc_out_free(&o);
+	s->txn_open = 1;
+	sess_set_state(s, S_WAIT_OPEN);
+}
+
+static void
+sess_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+	struct smtp_reply err;
+
+	if (smtp_cmd_parse(line, len, &c, &err) < 0) {
+		sess_reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	switch (c.verb) {
+	case SMTP_HELO:
+	case SMTP_EHLO:
+		cmd_helo(s, &c);
+		break;
+	case SMTP_MAIL:
+		cmd_mail(s, &c);
+		break;
+	case SMTP_RCPT:
+		cmd_rcpt(s, &c);
+		break;
+	case SMTP_DATA:
+		cmd_data(s, &c);
+		break;
+	case SMTP_RSET:
+		sess_mail_reset(s);
+		sess_reply(s, 250, "2.0.0", "Ok");
+		break;
+	case SMTP_NOOP:
+		sess_reply(s, 250, "2.0.0", "Ok");
+		break;
+	case SMTP_QUIT:
+		sess_reply(s, 221, "2.0.0", "Bye");
+		sess_set_state(s, S_CLOSING);
+		break;
+	case SMTP_VRFY:
+		sess_reply(s, 252, "2.5.2",
+			   "Cannot VRFY user, but will accept message and "
+			   "attempt delivery");
+		break;
+	case SMTP_HELP:
+		sess_reply(s, 214, "2.0.0",
+			   "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT "
+			   "VRFY HELP");
+		break;
+	default:
+		sess_reply(s, 502, "5.5.1", "Error: command not implemented");
+		break;
+	}
+}
+
+/* ---- input framing ------------------------------------------------------- */
+
+/* One command line from the input buffer; 0 if none complete yet. */
+static int
+sess_take_line(struct session *s)
+{
+	char line[SMTP_LINE_MAX + 2];
+	char esc[256];
+	char *lf = memchr(s->in.data, '\n', s->in.len);
+	size_t len;
+
+	if (s->skip_line) {
+		if (lf == NULL) {
+			buf_reset(&s->in);
+			return 0;
+		}
+		buf_consume(&s->in, (size_t)(lf - s->in.data) + 1);
+		s->skip_line = 0;
+		return 1;
+	}
+	if (lf == NULL) {
+		if (s->in.len > SMTP_LINE_MAX) {
+			sess_reply(s, 500, "5.5.2", "Error: line too long");
+			s->skip_line = 1;
+			buf_reset(&s->in);
+		}
+		return 0;
+	}
+	len = (size_t)(lf - s->in.data);
+	if (len == 0 || s->in.data[len - 1] != '\r') {
+		sess_reply(s, 500, "5.5.2",
+			   "Error: bare LF received; commands end with CRLF");
+	} else if (len - 1 > SMTP_LINE_MAX) {
+		sess_reply(s, 500, "5.5.2", "Error: line too long");
+	} else if (memchr(s->in.data, '\r', len - 1) ||
+		   memchr(s->in.data, '\0', len - 1)) {
+		sess_reply(s, 500, "5.5.2",
+			   "Error: bare CR or NUL in command line");
+	} else {
+		memcpy(line, s->in.data, len - 1);
+		line[len - 1] = '\0';
+		buf_consume(&s->in, len + 1);
+		if (log_get_level() >= LOG_LVL_DEBUG)
+			log_debug("%s < %s", s->addr,
+				  log_escape(esc, sizeof(esc), line, len - 1));
+		sess_command(s, line, len - 1);
+		return 1;
+	}
+	buf_consume(&s->in, len + 1);
+	return 1;
+}
+
+static void
+sess_send_chunk(struct session *s)
+{
+	struct ipc_out o;
+
+	if (s->chunk.len == 0)
+		return;
+	if (s->txn_open && !s->txn_failed && s->d->queue != NULL) {
+		ipc_out_init(&o);
+		ipc_put_data(&o, s->chunk.data, s->chunk.len);
+		ipc_send(s->d->queue, Q_CHUNK, s->txn_id, -1, &o);
+		ipc_out_free(&o);
+		s->credit--;
+	}
+	buf_reset(&s->chunk);
+}
+
+static void
+sess_data_end(struct session *s)
+{
+	if (s->dp.too_big || s->dp.bare_eol || s->dp.nul) {
+		sess_txn_abort(s);
+		if (s->dp.too_big)
+			sess_reply(s, 552, "5.3.4",
+				   "Error: message exceeds the size limit of "
+				   "%llu bytes",
+				   (unsigned long long)s->conf->max_message_size);
+		else
+			sess_reply(s, 550, "5.5.2",
+				   "Error: bare CR or LF or NUL in message "
+				   "data (only CRLF line ends are allowed); "
+				   "message discarded");
+		sess_mail_reset(s);
+		sess_set_state(s, S_CMD);
+		return;
+	}
+	if (s->txn_failed || s->d->queue == NULL) {
+		sess_reply(s, 451, "4.3.0",
+			   "Error: queue went away, try again later");
+		s->txn_open = 0;
+		sess_mail_reset(s);
+		sess_set_state(s, S_CMD);
+		return;
+	}
+	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
+	sess_set_state(s, S_WAIT_RESULT);
+}
+
+/* Feed DATA bytes; returns 0 when it must wait (credit or end). */
+static int
+sess_take_data(struct session *s)
+{
+	int was_rejected = smtp_data_rejected(&s->dp);
+	bool end = false;
+	size_t used;
+
+	if (s->chunk.len >= CHUNK_MAX) {
+		if (s->credit == 0 && s->txn_open && !s->txn_failed)
+			return 0;
+		sess_send_chunk(s);
+	}
+	used = smtp_data_feed(&s->dp, s->in.data, s->in.len, &s->chunk, &end);
+	buf_consume(&s->in, used);
+	if (!was_rejected && smtp_data_rejected(&s->dp)) {
+		log_info("%s: message %s refused in DATA (%s)", s->addr, s->qid,
+			 s->dp.too_big ? "too big" : "bare CR/LF or NUL");
+		sess_txn_abort(s);
+	}
+	if (s->dp.discarded > 2 * s->conf->max_message_size + 1048576) {
+		sess_hangup(s, 421, "4.5.2",
+			    "Error: too much discarded data, closing");
+		return 0;
+	}
+	if (!end)
+		return s->chunk.len >= CHUNK_MAX || used > 0;
+	if (s->credit == 0 && s->chunk.len > 0 && s->txn_open &&
+	    !s->txn_failed) {
+		/* wait for credit for the last chunk: put nothing back */
+		s->dp.state = s->dp.state; /* end already seen */
+	}
+	sess_send_chunk(s);
+	sess_data_end(s);
+	return 1;
+}
+
+static void
+sess_process(struct session *s)
+{
+	int progress = 1;
+
+	while (progress && s->in.len > 0) {
+		if (s->errors > s->conf->max_errors) {
+			sess_hangup(s, 421, "4.7.0",
+				    "Error: too many errors, closing");
+			break;
+		}
+		switch (s->state) {
+		case S_CMD:
+			progress = sess_take_line(s);
+			break;
+		case S_DATA:
+			progress = sess_take_data(s);
+			break;
+		default:
+			progress = 0;
+		}
+	}
+	if (s->errors > s->conf->max_errors && s->state != S_CLOSING)
+		sess_hangup(s, 421, "4.7.0", "Error: too many errors, closing");
+	if (s->state == S_CLOSING || s->out.len)
+		sess_flush(s);
+}
+
+static void
+sess_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	char tmp[SMTP_IN_READ];
+	size_t room = s->in.max - s->in.len;
+	ssize_t r;
+
+	if (room == 0) {
+		event_del(s->rev);
+		return;
+	}
+	r = read(fd, tmp, room < sizeof(tmp) ? room : sizeof(tmp));
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		log_info("%s: lost connection in state %s", s->addr,
+			 state_names[s->state]);
+		sess_close(s);
+		return;
+	}
+	buf_add(&s->in, tmp, (size_t)r);
+	sess_timer(s);
+	sess_process(s);
+}
+
+static void
+sess_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	sess_flush(arg);
+}
+
+static void
+sess_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	log_info("%s: timeout in state %s", s->addr, state_names[s->state]);
+	sess_hangup(s, 421, "4.4.2", "Error: timeout exceeded");
+	sess_flush(s);
+}
+
+/* ---- session lifecycle --------------------------------------------------- */
+
+static void
+sess_close(struct session *s)
+{
+	struct smtpd *d = s->d;
+
+	sess_mail_reset(s);
+	for (struct session **pp = &d->sessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	d->nsessions--;
+	log_info("disconnect from %s[%s] messages=%u errors=%u", s->name,
+		 s->addr, s->messages, s->errors);
+	event_free(s->rev);
+	event_free(s->wev);
+	event_free(s->timer);
+	close(s->fd);
+	buf_free(&s->in);
+	buf_free(&s->out);
+	buf_free(&s->chunk);
+	confref_put(s->cref);
+	xfree(s);
+}
+
+static void
+sess_new(struct smtpd *d, int fd, const struct sockaddr_storage *ss)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	struct event_base *base = d->env->base;
+
+	s->d = d;
+	s->fd = fd;
+	s->cref = d->cref;
+	s->cref->refs++;
+	s->conf = s->cref->c;
+	s->peer = *ss;
+	sockaddr_ntop((const struct sockaddr *)ss, s->addr, sizeof(s->addr));
+	snprintf(s->name, sizeof(s->name), "unknown");
+	s->trusted = conf_is_trusted(s->conf, (const struct sockaddr *)ss);
+	buf_init(&s->in, SMTP_IN_READ + SMTP_LINE_MAX);
+	buf_init(&s->out, SMTP_OUT_MAX);
+	buf_init(&s->chunk, CHUNK_MAX + 4096);
+	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, sess_on_read, s);
+	s->wev = event_new(base, fd, EV_WRITE, sess_on_write, s);
+	s->timer = evtimer_new(base, sess_on_timeout, s);
+	s->next = d->sessions;
+	d->sessions = s;
+	d->nsessions++;
+	log_info("connect from %s[%s]%s", s->name, s->addr,
+		 s->trusted ? " (trusted)" : "");
+	s->state = S_CMD;
+	sess_timer(s);
+	event_add(s->rev, NULL);
+	sess_reply(s, 220, NULL, "%s ESMTP todoku", s->conf->hostname);
+	sess_flush(s);
+}
+
+static void
+smtpd_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct smtpd *d = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd;
+
+	fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return; /* another smtp-in process won the race */
+	if (d->stopping || d->nsessions >= SMTP_MAX_SESSIONS) {
+		static const char busy[] =
+			"421 4.3.2 Service not available, try again later\r\n";
+		if (write(fd, busy, sizeof(busy) - 1) < 0)
+			log_debug("busy reply lost");
+		close(fd);
+		return;
+	}
+	sess_new(d, fd, &ss);
+}
+
+/* ---- queue channel -------------------------------------------------------- */
+
+static struct session *
+smtpd_find_txn(struct smtpd *d, uint64_t id)
+{
+	for (struct session *s = d->sessions; s; s = s->next)
+		if (s->txn_open && s->txn_id == id)
+			return s;
+	return NULL;
+}
+
+static void
+sess_prepend_received(struct session *s)
+{
+	struct ipc_out o;
+	struct buf h;
+	char date[64];
+
+	clock_rfc5322(clock_now(), date, sizeof(date));
+	buf_init(&h, 2048);
+	buf_addf(&h, "Received: from %s (%s [%s])\r\n\tby %s (todoku) with %s "
+		     "id %s",
+		 s->helo, s->name, s->addr, s->conf->hostname,
+		 s->esmtp ? "ESMTP" : "SMTP", s->qid);
+	if (s->nrcpts == 1)
+		buf_addf(&h, "\r\n\tfor <%s>", s->rcpts[0].addr);
+	buf_addf(&h, "; %s\r\n", date);
+	ipc_out_init(&o);
+	ipc_put_data(&o, h.data, h.len);
+	ipc_send(s->d->queue, Q_PREPEND, s->txn_id, -1, &o);
+	ipc_out_free(&o);
+	buf_free(&h);
+}
+
+static void
+smtpd_on_open_ok(struct session *s, struct ipc_in *in)
+{
+	snprintf(s->qid, sizeof(s->qid), "%s", ipc_get_str(in));
+	s->credit = ipc_get_u32(in);
+	ipc_end(in);
+	sess_prepend_received(s);
+	smtp_data_init(&s->dp, s->conf->max_message_size);
+	sess_set_state(s, S_DATA);
+	sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	sess_process(s);
+	sess_flush(s);
+}
+
+static void
+smtpd_on_result(struct session *s, struct ipc_in *in)
+{
+	int code = (int)ipc_get_u32(in);
+	const char *status = ipc_get_str(in);
+	const char *text = ipc_get_str(in);
+
+	ipc_end(in);
+	s->txn_open = 0;
+	if (code == 250)
+		s->messages++;
+	sess_reply(s, code, status, "%s", text);
+	sess_mail_reset(s);
+	if (s->d->stopping)
+		sess_hangup(s, 421, "4.3.2", "Service shutting down");
+	else
+		sess_set_state(s, S_CMD);
+	event_add(s->rev, NULL);
+	sess_process(s);
+	sess_flush(s);
+}
+
+static void
+smtpd_queue_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+		int fd, void *arg)
+{
+	struct smtpd *d = arg;
+	struct session *s = smtpd_find_txn(d, h->id);
+
+	if (fd >= 0)
+		close(fd);
+	if (s == NULL) {
+		/* session already gone: read and drop */
+		in->off = in->len;
+		return;
+	}
+	switch (h->type) {
+	case Q_OPEN_OK:
+		if (s->state != S_WAIT_OPEN)
+			log_panic("Q_OPEN_OK in state %s",
+				  state_names[s->state]);
+		smtpd_on_open_ok(s, in);
+		break;
+	case Q_CREDIT:
+		s->credit += ipc_get_u32(in);
+		ipc_end(in);
+		event_add(s->rev, NULL);
+		sess_process(s);
+		break;
+	case Q_RESULT:
+		smtpd_on_result(s, in);
+		break;
+	default:
+		log_panic("smtp-in: unexpected queue message %u", h->type);
+	}
+}
+
+static void
+smtpd_queue_close(struct ipc *ipc, void *arg)
+{
+	struct smtpd *d = arg;
+
+	log_warn("queue went away; failing open transactions with 451");
+	for (struct session *s = d->sessions, *n; s; s = n) {
+		n = s->next;
+		if (!s->txn_open)
+			continue;
+		s->txn_failed = 1;
+		if (s->state == S_WAIT_OPEN || s->state == S_WAIT_RESULT) {
+			s->txn_open = 0;
+			sess_reply(s, 451, "4.3.0",
+				   "Error: queue went away, try again later");
+			sess_mail_reset(s);
+			sess_set_state(s, S_CMD);
+			sess_flush(s);
+		}
+	}
+	ipc_free(d->queue);
+	d->queue = NULL;
+}
+
+/* ---- master channel ------------------------------------------------------- */
+
+static void
+smtpd_shutdown(struct smtpd *d)
+{
+	d->stopping = 1;
+	for (size_t i = 0; i < d->nlisten; i++)
+		event_del(d->listen_ev[i]);
+	for (struct session *s = d->sessions, *n; s; s = n) {
+		n = s->next;
+		if (s->state == S_WAIT_RESULT)
+			continue; /* the queue's answer is coming */
+		sess_hangup(s, 421, "4.3.2", "Service shutting down");
+		sess_flush(s);
+	}
+}
+
+static void
+smtpd_reload(struct smtpd *d)
+{
+	char err[CONF_ERR_MAX];
+	struct conf *nc = conf_load(d->env->config_path, err, sizeof(err));
+
+	if (nc == NULL) {
+		log_err("reload failed, keeping configuration: %s", err);
+		return;
+	}
+	confref_put(d->cref);
+	d->cref = confref_new(nc);
+	log_set_level(nc->log_level);
+	log_info("configuration reloaded; new sessions use it");
+}
+
+static void
+smtpd_add_listener(struct smtpd *d, int fd)
+{
+	d->listen_ev = xrealloc(d->listen_ev,
+				(d->nlisten + 1) * sizeof(*d->listen_ev));
+	fd_nonblock(fd);
+	d->listen_ev[d->nlisten++] = event_new(
+		d->env->base, fd, EV_READ | EV_PERSIST, smtpd_on_accept, d);
+	event_add(d->listen_ev[d->nlisten - 1], NULL);
+}
+
+static void
+smtpd_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+		 int fd, void *arg)
+{
+	struct smtpd *d = arg;
+
+	switch (h->type) {
+	case M_PEER:
+		ipc_get_u8(in);
+		ipc_get_u32(in);
+		ipc_end(in);
+		if (d->queue)
+			ipc_free(d->queue);
+		d->queue = ipc_new(d->env->base, fd, smtpd_queue_msg,
+				   smtpd_queue_close, d);
+		return;
+	case M_LISTEN:
+		ipc_get_str(in);
+		ipc_end(in);
+		smtpd_add_listener(d, fd);
+		return;
+	case M_RELOAD:
+		ipc_end(in);
+		smtpd_reload(d);
+		break;
+	case M_SHUTDOWN:
+		ipc_end(in);
+		smtpd_shutdown(d);
+		break;
+	default:
+		log_panic("smtp-in: unexpected master message %u", h->type);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void
+smtpd_master_close(struct ipc *ipc, void *arg)
+{
+	struct smtpd *d = arg;
+
+	smtpd_shutdown(d);
+	exit(0);
+}
+
+static void
+smtpd_on_check_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *d = arg;
+	static unsigned waited;
+
+	if (!d->stopping)
+		return;
+	if (d->nsessions == 0 || ++waited > SMTP_SHUTDOWN_GRACE_S * 10) {
+		if (d->queue)
+			ipc_flush(d->queue);
+		exit(0);
+	}
+}
+
+int
+smtp_in_main(struct role_env *env)
+{
+	static struct smtpd d;
+	struct timeval tenth = {0, 100000};
+	struct event *check;
+
+	d.env = env;
+	d.cref = confref_new(env->conf);
+	d.master = ipc_new(env->base, ROLE_MASTER_FD, smtpd_master_msg,
+			   smtpd_master_close, &d);
+	check = event_new(env->base, -1, EV_PERSIST, smtpd_on_check_stop, &d);
+	event_add(check, &tenth);
+	event_base_dispatch(env->base);
+	return 0;
+}

@@ -1,0 +1,1135 @@
+/*
+ * spool — see spool.h.
+ */
+#include "todoku/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "mail/dsn.h"
+
+#define SPOOL_DSN_MAX (2u * 1024 * 1024)
+#define SPOOL_HDR_READ (256u * 1024)
+#define SPOOL_QUERY_MAX (64u * 1024 * 1024)
+
+enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY };
+
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	int err;
+	void *arg;
+	/* JOB_COMMIT */
+	struct spool_msg *msg;
+	spool_commit_cb *commit_cb;
+	/* JOB_BODY */
+	char msg_id[SPOOL_ID_LEN + 1];
+	int body_fd;
+	struct buf prepend;
+	spool_body_cb *body_cb;
+	/* JOB_RESULT */
+	struct spool_result *res;
+	spool_result_cb *result_cb;
+	int unlink_body;
+	/* JOB_QUERY */
+	enum spool_query q;
+	int json;
+	struct buf out;
+	spool_query_cb *query_cb;
+};
+
+struct spool {
+	/* shorter than PATH_MAX so dir/file names always fit */
+	char dir[PATH_MAX - 64];
+	char bodydir[PATH_MAX - 32];
+	uint64_t inline_max;
+	sqlite3 *db;
+	int bodydir_fd;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *pending, *pending_tail;
+	struct job *done, *done_tail;
+	int stop;
+	int efd;
+	struct event *ev;
+	uint64_t commits;
+	unsigned seq;
+};
+
+static const char spool_schema[] =
+	"CREATE TABLE IF NOT EXISTS msg("
+	" id TEXT PRIMARY KEY, arrival INTEGER NOT NULL,"
+	" sender TEXT NOT NULL, envid TEXT, ret INTEGER, body8 INTEGER,"
+	" smtputf8 INTEGER, size INTEGER NOT NULL, client TEXT, helo TEXT,"
+	" prepend BLOB, body BLOB, body_file INTEGER NOT NULL DEFAULT 0,"
+	" held INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS rcpt("
+	" id INTEGER PRIMARY KEY,"
+	" msg TEXT NOT NULL REFERENCES msg(id) ON DELETE CASCADE,"
+	" addr TEXT NOT NULL, orig TEXT, orcpt TEXT, notify INTEGER,"
+	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt INTEGER NOT NULL, last_reply TEXT, last_where TEXT);"
+	"CREATE INDEX IF NOT EXISTS rcpt_msg ON rcpt(msg);"
+	"CREATE TABLE IF NOT EXISTS attempt("
+	" id INTEGER PRIMARY KEY,"
+	" rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
+	" time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
+	" reply TEXT);"
+	"CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);";
+
+/* ---- small SQLite helpers ------------------------------------------ */
+
+static int
+sql_err(int rc)
+{
+	if (rc == SQLITE_FULL)
+		return SPOOL_E_FULL;
+	return SPOOL_E_IO;
+}
+
+static int
+sql_exec(struct spool *sp, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(sp->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_err("spool: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+static sqlite3_stmt *
+sql_prep(struct spool *sp, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(sp->db, sql, -1, &st, NULL) != SQLITE_OK)
+		log_panic("spool: cannot prepare \"%s\": %s", sql,
+			  sqlite3_errmsg(sp->db));
+	return st;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* step a statement that returns no rows; SQLite rc */
+static int
+sql_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
+/* ---- queue ids ------------------------------------------------------ */
+
+static void
+spool_make_id(struct spool *sp, char *dst)
+{
+	static const char alpha[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	struct timespec ts;
+	uint64_t v;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000)
+		    << 6 |
+	    (sp->seq++ & 63);
+	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
+		dst[i] = alpha[v & 31];
+		v >>= 5;
+	}
+	dst[SPOOL_ID_LEN] = '\0';
+}
+
+/* ---- job execution (writer thread) --------------------------------- */
+
+static int
+exec_commit(struct spool *sp, struct job *j)
+{
+	struct spool_msg *m = j->msg;
+	sqlite3_stmt *st = sql_prep(
+		sp, "INSERT INTO msg(id, arrival, sender, envid, ret, body8,"
+		    " smtputf8, size, client, helo, prepend, body, body_file)"
+		    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+	int rc;
+
+	bind_text(st, 1, m->id);
+	sqlite3_bind_int64(st, 2, m->arrival);
+	bind_text(st, 3, m->sender ? m->sender : "");
+	bind_text(st, 4, m->envid);
+	sqlite3_bind_int(st, 5, m->ret);
+	sqlite3_bind_int(st, 6, m->body8);
+	sqlite3_bind_int(st, 7, m->smtputf8);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)m->size);
+	bind_text(st, 9, m->client);
+	bind_text(st, 10, m->helo);
+	sqlite3_bind_blob(st, 11, m->prepend.data ? m->prepend.data : "",
+			  (int)m->prepend.len, SQLITE_TRANSIENT);
+	if (m->body_fd < 0)
+		sqlite3_bind_blob(st, 12,
+				  m->inline_body.data ? m->inline_body.data
+						      : "",
+				  (int)m->inline_body.len, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 12);
+	sqlite3_bind_int(st, 13, m->body_fd >= 0);
+	if ((rc = sql_done(st)) != SQLITE_OK)
+		return rc;
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		struct spool_rcpt *r = &m->rcpts[i];
+		st = sql_prep(sp, "INSERT INTO rcpt(msg, addr, orig, orcpt,"
+				  " notify, state, next_attempt)"
+				  " VALUES(?,?,?,?,?,0,?)");
+		bind_text(st, 1, m->id);
+		bind_text(st, 2, r->addr);
+		bind_text(st, 3, r->orig);
+		bind_text(st, 4, r->orcpt);
+		sqlite3_bind_int(st, 5, (int)r->notify);
+		sqlite3_bind_int64(st, 6, m->arrival);
+		if ((rc = sql_done(st)) != SQLITE_OK)
+			return rc;
+		r->id = (uint64_t)sqlite3_last_insert_rowid(sp->db);
+	}
+	return SQLITE_OK;
+}
+
+static int
+exec_body(struct spool *sp, struct job *j)
+{
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT prepend, body, body_file FROM msg WHERE id = ?");
+	char path[PATH_MAX];
+	int rc;
+
+	bind_text(st, 1, j->msg_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		j->err = -1;
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	buf_init(&j->prepend, 1u << 20);
+	buf_add(&j->prepend, sqlite3_column_blob(st, 0),
+		(size_t)sqlite3_column_bytes(st, 0));
+	if (sqlite3_column_int(st, 2)) {
+		snprintf(path, sizeof(path), "%s/%s", sp->bodydir, j->msg_id);
+		j->body_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	} else {
+		j->body_fd = memfd_create("todoku-body", MFD_CLOEXEC);
+		if (j->body_fd >= 0 &&
+		    write_full(j->body_fd, sqlite3_column_blob(st, 1),
+			       (size_t)sqlite3_column_bytes(st, 1)) < 0) {
+			close(j->body_fd);
+			j->body_fd = -1;
+		}
+	}
+	if (j->body_fd < 0) {
+		log_err("spool: cannot open body of %s: %s", j->msg_id,
+			strerror(errno));
+		j->err = -1;
+	}
+	sqlite3_finalize(st);
+	return SQLITE_OK;
+}
+
+/* Read the original message (headers, or all of it) for a DSN. */
+static void
+spool_read_orig(struct spool *sp, const char *id, int body_file,
+		const void *blob, size_t bloblen, struct buf *out)
+{
+	char path[PATH_MAX];
+	char tmp[16384];
+	ssize_t r;
+	int fd;
+
+	if (!body_file) {
+		buf_add(out, blob, bloblen < out->max ? bloblen : out->max);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", sp->bodydir, id);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return;
+	while (out->len < out->max &&
+	       (r = read(fd, tmp, sizeof(tmp))) > 0) {
+		size_t n = (size_t)r;
+		if (n > out->max - out->len)
+			n = out->max - out->len;
+		buf_add(out, tmp, n);
+	}
+	close(fd);
+}
+
+static int
+spool_insert_dsn(struct spool *sp, struct spool_result *res,
+		 const struct buf *dsn)
+{
+	time_t now = res->time;
+	sqlite3_stmt *st;
+	int rc;
+
+	spool_make_id(sp, res->bounce_id);
+	st = sql_prep(sp, "INSERT INTO msg(id, arrival, sender, size, prepend,"
+			  " body, body_file) VALUES(?,?,'',?,'',?,0)");
+	bind_text(st, 1, res->bounce_id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)dsn->len);
+	sqlite3_bind_blob(st, 4, dsn->data, (int)dsn->len, SQLITE_TRANSIENT);
+	if ((rc = sql_done(st)) != SQLITE_OK)
+		return rc;
+	st = sql_prep(sp, "INSERT INTO rcpt(msg, addr, orig, notify, state,"
+			  " next_attempt) VALUES(?,?,?,0,0,?)");
+	bind_text(st, 1, res->bounce_id);
+	bind_text(st, 2, res->bounce_to);
+	bind_text(st, 3, res->bounce_to);
+	sqlite3_bind_int64(st, 4, now);
+	if ((rc = sql_done(st)) != SQLITE_OK)
+		return rc;
+	res->bounce_rcpt_id = (uint64_t)sqlite3_last_insert_rowid(sp->db);
+	return SQLITE_OK;
+}
+
+static int
+exec_bounce(struct spool *sp, struct job *j)
+{
+	struct spool_result *res = j->res;
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT m.sender, m.envid, m.arrival, m.ret, m.body,"
+		    " m.body_file, r.orcpt FROM msg m JOIN rcpt r"
+		    " ON r.msg = m.id WHERE r.id = ?");
+	struct dsn_rcpt dr = {0};
+	struct dsn_msg dm = {0};
+	struct buf orig, dsn;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return SQLITE_OK;
+	}
+	dm.ret_full = sqlite3_column_int(st, 3) == 1;
+	buf_init(&orig, dm.ret_full ? sp->inline_max : SPOOL_HDR_READ);
+	spool_read_orig(sp, res->msg, sqlite3_column_int(st, 5),
+			sqlite3_column_blob(st, 4),
+			(size_t)sqlite3_column_bytes(st, 4), &orig);
+	if (dm.ret_full && orig.len >= orig.max)
+		dm.ret_full = 0; /* too large to return whole */
+	dr.final_rcpt = res->final_rcpt;
+	dr.orig_rcpt = sqlite3_column_type(st, 6) == SQLITE_NULL
+			       ? NULL
+			       : col_text(st, 6);
+	dr.action = DSN_FAILED;
+	dr.status = res->status;
+	dr.diag_type = "x-local";
+	dr.diag = res->reply;
+	dr.last_attempt = res->time;
+	dm.reporting_mta = res->reporting_mta;
+	dm.queue_id = res->msg;
+	dm.envid = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL
+							     : col_text(st, 1);
+	dm.sender = col_text(st, 0);
+	dm.arrival = (time_t)sqlite3_column_int64(st, 2);
+	dm.now = res->time;
+	dm.rcpts = &dr;
+	dm.nrcpts = 1;
+	dm.orig = orig.data ? orig.data : "";
+	dm.orig_len = dm.ret_full ? orig.len : dsn_header_len(dm.orig, orig.len);
+	dm.boundary_seed = res->msg;
+	buf_init(&dsn, SPOOL_DSN_MAX);
+	rc = dsn_compose(&dm, &dsn) < 0 ? SQLITE_TOOBIG : SQLITE_OK;
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = spool_insert_dsn(sp, res, &dsn);
+	buf_free(&orig);
+	buf_free(&dsn);
+	return rc;
+}
+
+static int
+exec_msg_done(struct spool *sp, struct job *j)
+{
+	struct spool_result *res = j->res;
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT count(*), (SELECT body_file FROM msg WHERE id = ?)"
+		    " FROM rcpt WHERE msg = ? AND state IN (0, 1)");
+
+	bind_text(st, 1, res->msg);
+	bind_text(st, 2, res->msg);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0) {
+		res->msg_done = 1;
+		j->unlink_body = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (!res->msg_done)
+		return SQLITE_OK;
+	st = sql_prep(sp, "DELETE FROM msg WHERE id = ?");
+	bind_text(st, 1, res->msg);
+	return sql_done(st);
+}
+
+static int
+exec_result(struct spool *sp, struct job *j)
+{
+	struct spool_result *res = j->res;
+	sqlite3_stmt *st;
+	int rc;
+
+	st = sql_prep(sp, "INSERT INTO attempt(rcpt, time, where_, result,"
+			  " status, reply) VALUES(?,?,?,?,?,?)");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
+	sqlite3_bind_int64(st, 2, res->time);
+	bind_text(st, 3, res->where);
+	bind_text(st, 4, res->result);
+	bind_text(st, 5, res->status);
+	bind_text(st, 6, res->reply);
+	if ((rc = sql_done(st)) != SQLITE_OK)
+		return rc;
+	/* bounded history: the first 3 and the last 10 attempts */
+	st = sql_prep(sp, "DELETE FROM attempt WHERE rcpt = ?1 AND id NOT IN"
+			  " (SELECT id FROM attempt WHERE rcpt = ?1 ORDER BY"
+			  " id LIMIT 3) AND id NOT IN (SELECT id FROM attempt"
+			  " WHERE rcpt = ?1 ORDER BY id DESC LIMIT 10)");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
+	if ((rc = sql_done(st)) != SQLITE_OK)
+		return rc;
+	st = sql_prep(sp, "UPDATE rcpt SET state = ?, attempts = attempts + 1,"
+			  " next_attempt = ?, last_reply = ?, last_where = ?"
+			  " WHERE id = ?");
+	sqlite3_bind_int(st, 1, res->new_state);
+	sqlite3_bind_int64(st, 2, res->next_attempt);
+	bind_text(st, 3, res->reply);
+	bind_text(st, 4, res->where);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)res->rcpt_id);
+	if ((rc = sql_done(st)) != SQLITE_OK)
+		return rc;
+	if (res->new_state == SPOOL_BOUNCED && res->bounce_to &&
+	    (rc = exec_bounce(sp, j)) != SQLITE_OK)
+		return rc;
+	return exec_msg_done(sp, j);
+}
+
+static const char *const state_names[] = {"queued", "deferred", "delivered",
+					  "bounced"};
+
+static void
+query_time(struct buf *b, time_t t, int json)
+{
+	char s[32];
+
+	clock_iso8601(t, s, sizeof(s));
+	if (json)
+		json_str(b, s);
+	else
+		buf_adds(b, s);
+}
+
+static void
+query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
+{
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT time, result, where_, status, reply FROM attempt"
+		    " WHERE rcpt = ? ORDER BY id");
+	int first = 1;
+
+	sqlite3_bind_int64(st, 1, rcpt);
+	if (json)
+		buf_adds(b, ", \"history\": [");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (json) {
+			buf_adds(b, first ? "{\"time\": " : ", {\"time\": ");
+			query_time(b, (time_t)sqlite3_column_int64(st, 0), 1);
+			buf_adds(b, ", \"result\": ");
+			json_str(b, col_text(st, 1));
+			buf_adds(b, ", \"where\": ");
+			json_str(b, col_text(st, 2));
+			buf_adds(b, ", \"status\": ");
+			json_str(b, col_text(st, 3));
+			buf_adds(b, ", \"reply\": ");
+			json_str(b, col_text(st, 4));
+			buf_adds(b, "}");
+		} else {
+			buf_adds(b, "      ");
+			query_time(b, (time_t)sqlite3_column_int64(st, 0), 0);
+			buf_addf(b, "  %s  %s  via %s\n        %s\n",
+				 col_text(st, 1), col_text(st, 3),
+				 col_text(st, 2), col_text(st, 4));
+		}
+		first = 0;
+	}
+	if (json)
+		buf_adds(b, "]");
+	sqlite3_finalize(st);
+}
+
+static void
+query_rcpts(struct spool *sp, struct buf *b, const char *id, int json,
+	    int show)
+{
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT id, addr, orig, state, attempts, next_attempt,"
+		    " last_reply FROM rcpt WHERE msg = ? ORDER BY id");
+	int first = 1;
+
+	bind_text(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int state = sqlite3_column_int(st, 3);
+		const char *sn = state >= 0 && state <= 3 ? state_names[state]
+							  : "?";
+		if (json) {
+			buf_adds(b, first ? "{\"address\": " : ", {\"address\": ");
+			json_str(b, col_text(st, 1));
+			buf_adds(b, ", \"original\": ");
+			json_str(b, col_text(st, 2));
+			buf_adds(b, ", \"state\": ");
+			json_str(b, sn);
+			buf_addf(b, ", \"attempts\": %d, \"next_attempt\": ",
+				 sqlite3_column_int(st, 4));
+			if (state <= SPOOL_DEFERRED)
+				query_time(b,
+					   (time_t)sqlite3_column_int64(st, 5),
+					   1);
+			else
+				buf_adds(b, "null");
+			buf_adds(b, ", \"last_reply\": ");
+			json_str(b, col_text(st, 6));
+		} else {
+			buf_addf(b, "  -> %s  %s  attempts %d", col_text(st, 1),
+				 sn, sqlite3_column_int(st, 4));
+			if (state <= SPOOL_DEFERRED) {
+				buf_adds(b, "  next ");
+				query_time(b,
+					   (time_t)sqlite3_column_int64(st, 5),
+					   0);
+			}
+			buf_adds(b, "\n");
+			if (*col_text(st, 6))
+				buf_addf(b, "     last: %s\n", col_text(st, 6));
+		}
+		if (show)
+			query_history(sp, b, sqlite3_column_int64(st, 0),
+				      json);
+		if (json)
+			buf_adds(b, "}");
+		first = 0;
+	}
+	sqlite3_finalize(st);
+}
+
+static int
+exec_query(struct spool *sp, struct job *j)
+{
+	int show = j->q == SPOOL_SHOW;
+	sqlite3_stmt *st = sql_prep(
+		sp, show ? "SELECT id, arrival, sender, size, held, client,"
+			   " helo FROM msg WHERE id = ?"
+			 : "SELECT id, arrival, sender, size, held, client,"
+			   " helo FROM msg ORDER BY arrival, id");
+	int n = 0;
+
+	buf_init(&j->out, SPOOL_QUERY_MAX);
+	if (show)
+		bind_text(st, 1, j->msg_id);
+	if (j->json && !show)
+		buf_adds(&j->out, "[");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *id = col_text(st, 0);
+		if (j->json) {
+			buf_adds(&j->out, n ? ",\n{\"id\": " : "{\"id\": ");
+			json_str(&j->out, id);
+			buf_adds(&j->out, ", \"sender\": ");
+			json_str(&j->out, col_text(st, 2));
+			buf_adds(&j->out, ", \"arrival\": ");
+			query_time(&j->out, (time_t)sqlite3_column_int64(st, 1),
+				   1);
+			buf_addf(&j->out, ", \"size\": %lld, \"held\": %s",
+				 (long long)sqlite3_column_int64(st, 3),
+				 sqlite3_column_int(st, 4) ? "true" : "false");
+			buf_adds(&j->out, ", \"client\": ");
+			json_str(&j->out, col_text(st, 5));
+			buf_adds(&j->out, ", \"recipients\": [");
+			query_rcpts(sp, &j->out, id, 1, show);
+			buf_adds(&j->out, "]}");
+		} else {
+			buf_addf(&j->out, "%s  ", id);
+			query_time(&j->out, (time_t)sqlite3_column_int64(st, 1),
+				   0);
+			buf_addf(&j->out, "  %lld bytes  from <%s>%s\n",
+				 (long long)sqlite3_column_int64(st, 3),
+				 col_text(st, 2),
+				 sqlite3_column_int(st, 4) ? "  (held)" : "");
+			if (show)
+				buf_addf(&j->out, "  client %s, helo %s\n",
+					 col_text(st, 5), col_text(st, 6));
+			query_rcpts(sp, &j->out, id, 0, show);
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (j->json && !show)
+		buf_adds(&j->out, "]");
+	if (j->json || n)
+		buf_adds(&j->out, "\n");
+	if (show && n == 0)
+		j->err = -1;
+	if (!show && n == 0 && !j->json)
+		buf_adds(&j->out, "The queue is empty.\n");
+	return SQLITE_OK;
+}
+
+static int
+exec_job(struct spool *sp, struct job *j)
+{
+	switch (j->kind) {
+	case JOB_COMMIT:
+		return exec_commit(sp, j);
+	case JOB_BODY:
+		return exec_body(sp, j);
+	case JOB_RESULT:
+		return exec_result(sp, j);
+	case JOB_QUERY:
+		return exec_query(sp, j);
+	}
+	return SQLITE_MISUSE;
+}
+
+/* Make spilled bodies durable before the commit that references them. */
+static void
+writer_sync_bodies(struct spool *sp, struct job *list)
+{
+	int any = 0;
+
+	for (struct job *j = list; j; j = j->next) {
+		if (j->kind != JOB_COMMIT || j->msg->body_fd < 0)
+			continue;
+		if (fdatasync(j->msg->body_fd) < 0) {
+			log_err("spool: fdatasync of body %s: %s", j->msg->id,
+				strerror(errno));
+			j->err = errno == ENOSPC ? SPOOL_E_FULL : SPOOL_E_IO;
+		}
+		any = 1;
+	}
+	if (any && fsync(sp->bodydir_fd) < 0) {
+		log_err("spool: fsync of %s: %s", sp->bodydir, strerror(errno));
+		for (struct job *j = list; j; j = j->next)
+			if (j->kind == JOB_COMMIT && j->msg->body_fd >= 0)
+				j->err = SPOOL_E_IO;
+	}
+}
+
+static void
+writer_run_group(struct spool *sp, struct job *list)
+{
+	int rc;
+
+	writer_sync_bodies(sp, list);
+	if ((rc = sql_exec(sp, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+		for (struct job *j = list; j; j = j->next)
+			j->err = sql_err(rc);
+		return;
+	}
+	for (struct job *j = list; j; j = j->next) {
+		if (j->err)
+			continue;
+		sql_exec(sp, "SAVEPOINT job");
+		rc = exec_job(sp, j);
+		if (rc != SQLITE_OK) {
+			log_err("spool: job failed: %s", sqlite3_errstr(rc));
+			j->err = sql_err(rc);
+			sql_exec(sp, "ROLLBACK TO job");
+		}
+		sql_exec(sp, "RELEASE job");
+	}
+	rc = sql_exec(sp, "COMMIT");
+	if (rc != SQLITE_OK) {
+		sql_exec(sp, "ROLLBACK");
+		for (struct job *j = list; j; j = j->next)
+			if (!j->err)
+				j->err = sql_err(rc);
+		return;
+	}
+	sp->commits++;
+	for (struct job *j = list; j; j = j->next) {
+		char path[PATH_MAX];
+		if (j->err || !j->unlink_body)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sp->bodydir,
+			 j->res->msg);
+		unlink(path);
+	}
+}
+
+static void
+writer_hand_back(struct spool *sp, struct job *list)
+{
+	uint64_t one = 1;
+	struct job *tail = list;
+
+	while (tail->next)
+		tail = tail->next;
+	pthread_mutex_lock(&sp->lock);
+	if (sp->done_tail)
+		sp->done_tail->next = list;
+	else
+		sp->done = list;
+	sp->done_tail = tail;
+	pthread_mutex_unlock(&sp->lock);
+	if (write(sp->efd, &one, sizeof(one)) < 0)
+		log_err("spool: eventfd write: %s", strerror(errno));
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct spool *sp = arg;
+
+	for (;;) {
+		struct job *list;
+
+		pthread_mutex_lock(&sp->lock);
+		while (sp->pending == NULL && !sp->stop)
+			pthread_cond_wait(&sp->cond, &sp->lock);
+		list = sp->pending;
+		sp->pending = sp->pending_tail = NULL;
+		pthread_mutex_unlock(&sp->lock);
+		if (list == NULL)
+			break;
+		writer_run_group(sp, list);
+		writer_hand_back(sp, list);
+	}
+	return NULL;
+}
+
+/* ---- event loop side ------------------------------------------------ */
+
+static void
+job_finish(struct job *j)
+{
+	switch (j->kind) {
+	case JOB_COMMIT:
+		j->commit_cb(j->arg, j->err, j->msg);
+		break;
+	case JOB_BODY:
+		j->body_cb(j->arg, j->err, j->body_fd, j->prepend.data,
+			   j->prepend.len);
+		if (j->body_fd >= 0)
+			close(j->body_fd);
+		buf_free(&j->prepend);
+		break;
+	case JOB_RESULT:
+		j->result_cb(j->arg, j->err, j->res);
+		break;
+	case JOB_QUERY:
+		j->query_cb(j->arg, j->err, &j->out);
+		buf_free(&j->out);
+		break;
+	}
+}
+
+static void spool_msg_free(struct spool_msg *m);
+
+static void
+spool_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool *sp = arg;
+	struct job *list, *next;
+	uint64_t v;
+
+	if (read(sp->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_err("spool: eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&sp->lock);
+	list = sp->done;
+	sp->done = sp->done_tail = NULL;
+	pthread_mutex_unlock(&sp->lock);
+	for (; list; list = next) {
+		next = list->next;
+		job_finish(list);
+		if (list->kind == JOB_COMMIT)
+			spool_msg_free(list->msg);
+		xfree(list);
+	}
+}
+
+static void
+spool_submit(struct spool *sp, struct job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&sp->lock);
+	if (sp->pending_tail)
+		sp->pending_tail->next = j;
+	else
+		sp->pending = j;
+	sp->pending_tail = j;
+	pthread_cond_signal(&sp->cond);
+	pthread_mutex_unlock(&sp->lock);
+}
+
+/* ---- open / recovery ------------------------------------------------ */
+
+static int
+spool_configure_db(struct spool *sp, int unclean)
+{
+	static const char *const pragmas[] = {
+		"PRAGMA locking_mode = EXCLUSIVE",
+		"PRAGMA auto_vacuum = INCREMENTAL",
+		"PRAGMA journal_mode = WAL",
+		"PRAGMA synchronous = FULL",
+		"PRAGMA foreign_keys = ON",
+		"PRAGMA busy_timeout = 0",
+	};
+
+	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
+		if (sql_exec(sp, pragmas[i]) != SQLITE_OK)
+			return -1;
+	if (unclean) {
+		sqlite3_stmt *st = sql_prep(sp, "PRAGMA quick_check");
+		if (sqlite3_step(st) != SQLITE_ROW ||
+		    strcmp(col_text(st, 0), "ok") != 0) {
+			log_err("spool: quick_check failed: %s",
+				col_text(st, 0));
+			sqlite3_finalize(st);
+			return -1;
+		}
+		sqlite3_finalize(st);
+		log_info("spool: unclean stop detected; quick_check ok");
+	}
+	return sql_exec(sp, spool_schema) == SQLITE_OK ? 0 : -1;
+}
+
+static int
+spool_has_body(struct spool *sp, const char *id)
+{
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT 1 FROM msg WHERE id = ? AND body_file = 1");
+	int found;
+
+	bind_text(st, 1, id);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Remove body files of messages that never committed. */
+static void
+spool_recover_bodies(struct spool *sp)
+{
+	DIR *d = opendir(sp->bodydir);
+	struct dirent *e;
+	int removed = 0;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (!spool_has_body(sp, e->d_name)) {
+			unlinkat(sp->bodydir_fd, e->d_name, 0);
+			removed++;
+		}
+	}
+	closedir(d);
+	if (removed)
+		log_info("spool: removed %d partial message(s)", removed);
+}
+
+static int
+spool_marker(struct spool *sp, int create)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/running", sp->dir);
+	if (!create)
+		return unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EEXIST ? 1 : -1;
+}
+
+struct spool *
+spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
+	   char *err, size_t errlen)
+{
+	struct spool *sp = xcalloc(1, sizeof(*sp));
+	char dbpath[PATH_MAX];
+	int unclean;
+
+	snprintf(sp->dir, sizeof(sp->dir), "%s", dir);
+	snprintf(sp->bodydir, sizeof(sp->bodydir), "%s/body", dir);
+	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", dir);
+	sp->inline_max = inline_max;
+	if (mkdir_p(sp->bodydir, 0700) < 0 ||
+	    (sp->bodydir_fd = open(sp->bodydir,
+				   O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "spool %s: %s", sp->bodydir,
+			 strerror(errno));
+		xfree(sp);
+		return NULL;
+	}
+	unclean = spool_marker(sp, 1) == 1;
+	if (sqlite3_open_v2(dbpath, &sp->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				    SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK ||
+	    spool_configure_db(sp, unclean) < 0) {
+		snprintf(err, errlen, "spool %s: %s", dbpath,
+			 sp->db ? sqlite3_errmsg(sp->db) : "cannot open");
+		sqlite3_close(sp->db);
+		close(sp->bodydir_fd);
+		xfree(sp);
+		return NULL;
+	}
+	spool_recover_bodies(sp);
+	pthread_mutex_init(&sp->lock, NULL);
+	pthread_cond_init(&sp->cond, NULL);
+	sp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	sp->ev = event_new(base, sp->efd, EV_READ | EV_PERSIST, spool_on_done,
+			   sp);
+	event_add(sp->ev, NULL);
+	if (pthread_create(&sp->thread, NULL, writer_main, sp) != 0)
+		log_fatal("spool: cannot start writer thread");
+	return sp;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->lock);
+	sp->stop = 1;
+	pthread_cond_signal(&sp->cond);
+	pthread_mutex_unlock(&sp->lock);
+	pthread_join(sp->thread, NULL);
+	spool_on_done(sp->efd, EV_READ, sp);
+	sql_exec(sp, "PRAGMA wal_checkpoint(TRUNCATE)");
+	sqlite3_close(sp->db);
+	spool_marker(sp, 0);
+	event_free(sp->ev);
+	close(sp->efd);
+	close(sp->bodydir_fd);
+	xfree(sp);
+}
+
+int
+spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
+{
+	sqlite3_stmt *st = sql_prep(
+		sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
+		    " r.attempts, r.next_attempt, m.arrival, m.held"
+		    " FROM rcpt r JOIN msg m ON m.id = r.msg"
+		    " WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
+	int n = 0;
+
+	/* the writer thread is idle at start-up: safe to use the handle */
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct spool_pending p = {0};
+		p.rcpt_id = (uint64_t)sqlite3_column_int64(st, 0);
+		snprintf(p.msg, sizeof(p.msg), "%s", col_text(st, 1));
+		p.sender = col_text(st, 2);
+		p.addr = col_text(st, 3);
+		p.state = sqlite3_column_int(st, 4);
+		p.attempts = (unsigned)sqlite3_column_int(st, 5);
+		p.next_attempt = (time_t)sqlite3_column_int64(st, 6);
+		p.arrival = (time_t)sqlite3_column_int64(st, 7);
+		p.held = sqlite3_column_int(st, 8);
+		each(arg, &p);
+		n++;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* ---- messages being received ---------------------------------------- */
+
+struct spool_msg *
+spool_msg_new(struct spool *sp, time_t arrival)
+{
+	struct spool_msg *m = xcalloc(1, sizeof(*m));
+
+	spool_make_id(sp, m->id);
+	m->arrival = arrival;
+	m->body_fd = -1;
+	buf_init(&m->prepend, 64 * 1024);
+	buf_init(&m->inline_body, sp->inline_max);
+	return m;
+}
+
+int
+spool_msg_add_rcpt(struct spool_msg *m, const char *addr, const char *orig,
+		   const char *orcpt, unsigned notify)
+{
+	struct spool_rcpt *r;
+
+	m->rcpts = xrealloc(m->rcpts, (m->nrcpts + 1) * sizeof(*m->rcpts));
+	r = &m->rcpts[m->nrcpts++];
+	r->id = 0;
+	r->addr = xstrdup(addr);
+	r->orig = orig ? xstrdup(orig) : NULL;
+	r->orcpt = orcpt && *orcpt ? xstrdup(orcpt) : NULL;
+	r->notify = notify;
+	return 0;
+}
+
+static int
+spool_msg_spill(struct spool *sp, struct spool_msg *m)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", sp->bodydir, m->id);
+	m->body_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (m->body_fd < 0)
+		return -1;
+	if (write_full(m->body_fd, m->inline_body.data ? m->inline_body.data
+						       : "",
+		       m->inline_body.len) < 0)
+		return -1;
+	buf_free(&m->inline_body);
+	return 0;
+}
+
+int
+spool_msg_write(struct spool *sp, struct spool_msg *m, const void *p,
+		size_t n)
+{
+	if (m->write_errno) {
+		errno = m->write_errno;
+		return -1;
+	}
+	m->size += n;
+	if (m->body_fd < 0 && buf_add(&m->inline_body, p, n) == 0)
+		return 0;
+	if ((m->body_fd < 0 && spool_msg_spill(sp, m) < 0) ||
+	    write_full(m->body_fd, p, n) < 0) {
+		m->write_errno = errno ? errno : EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+spool_msg_free(struct spool_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (m->body_fd >= 0)
+		close(m->body_fd);
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		xfree(m->rcpts[i].addr);
+		xfree(m->rcpts[i].orig);
+		xfree(m->rcpts[i].orcpt);
+	}
+	xfree(m->rcpts);
+	xfree(m->sender);
+	xfree(m->envid);
+	xfree(m->client);
+	xfree(m->helo);
+	buf_free(&m->prepend);
+	buf_free(&m->inline_body);
+	xfree(m);
+}
+
+void
+spool_msg_discard(struct spool *sp, struct spool_msg *m)
+{
+	char path[PATH_MAX];
+
+	if (m->body_fd >= 0) {
+		snprintf(path, sizeof(path), "%s/%s", sp->bodydir, m->id);
+		unlink(path);
+	}
+	spool_msg_free(m);
+}
+
+void
+spool_msg_commit(struct spool *sp, struct spool_msg *m, spool_commit_cb *cb,
+		 void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_COMMIT;
+	j->msg = m;
+	j->commit_cb = cb;
+	j->arg = arg;
+	spool_submit(sp, j);
+}
+
+void
+spool_load_body(struct spool *sp, const char *msg_id, spool_body_cb *cb,
+		void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_BODY;
+	snprintf(j->msg_id, sizeof(j->msg_id), "%s", msg_id);
+	j->body_fd = -1;
+	j->body_cb = cb;
+	j->arg = arg;
+	spool_submit(sp, j);
+}
+
+void
+spool_record(struct spool *sp, struct spool_result *r, spool_result_cb *cb,
+	     void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_RESULT;
+	j->res = r;
+	j->result_cb = cb;
+	j->arg = arg;
+	spool_submit(sp, j);
+}
+
+void
+spool_query(struct spool *sp, enum spool_query q, const char *id, int json,
+	    spool_query_cb *cb, void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_QUERY;
+	j->q = q;
+	j->json = json;
+	if (id)
+		snprintf(j->msg_id, sizeof(j->msg_id), "%s", id);
+	j->query_cb = cb;
+	j->arg = arg;
+	spool_submit(sp, j);
+}
+
+uint64_t
+spool_commits(const struct spool *sp)
+{
+	return sp->commits;
+}

@@ -1,0 +1,152 @@
+/*
+ * spool — the durable queue store, owned by the queue role alone.
+ *
+ * One SQLite database (WAL, synchronous=FULL, exclusive locking so no
+ * other process can open it, auto_vacuum=INCREMENTAL at creation) holds
+ * envelopes, per-recipient state, attempt records and bodies up to
+ * inline_max bytes; larger bodies live in SPOOL/body/<id>, written as
+ * chunks arrive and made durable (fdatasync, one fsync of body/ per
+ * group) before the commit that references them.
+ *
+ * Group commit, leader/follower: one writer thread owns the connection.
+ * Every operation is a job; the writer takes *all* jobs pending when the
+ * previous commit returns, runs each inside its own savepoint of one
+ * transaction, commits once (one WAL fsync), then hands the finished jobs
+ * back to the event loop through an eventfd. There is no timer: under
+ * load, groups grow by themselves. A job whose statements fail is rolled
+ * back alone; a failed COMMIT fails the whole group. SQLITE_FULL maps to
+ * SPOOL_E_FULL, every other failure to SPOOL_E_IO; after SPOOL_E_IO the
+ * owner must restart (never retry an fsync and trust it).
+ *
+ * Callbacks always run on the event loop thread. No transaction spans a
+ * DATA phase or a delivery. Crash recovery at open: body files without a
+ * committed message are partial and removed; after an unclean stop
+ * (marker file left behind) PRAGMA quick_check runs first.
+ */
+#ifndef TODOKU_SPOOL_H
+#define TODOKU_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "lib/buf.h"
+
+#define SPOOL_ID_LEN 14
+#define SPOOL_E_FULL (-2)
+#define SPOOL_E_IO (-3)
+
+enum spool_state {
+	SPOOL_QUEUED = 0,
+	SPOOL_DEFERRED = 1,
+	SPOOL_DELIVERED = 2,
+	SPOOL_BOUNCED = 3,
+};
+
+struct spool;
+struct event_base;
+
+struct spool_rcpt {
+	uint64_t id; /* filled in by commit */
+	char *addr; /* final recipient */
+	char *orig; /* recipient as given by the client (before aliases) */
+	char *orcpt; /* DSN ORCPT or NULL */
+	unsigned notify;
+};
+
+/* A message being received. Fields are set by the owner before commit. */
+struct spool_msg {
+	char id[SPOOL_ID_LEN + 1];
+	time_t arrival;
+	char *sender; /* "" for the null sender */
+	char *envid;
+	int ret;
+	int body8;
+	int smtputf8;
+	char *client; /* "name [addr]" */
+	char *helo;
+	struct buf prepend;
+	struct buf inline_body;
+	int body_fd; /* -1 while the body is inline */
+	uint64_t size;
+	struct spool_rcpt *rcpts;
+	size_t nrcpts;
+	int write_errno; /* first write failure, sticky */
+};
+
+/* One recipient awaiting delivery, as loaded at start or after commit. */
+struct spool_pending {
+	uint64_t rcpt_id;
+	char msg[SPOOL_ID_LEN + 1];
+	const char *sender;
+	const char *addr;
+	int state;
+	unsigned attempts;
+	time_t next_attempt;
+	time_t arrival;
+	int held;
+};
+
+/* What one delivery attempt did to one recipient. */
+struct spool_result {
+	uint64_t rcpt_id;
+	char msg[SPOOL_ID_LEN + 1];
+	time_t time;
+	int new_state; /* spool_state */
+	const char *where; /* "maildir /var/mail/x/user" */
+	const char *result; /* "delivered" "deferred" "bounced" */
+	const char *status; /* enhanced status, "5.1.1" */
+	const char *reply; /* reason / remote reply, verbatim */
+	time_t next_attempt;
+	/* When new_state == SPOOL_BOUNCED and bounce_to is set, a DSN is
+	 * composed from the stored message and queued in the same commit. */
+	const char *reporting_mta;
+	const char *bounce_to; /* final recipient of the DSN, or NULL */
+	const char *final_rcpt; /* the recipient that failed */
+	/* out (valid in the callback): the DSN's message and recipient */
+	char bounce_id[SPOOL_ID_LEN + 1];
+	uint64_t bounce_rcpt_id;
+	int msg_done; /* message had no undelivered recipient left */
+};
+
+enum spool_query { SPOOL_LIST, SPOOL_SHOW };
+
+typedef void spool_commit_cb(void *arg, int err, struct spool_msg *msg);
+typedef void spool_body_cb(void *arg, int err, int body_fd,
+			   const char *prepend, size_t prepend_len);
+typedef void spool_result_cb(void *arg, int err, struct spool_result *r);
+typedef void spool_query_cb(void *arg, int err, struct buf *out);
+typedef void spool_pending_cb(void *arg, const struct spool_pending *p);
+
+struct spool *spool_open(const char *dir, uint64_t inline_max,
+			 struct event_base *base, char *err, size_t errlen);
+/* Waits for the writer to finish every job; clean-stop marker removed. */
+void spool_close(struct spool *sp);
+/* Call each for every undelivered recipient (start-up, synchronous). */
+int spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg);
+
+struct spool_msg *spool_msg_new(struct spool *sp, time_t arrival);
+int spool_msg_add_rcpt(struct spool_msg *m, const char *addr,
+		       const char *orig, const char *orcpt, unsigned notify);
+/* Append body bytes; spills to a file past inline_max. -1 with errno. */
+int spool_msg_write(struct spool *sp, struct spool_msg *m, const void *p,
+		    size_t n);
+/* Drop an uncommitted message and its body file. */
+void spool_msg_discard(struct spool *sp, struct spool_msg *m);
+/* Make durable; cb gets msg (rcpt ids filled) then msg is freed. */
+void spool_msg_commit(struct spool *sp, struct spool_msg *m,
+		      spool_commit_cb *cb, void *arg);
+
+void spool_load_body(struct spool *sp, const char *msg_id, spool_body_cb *cb,
+		     void *arg);
+/* r and its strings must stay valid until cb runs. */
+void spool_record(struct spool *sp, struct spool_result *r,
+		  spool_result_cb *cb, void *arg);
+void spool_query(struct spool *sp, enum spool_query q, const char *id,
+		 int json, spool_query_cb *cb, void *arg);
+
+/* Counters for tests and benchmarks. */
+uint64_t spool_commits(const struct spool *sp);
+
+#endif
