@@ -1,0 +1,92 @@
+# todoku — thin wrapper around Meson.
+#
+#   make run     install what is missing, build, run `todoku serve` in the
+#                foreground with the built-in configuration (Ctrl-C stops)
+#   make check   install test dependencies, build with warnings as errors,
+#                run unit and integration tests, then again under
+#                AddressSanitizer + UndefinedBehaviorSanitizer, plus a short
+#                run of every fuzz target
+#
+# Other targets: build, unit, integration, sanitize, fuzz-smoke, bench,
+# format, clean.
+
+PYTHON  ?= /usr/bin/python3
+BUILD   ?= build
+SANBUILD ?= build-san
+FUZZBUILD ?= build-fuzz
+FUZZ_SECONDS ?= 10
+PYTEST  = $(PYTHON) -m pytest -p no:cacheprovider -q
+
+.PHONY: all run build check deps deps-check unit integration sanitize \
+	san-build fuzz-smoke bench format clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh run
+
+deps-check:
+	@./scripts/deps.sh check
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --werror
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: deps build
+	./$(BUILD)/todoku serve -f
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+integration: build
+	TODOKU_BIN=$(CURDIR)/$(BUILD)/todoku $(PYTEST) tests/integration
+
+$(SANBUILD)/build.ninja:
+	meson setup $(SANBUILD) --werror -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debug
+
+san-build: $(SANBUILD)/build.ninja
+	ninja -C $(SANBUILD)
+
+# Unit and integration tests again with ASan+UBSan binaries; any
+# sanitizer report fails the run.
+sanitize: san-build
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(SANBUILD) --suite unit --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	TODOKU_BIN=$(CURDIR)/$(SANBUILD)/todoku TODOKU_SANITIZED=1 \
+		$(PYTEST) tests/integration -m "not slow"
+
+$(FUZZBUILD)/build.ninja:
+	CC=clang meson setup $(FUZZBUILD) -Dfuzz=true -Dtests=disabled \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+# Every libFuzzer target runs for FUZZ_SECONDS from its seed corpus.
+fuzz-smoke: $(FUZZBUILD)/build.ninja
+	ninja -C $(FUZZBUILD)
+	@set -e; for f in $(FUZZBUILD)/fuzz/fuzz_*; do \
+		[ -x "$$f" ] || continue; \
+		name=$$(basename $$f); corpus=fuzz/corpus/$$name; \
+		mkdir -p $(FUZZBUILD)/corpus/$$name; \
+		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+			$(FUZZBUILD)/corpus/$$name $$( [ -d $$corpus ] && echo $$corpus ) \
+			>$(FUZZBUILD)/$$name.log 2>&1 || \
+			{ tail -40 $(FUZZBUILD)/$$name.log; exit 1; }; \
+	done
+
+check: deps-check build unit integration sanitize fuzz-smoke
+	@echo "make check: all passed"
+
+bench: build
+	./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(SANBUILD) $(FUZZBUILD)
