@@ -99,8 +99,10 @@ role_main(const char *name, const char *config_path)
 	}
 	log_init(name, env.conf->log_syslog, env.conf->log_level);
 	signal(SIGPIPE, SIG_IGN);
-	/* master handles ^C for the whole process group */
+	/* master coordinates shutdown (M_SHUTDOWN) for ^C or a SIGTERM sent
+	 * to the whole process group; a role never stops on its own. */
 	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
 	role_drop_privileges(env.conf->user);
 	role_harden();
 	env.base = event_base_new();
