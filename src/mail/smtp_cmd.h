@@ -15,6 +15,18 @@
  *
  * Every error comes with the SMTP reply to send (code, enhanced status,
  * text) so smtp-in never invents its own wording for parser failures.
+ * The texts are static and never echo client bytes; the codes chosen for
+ * each error class are listed at the top of smtp_cmd.c.
+ *
+ * smtp_cmd_parse() ignores extra spaces between verb and argument and at
+ * the end of the line (never TABs); arg excludes them. DATA, RSET, QUIT
+ * and STARTTLS refuse an argument; HELO, EHLO, MAIL, RCPT, VRFY, EXPN,
+ * AUTH and BDAT require one (501 5.5.4).
+ *
+ * A non-ASCII address is accepted only with ext->smtputf8 and, for MAIL,
+ * only with the SMTPUTF8 parameter (else 553 5.6.7). For RCPT, the caller
+ * must set ext->smtputf8 only when the transaction's MAIL carried
+ * SMTPUTF8 (smtp_mail_args.smtputf8), not merely because it is offered.
  */
 #ifndef TODOKU_MAIL_SMTP_CMD_H
 #define TODOKU_MAIL_SMTP_CMD_H
@@ -76,12 +88,15 @@ struct smtp_mail_args {
 	bool smtputf8;
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1]; /* decoded xtext, "" if absent */
+	bool lax_colon; /* "FROM: <": a space followed the colon */
 };
 
 struct smtp_rcpt_args {
 	struct mailaddr to;
 	unsigned notify; /* SMTP_NOTIFY_* bits, 0 if absent */
-	char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;addr" decoded, "" if absent */
+	char
+	    orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;addr" decoded, "" if absent */
+	bool lax_colon;		       /* "TO: <": a space followed the colon */
 };
 
 /* Which ESMTP parameters the server currently accepts. */

@@ -17,6 +17,11 @@
  *
  * discarded counts bytes seen in discard mode so the caller can hang up
  * (421) past a limit instead of reading forever.
+ *
+ * Dot-stuffing: a line starting with ".." yields "."; a line starting
+ * with "." and other text (non-conforming) yields the text without the
+ * dot. The result and the end position never depend on how the input
+ * was split across calls. out->max must be at least 2 (one CRLF).
  */
 #ifndef TODOKU_MAIL_SMTP_DATA_H
 #define TODOKU_MAIL_SMTP_DATA_H
@@ -37,6 +42,7 @@ struct smtp_data {
 	bool too_big;
 	bool long_line;
 	bool eightbit; /* an octet >= 0x80 was seen */
+	bool nomem;    /* buf_add failed below out->max: allocation failure */
 	unsigned line_len; /* private */
 };
 
@@ -46,7 +52,8 @@ void smtp_data_init(struct smtp_data *d, uint64_t max_size);
  * out would pass its maximum, feeding stops early (flush out, call again
  * with the rest). Returns the number of input bytes consumed; *end is set
  * when the end-of-data line was consumed (the bytes after it belong to
- * the next command).
+ * the next command). Once ended, further calls consume nothing. If an
+ * allocation fails, nomem is set and feeding stops (answer 451 4.3.0).
  */
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n,
 		      struct buf *out, bool *end);
