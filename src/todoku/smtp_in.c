@@ -248,13 +248,38 @@ sess_need_helo(struct session *s)
 	return -1;
 }
 
+/*
+ * Many real clients send a HELO name that is not a domain (Windows host
+ * names with "_", bare words, trailing junk). Like Postfix, accept the
+ * first word when it is printable ASCII: it is only recorded (escaped by
+ * construction) in Received:, never trusted. Empty stays an error.
+ */
+static int
+sess_helo_lenient(const struct smtp_cmd *c, char *dst, size_t len)
+{
+	size_t n = 0;
+
+	while (n < c->arglen && c->arg[n] != ' ')
+		n++;
+	if (n == 0 || n >= len)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (c->arg[i] < 0x21 || c->arg[i] > 0x7e || c->arg[i] == '(' ||
+		    c->arg[i] == ')')
+			return -1;
+	memcpy(dst, c->arg, n);
+	dst[n] = '\0';
+	return 0;
+}
+
 static void
 cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
 	struct smtp_reply err;
 	char helo[256];
 
-	if (smtp_helo_parse(c->arg, c->arglen, helo, sizeof(helo), &err) < 0) {
+	if (smtp_helo_parse(c->arg, c->arglen, helo, sizeof(helo), &err) < 0 &&
+	    sess_helo_lenient(c, helo, sizeof(helo)) < 0) {
 		sess_reply(s, err.code, err.status, "%s", err.text);
 		return;
 	}
