@@ -75,17 +75,19 @@ def todoku_user():
     return pw.pw_uid, pw.pw_gid
 
 
+_test_counter = [0]
+
+
 @pytest.fixture
 def tmp_world(request, world_base):
-    """A fresh world-readable directory for this test."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
-    d = world_base / name
-    n = 1
-    while d.exists():
-        n += 1
-        d = world_base / ("%s.%d" % (name, n))
+    """A fresh world-readable directory for this test. Names stay short:
+    the spool holds a unix control socket (sun_path is 108 octets)."""
+    _test_counter[0] += 1
+    name = re.sub(r"[^A-Za-z0-9]+", "_", request.node.name.replace("test_", "", 1))
+    d = world_base / ("%03d-%s" % (_test_counter[0], name[:20]))
     d.mkdir(mode=0o755)
     os.chmod(d, 0o755)
+    (d / "TEST").write_text(request.node.nodeid + "\n")
     return d
 
 

@@ -6,3 +6,4 @@ from .dns import KnotDNS, FaultyDNS  # noqa: F401
 from .peer import SMTPPeer  # noqa: F401
 from .postfix import Postfix  # noqa: F401
 from .swaks import swaks  # noqa: F401
+from .mailfile import queue_id, split as split_message, header  # noqa: F401

@@ -60,7 +60,7 @@ class Todoku:
 
     def __init__(self, world_dir, name="todoku", overrides=None, aliases=None,
                  users=("someone", "alice", "bob"), dns_servers=None, port=2525,
-                 addr=None, start=True, registry=None, uid=None, gid=None):
+                 addr=None, start=True, registry=None, uid=None, gid=None, wrapper=None):
         self.dir = pathlib.Path(world_dir) / name
         self.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -72,8 +72,10 @@ class Todoku:
         self.log_path = self.dir / "todoku.log"
         self.bin = todoku_bin()
         self.proc = None
+        self._expected_exit = False
         self.exit_codes = []
         self._uid, self._gid = uid, gid
+        self.wrapper = list(wrapper or [])   # e.g. ["strace", "-f", "-o", F]
         for d in (self.spool, self.mail, self.mail / "localhost"):
             d.mkdir(mode=0o755, parents=True, exist_ok=True)
             self._own(d)
@@ -135,10 +137,11 @@ class Todoku:
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.proc = subprocess.Popen(
-            [self.bin, "serve", "-f", "-c", str(self.config_path)],
+            self.wrapper + [self.bin, "serve", "-f", "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             start_new_session=True, env=env)
         logf.close()
+        self._expected_exit = False
         if not wait_port(self.addr, self.port, timeout, self.proc):
             rc = self.proc.poll()
             if rc is None:
@@ -158,14 +161,51 @@ class Todoku:
         except ProcessLookupError:
             pass
 
+    @property
+    def master_pid(self):
+        """pid of todoku's master (not of a wrapper such as strace)."""
+        if not self.wrapper:
+            return self.proc.pid
+        for _ in range(100):
+            try:
+                kids = open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)).read().split()
+            except OSError:
+                kids = []
+            if kids:
+                return int(kids[0])
+            time.sleep(0.05)
+        raise DaemonError("cannot find the todoku process under its wrapper")
+
     def signal(self, sig):
-        self.proc.send_signal(sig)
+        """Send sig to the master process (it may exit: that is expected)."""
+        self._expected_exit = True
+        os.kill(self.master_pid, sig)
+
+    def terminate(self):
+        """SIGTERM without waiting; see wait_exit()."""
+        self.signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout=10.0):
+        """Wait for the master to exit; return its exit code."""
+        rc = self.proc.wait(timeout)
+        self.exit_codes.append(rc)
+        self._reap_group()
+        return rc
+
+    def check_alive(self):
+        """Raise if the daemon exited without a test asking it to."""
+        if self.proc is not None and self.proc.poll() is not None and not self._expected_exit:
+            raise DaemonError("todoku exited unexpectedly with code %r; log tail:\n%s"
+                              % (self.proc.returncode, self.log_text()[-4000:]))
 
     def stop(self, timeout=10.0, check=True):
         """SIGTERM; wait; assert exit code 0 and a clean log."""
+        if check:
+            self.check_alive()
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        self._expected_exit = True
+        os.kill(self.master_pid, signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -202,6 +242,7 @@ class Todoku:
         like a crash of the machine, and wait until it is gone."""
         with open(self.log_path, "ab") as f:
             f.write(b"=== test world: SIGKILL\n")
+        self._expected_exit = True
         self._killgroup()
         self.proc.wait(10)
         deadline = time.monotonic() + 5
@@ -278,7 +319,14 @@ class Todoku:
     def cli(self, *args, timeout=20):
         """Run `todoku ARGS -c CONFIG`; assert exit 0; JSON-decode stdout if
         --json was given, else return stdout text."""
-        r = self.cli_run(*args, timeout=timeout)
+        deadline = time.monotonic() + 5
+        while True:
+            r = self.cli_run(*args, timeout=timeout)
+            # 69 (EX_UNAVAILABLE): control socket not up yet right after a
+            # (re)start; retry briefly.
+            if r.returncode != 69 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         if r.returncode != 0:
             raise AssertionError("todoku %s exited %d\nstdout: %s\nstderr: %s"
                                  % (" ".join(args), r.returncode,
