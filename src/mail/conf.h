@@ -9,12 +9,14 @@
  *   [domain "example.com"]
  *   mailboxes = /var/mail/example.com
  *
- * Syntax: '#' or ';' start a comment line; section headers are
+ * Syntax: '#' or ';' start a comment line (whole lines only: a '#'
+ * after a value is part of the value); section headers are
  * [name] or [name "sub"] (subsection quoted, \" and \\ escapes); keys
  * are case-insensitive [a-z0-9-]; values are the rest of the line,
  * trimmed, optionally double-quoted. Section and subsection names are
- * normalised to lowercase; duplicate [listen "x"]/[domain "x"] sections
- * and duplicate keys within a section are errors.
+ * normalised to lowercase; a section given twice ([server] as well as
+ * [listen "x"]/[domain "x"]) and a key given twice in a section are
+ * errors. Lists are separated by blanks and/or commas.
  *
  * Every error is reported as "FILE:LINE: message (hint)" in err and the
  * parse fails as a whole: there is never a half-applied configuration.
@@ -25,7 +27,22 @@
  * reads the file and the tables it references. A built-in default
  * (conf_default_text) is used when no file is given.
  *
+ * Table files (conf_load only): a users-file holds one user name per
+ * line; the aliases file holds "local@domain: target, target" lines,
+ * where a bare "local" on the left means that local part at every local
+ * domain. '#' starts a comment line in both. Errors there are also
+ * "FILE:LINE: message". Each file read is bounded by CONF_FILE_MAX.
+ *
+ * Lookups: users are stored sorted and unique (conf_user_find uses
+ * bsearch); aliases are sorted by their lowercased key "local@domain"
+ * or "local" (conf_alias_find). Local parts are compared by their
+ * lookup key (conf_local_key): unquoted and lowercased, and a local
+ * part holding '/', '%', '@', '!', a space or a control octet has no key
+ * at all, so it can never match a user or an alias.
+ *
  * Ownership: a struct conf owns all its strings; conf_free() frees all.
+ * Nothing here is thread-safe against conf_free(); a loaded conf is
+ * read-only and can be shared.
  */
 #ifndef TODOKU_MAIL_CONF_H
 #define TODOKU_MAIL_CONF_H
@@ -40,9 +57,13 @@
 
 #define CONF_ERR_MAX 1024
 #define CONF_RETRY_MAX 32
+#define CONF_FILE_MAX (1024 * 1024) /* config, users and aliases files */
+#define CONF_USER_MAX 64	    /* user name length */
+#define CONF_ALIAS_TARGETS_MAX 1000 /* targets of one alias */
+#define CONF_LIST_MAX 256	    /* trusted-networks, dns servers */
 
 struct conf_listen {
-	char *name; /* subsection */
+	char *name;    /* subsection */
 	char *address; /* as written, "127.0.0.1:2525" */
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -56,17 +77,17 @@ struct conf_net {
 
 /* An alias: one address -> one or more target addresses. */
 struct conf_alias {
-	char *from; /* "local@domain", lowercased domain */
+	char *from; /* lookup key: "local@domain" or bare "local", lowercase */
 	char **to;
 	size_t nto;
 };
 
 struct conf_domain {
-	char *name; /* lowercase */
-	char *mailboxes; /* absolute directory holding one Maildir per user */
-	char *catch_all; /* "user@domain" or NULL */
+	char *name;	  /* lowercase */
+	char *mailboxes;  /* absolute directory holding one Maildir per user */
+	char *catch_all;  /* "user@domain" or NULL */
 	char *users_file; /* absolute path or NULL */
-	char **users; /* sorted, lowercase, validated user names */
+	char **users;	  /* sorted, lowercase, validated user names */
 	size_t nusers;
 	int line;
 };
@@ -77,12 +98,12 @@ struct conf {
 	/* [server] */
 	char *hostname;
 	char *spool; /* absolute */
-	char *user; /* run-as user when started as root */
+	char *user;  /* run-as user when started as root */
 	unsigned smtp_in_procs;
 	enum log_level log_level;
 	bool log_syslog;
 	char *aliases_file; /* absolute or NULL */
-	char *postmaster; /* address postmaster@ etc. go to */
+	char *postmaster;   /* address postmaster@ etc. go to */
 	struct conf_net *trusted;
 	size_t ntrusted;
 
@@ -127,8 +148,20 @@ void conf_free(struct conf *c);
  * file that conf_parse_text accepts again. */
 int conf_dump(const struct conf *c, struct buf *out);
 
+/* The [domain] named domain (case-insensitive), or NULL. */
 const struct conf_domain *conf_domain_find(const struct conf *c,
 					   const char *domain);
+/* True if sa is inside one of the trusted-networks. */
 bool conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+/* The table's copy of user (already a lookup key), or NULL. */
+const char *conf_user_find(const struct conf_domain *d, const char *user);
+/* The alias for key ("local@domain" or "local", lowercase), or NULL. */
+const struct conf_alias *conf_alias_find(const struct conf *c, const char *key);
+/*
+ * Lookup key of a local part as written in an address (quoted: with its
+ * quotes): unquoted, lowercased, into dst. -1 if it is empty, too long,
+ * or holds '/', '%', '@', '!', space, a control or non-ASCII octet.
+ */
+int conf_local_key(const char *local, char *dst, size_t len);
 
 #endif

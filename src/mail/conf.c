@@ -1,0 +1,1949 @@
+/*
+ * conf — parse todoku's configuration file and its table files.
+ *
+ * Contract: see conf.h. In short: text in, a complete struct conf out or
+ * NULL with one "FILE:LINE: message (hint)" in err; never a partial
+ * configuration. Every default is set by conf_new() before parsing, so a
+ * key only ever replaces a default (duplicate keys are errors). Sections
+ * are checked for their required keys when they end; the whole file is
+ * checked at the end (at least one [listen], derived min-free).
+ *
+ * Layout of this file: error reporting and suggestions; lines and
+ * tokens; value setters and the key tables; sections; the table files;
+ * dump; lookups.
+ *
+ * Trust: the file is written by the operator but still parsed as
+ * untrusted bytes (it is fuzzed): NUL and control octets are refused,
+ * every list has a maximum and every file a size bound.
+ */
+#include "mail/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/util.h"
+
+#include "mail/addr.h"
+
+#define DEF_SPOOL "var/spool"
+#define DEF_USER "todoku"
+#define DEF_TRUSTED "127.0.0.0/8 ::1"
+#define DEF_RETRY "5m 10m 20m 40m 1h"
+#define MIN_FREE_RESERVE (64ull << 20)
+#define KEY_MAX 64 /* longest key or section name we look at */
+#define WORDS_MAX 8
+#define NAME_MAX_LEN 255 /* subsection names */
+
+const char conf_default_text[] = "[server]\n"
+				 "hostname = localhost\n"
+				 "spool = var/spool\n"
+				 "[listen \"smtp\"]\n"
+				 "address = 127.0.0.1:2525\n"
+				 "[domain \"localhost\"]\n"
+				 "mailboxes = var/mail/localhost\n"
+				 "users = someone\n";
+
+enum sect {
+	S_NONE,
+	S_SERVER,
+	S_SMTP,
+	S_QUEUE,
+	S_DNS,
+	S_LISTEN,
+	S_DOMAIN,
+	S_COUNT
+};
+
+static const char *const sect_names[S_COUNT] = {
+    "", "server", "smtp", "queue", "dns", "listen", "domain",
+};
+
+struct key;
+
+struct parser {
+	const char *name; /* file name for messages */
+	int line;
+	char *err;
+	size_t errlen;
+	struct conf *c;
+	enum sect sect;
+	int sect_line;		 /* line of the current section header */
+	int seen_line[32];	 /* per key of the section: line set, or 0 */
+	int plain_line[S_COUNT]; /* line of [server] etc., or 0 */
+};
+
+typedef int (*key_set_fn)(struct parser *p, const struct key *k, void *dst,
+			  char *val);
+
+struct key {
+	const char *name;
+	key_set_fn set;
+	size_t off; /* into struct conf, conf_listen or conf_domain */
+	uint64_t min, max;
+	const char *expect; /* "a size like 25M" */
+};
+
+/* ---- errors and suggestions ------------------------------------------ */
+
+static void perr(struct parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+perr(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->errlen == 0)
+		return;
+	if (p->line > 0)
+		n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, p->line);
+	else
+		n = snprintf(p->err, p->errlen, "%s: ", p->name);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static int
+bad_value(struct parser *p, const struct key *k, const char *val)
+{
+	perr(p, "bad value \"%s\" for %s (expected %s)", val, k->name,
+	     k->expect);
+	return -1;
+}
+
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[KEY_MAX + 1];
+
+	if (la > KEY_MAX || lb > KEY_MAX)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Split s (at most KEY_MAX) at '-' into words stored in buf. */
+static size_t
+split_words(const char *s, char *buf, char **words)
+{
+	size_t n = 0, len = strlen(s);
+
+	if (len > KEY_MAX)
+		return 0;
+	memcpy(buf, s, len + 1);
+	for (char *w = buf; n < WORDS_MAX;) {
+		char *dash = strchr(w, '-');
+
+		words[n++] = w;
+		if (dash == NULL)
+			break;
+		*dash = '\0';
+		w = dash + 1;
+	}
+	return n;
+}
+
+/* Every word of typo is near a word of cand, in order: "max-sise" fits
+ * "max-message-size". */
+static bool
+words_match(const char *typo, const char *cand)
+{
+	char ba[KEY_MAX + 1], bb[KEY_MAX + 1], *wa[WORDS_MAX], *wb[WORDS_MAX];
+	size_t na = split_words(typo, ba, wa), nb = split_words(cand, bb, wb);
+	size_t j = 0;
+
+	if (na == 0 || nb == 0)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		size_t tol = strlen(wa[i]) > 3 ? 1 : 0;
+
+		while (j < nb && edit_distance(wa[i], wb[j]) > tol)
+			j++;
+		if (j == nb)
+			return false;
+		j++;
+	}
+	return true;
+}
+
+/* The candidate the operator most likely meant, or NULL. */
+static const char *
+suggest(const char *typo, const char *const *cands, size_t n)
+{
+	const char *best = NULL, *word = NULL;
+	size_t best_d = 3, nword = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(typo, cands[i]);
+
+		if (d < best_d && d < strlen(typo)) {
+			best_d = d;
+			best = cands[i];
+		}
+		if (words_match(typo, cands[i])) {
+			word = cands[i];
+			nword++;
+		}
+	}
+	if (best == NULL && nword == 1)
+		best = word;
+	return best;
+}
+
+/* ---- characters, lines, tokens --------------------------------------- */
+
+static bool
+is_ws(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+static bool
+is_key_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '-';
+}
+
+static void
+lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+static char *
+trim(char *s)
+{
+	size_t n;
+
+	while (is_ws(*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && (is_ws(s[n - 1]) || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+struct lines {
+	const char *p, *end;
+};
+
+/* Next line (without its '\n') as a heap copy, or NULL at the end.
+ * -1 in *bad if the line holds a NUL or a control octet. */
+static char *
+lines_next(struct lines *l, int *bad)
+{
+	const char *s = l->p, *nl;
+	size_t n;
+
+	*bad = 0;
+	if (l->p >= l->end)
+		return NULL;
+	nl = memchr(s, '\n', (size_t)(l->end - s));
+	n = nl ? (size_t)(nl - s) : (size_t)(l->end - s);
+	l->p = s + n + 1;
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			*bad = -1;
+	}
+	return xstrndup(s, n);
+}
+
+/*
+ * Unquote the string that starts with '"' at s, in place: the content
+ * ends up at s, NUL-terminated; \" and \\ are the only escapes. *end is
+ * set just past the closing quote. -1: unterminated, -2: bad escape.
+ */
+static int
+unquote(char *s, char **end)
+{
+	char *r = s + 1, *w = s;
+
+	for (;; r++) {
+		if (*r == '\0')
+			return -1;
+		if (*r == '"')
+			break;
+		if (*r == '\\') {
+			r++;
+			if (*r != '"' && *r != '\\')
+				return *r == '\0' ? -1 : -2;
+		}
+		*w++ = *r;
+	}
+	*w = '\0';
+	*end = r + 1;
+	return 0;
+}
+
+/*
+ * Next token of a list: separated by spaces, tabs and commas; double
+ * quotes protect separators (quotes are kept, for addresses). NULL at
+ * the end. Modifies the string.
+ */
+static char *
+next_token(char **sp)
+{
+	char *s = *sp, *tok;
+	bool q = false;
+
+	while (is_ws(*s) || *s == ',')
+		s++;
+	if (*s == '\0')
+		return NULL;
+	tok = s;
+	for (; *s; s++) {
+		if (*s == '"')
+			q = !q;
+		else if (*s == '\\' && q && s[1] != '\0')
+			s++;
+		else if (!q && (is_ws(*s) || *s == ','))
+			break;
+	}
+	if (*s)
+		*s++ = '\0';
+	*sp = s;
+	return tok;
+}
+
+static void *
+vec_grow(void *v, size_t n, size_t size)
+{
+	if (n == 0)
+		return xrealloc(v, 4 * size);
+	if (n >= 4 && (n & (n - 1)) == 0)
+		return xrealloc(v, 2 * n * size);
+	return v;
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		xfree(v[i]);
+	xfree(v);
+}
+
+static void
+strv_push(char ***v, size_t *n, const char *s)
+{
+	*v = vec_grow(*v, *n, sizeof(**v));
+	(*v)[(*n)++] = xstrdup(s);
+}
+
+/* ---- value checks ---------------------------------------------------- */
+
+/* Make path absolute against the current directory; NULL on error. */
+static char *
+abs_path(struct parser *p, const char *key, const char *val, size_t room)
+{
+	char cwd[PATH_MAX], out[PATH_MAX];
+	size_t n;
+	int r;
+
+	while (val[0] == '.' && val[1] == '/')
+		val += 2;
+	if (val[0] == '/') {
+		r = snprintf(out, sizeof(out), "%s", val);
+	} else {
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			perr(p, "cannot make %s absolute: getcwd: %s", key,
+			     strerror(errno));
+			return NULL;
+		}
+		r = snprintf(out, sizeof(out), "%s%s%s", cwd,
+			     strcmp(cwd, "/") ? "/" : "", val);
+	}
+	n = (size_t)r;
+	if (r < 0 || n >= sizeof(out) - room) {
+		perr(p, "path for %s is too long (at most %zu bytes)", key,
+		     sizeof(out) - room - 1);
+		return NULL;
+	}
+	while (n > 1 && out[n - 1] == '/')
+		out[--n] = '\0';
+	return xstrdup(out);
+}
+
+/* [a-z0-9][a-z0-9._+-]*, at most CONF_USER_MAX, no "..", lowercased. */
+static bool
+user_name_ok(char *s)
+{
+	size_t n = strlen(s);
+
+	lower(s);
+	if (n == 0 || n > CONF_USER_MAX || strstr(s, "..") != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool alnum =
+		    (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+
+		if (!alnum && (i == 0 || strchr("._+-", ch) == NULL))
+			return false;
+	}
+	return true;
+}
+
+/* A Unix login name for the run-as user. */
+static bool
+login_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32 || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!is_key_char(ch) && ch != '_' && ch != '.')
+			return false;
+	}
+	return true;
+}
+
+/* A bare IP, or IP:PORT / [IPv6]:PORT. */
+static bool
+dns_server_ok(const char *s)
+{
+	unsigned char tmp[sizeof(struct in6_addr)];
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	return inet_pton(AF_INET, s, tmp) == 1 ||
+	       inet_pton(AF_INET6, s, tmp) == 1 ||
+	       parse_hostport(s, &ss, &len) == 0;
+}
+
+/* ---- setters --------------------------------------------------------- */
+
+static int
+set_string(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	char **sp = dst;
+
+	if (val[0] == '\0')
+		return bad_value(p, k, val);
+	xfree(*sp);
+	*sp = xstrdup(val);
+	return 0;
+}
+
+static int
+set_hostname(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	lower(val);
+	if (!addr_domain_valid(val, strlen(val)))
+		return bad_value(p, k, val);
+	return set_string(p, k, dst, val);
+}
+
+static int
+set_login(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	if (!login_name_ok(val))
+		return bad_value(p, k, val);
+	return set_string(p, k, dst, val);
+}
+
+/* A path; empty means "none" for optional paths (min == 0). */
+static int
+set_path(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	char **sp = dst, *abs;
+
+	if (val[0] == '\0') {
+		if (k->min)
+			return bad_value(p, k, val);
+		xfree(*sp);
+		*sp = NULL;
+		return 0;
+	}
+	/* k->max: room to keep after the path ("/user" for mailboxes) */
+	abs = abs_path(p, k->name, val, (size_t)k->max);
+	if (abs == NULL)
+		return -1;
+	xfree(*sp);
+	*sp = abs;
+	return 0;
+}
+
+/* An address ("user@example.com") stored as formatted; empty = none. */
+static int
+set_mailaddr(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	char **sp = dst, buf[ADDR_PATH_MAX + 2];
+	struct mailaddr a;
+	enum addr_err e;
+
+	xfree(*sp);
+	*sp = NULL;
+	if (val[0] == '\0')
+		return 0;
+	e = addr_parse_mailbox(val, strlen(val), 0, &a);
+	if (e != ADDR_OK) {
+		perr(p, "bad value \"%s\" for %s: %s (expected %s)", val,
+		     k->name, addr_strerror(e), k->expect);
+		return -1;
+	}
+	addr_format(&a, buf, sizeof(buf));
+	*sp = xstrdup(buf);
+	return 0;
+}
+
+static int
+check_range(struct parser *p, const struct key *k, const char *val, uint64_t v)
+{
+	if (v >= k->min && v <= k->max)
+		return 0;
+	perr(p, "%s = %s is out of range (expected %s)", k->name, val,
+	     k->expect);
+	return -1;
+}
+
+static int
+set_uint(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	uint64_t v;
+
+	if (parse_u64(val, &v) < 0)
+		return bad_value(p, k, val);
+	if (check_range(p, k, val, v) < 0)
+		return -1;
+	*(unsigned *)dst = (unsigned)v;
+	return 0;
+}
+
+static int
+set_max_rcpts(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	uint64_t v;
+
+	if (parse_u64(val, &v) < 0)
+		return bad_value(p, k, val);
+	if (v < k->min) {
+		perr(p,
+		     "%s = %s is too small (RFC 5321 section 4.5.3.1.8: at "
+		     "least 100 recipients must be accepted)",
+		     k->name, val);
+		return -1;
+	}
+	return set_uint(p, k, dst, val);
+}
+
+static int
+set_size(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	uint64_t v;
+
+	if (parse_size(val, &v) < 0)
+		return bad_value(p, k, val);
+	if (check_range(p, k, val, v) < 0)
+		return -1;
+	*(uint64_t *)dst = v;
+	return 0;
+}
+
+static int
+set_duration(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	uint64_t v;
+
+	if (parse_duration(val, &v) < 0)
+		return bad_value(p, k, val);
+	if (check_range(p, k, val, v) < 0)
+		return -1;
+	*(uint64_t *)dst = v;
+	return 0;
+}
+
+static int
+set_log_level(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	if (log_level_parse(val, dst) < 0)
+		return bad_value(p, k, val);
+	return 0;
+}
+
+static int
+set_log_to(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	if (strcasecmp(val, "stderr") == 0)
+		*(bool *)dst = false;
+	else if (strcasecmp(val, "syslog") == 0)
+		*(bool *)dst = true;
+	else
+		return bad_value(p, k, val);
+	return 0;
+}
+
+static int
+set_nets(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	struct conf *c = p->c;
+	char *s = val, *tok;
+
+	xfree(c->trusted);
+	c->trusted = NULL;
+	c->ntrusted = 0;
+	while ((tok = next_token(&s)) != NULL) {
+		struct conf_net net;
+
+		if (c->ntrusted == CONF_LIST_MAX) {
+			perr(p, "too many networks in %s (at most %d)", k->name,
+			     CONF_LIST_MAX);
+			return -1;
+		}
+		if (parse_cidr(tok, &net.net, &net.prefix) < 0)
+			return bad_value(p, k, tok);
+		c->trusted = vec_grow(c->trusted, c->ntrusted, sizeof(net));
+		c->trusted[c->ntrusted++] = net;
+	}
+	return 0;
+}
+
+static int
+set_retry(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	struct conf *c = p->c;
+	char *s = val, *tok;
+	uint64_t v;
+
+	c->nretry = 0;
+	while ((tok = next_token(&s)) != NULL) {
+		if (c->nretry == CONF_RETRY_MAX) {
+			perr(p,
+			     "too many intervals in %s (at most %d; the "
+			     "last one repeats)",
+			     k->name, CONF_RETRY_MAX);
+			return -1;
+		}
+		if (parse_duration(tok, &v) < 0)
+			return bad_value(p, k, tok);
+		if (check_range(p, k, tok, v) < 0)
+			return -1;
+		c->retry[c->nretry++] = v;
+	}
+	if (c->nretry == 0)
+		return bad_value(p, k, val);
+	return 0;
+}
+
+static int
+set_dns_servers(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	struct conf *c = p->c;
+	char *s = val, *tok;
+
+	strv_free(c->dns_servers, c->ndns_servers);
+	c->dns_servers = NULL;
+	c->ndns_servers = 0;
+	while ((tok = next_token(&s)) != NULL) {
+		if (c->ndns_servers == CONF_LIST_MAX) {
+			perr(p, "too many servers in %s (at most %d)", k->name,
+			     CONF_LIST_MAX);
+			return -1;
+		}
+		if (!dns_server_ok(tok))
+			return bad_value(p, k, tok);
+		strv_push(&c->dns_servers, &c->ndns_servers, tok);
+	}
+	return 0;
+}
+
+static int
+set_listen_address(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	struct conf_listen *l = dst;
+
+	if (parse_hostport(val, &l->ss, &l->sslen) < 0) {
+		perr(p, "bad listen address \"%s\" (expected %s)", val,
+		     k->expect);
+		return -1;
+	}
+	for (size_t i = 0; i + 1 < p->c->nlistens; i++) {
+		const struct conf_listen *o = &p->c->listens[i];
+
+		if (o->sslen == l->sslen &&
+		    memcmp(&o->ss, &l->ss, l->sslen) == 0) {
+			perr(p,
+			     "address %s is also used by [listen \"%s\"] "
+			     "(line %d)",
+			     val, o->name, o->line);
+			return -1;
+		}
+	}
+	xfree(l->address);
+	l->address = xstrdup(val);
+	return 0;
+}
+
+/* Append the names of val to a domain's users (sorted at section end). */
+static int
+add_users(struct parser *p, struct conf_domain *d, char *val)
+{
+	char *s = val, *tok;
+
+	while ((tok = next_token(&s)) != NULL) {
+		if (!user_name_ok(tok)) {
+			perr(p,
+			     "bad user name \"%s\" (expected "
+			     "[a-z0-9][a-z0-9._+-]*, at most %d "
+			     "characters, no \"..\")",
+			     tok, CONF_USER_MAX);
+			return -1;
+		}
+		strv_push(&d->users, &d->nusers, tok);
+	}
+	return 0;
+}
+
+static int
+set_users(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return add_users(p, dst, val);
+}
+
+#define OFF_C(f) offsetof(struct conf, f)
+#define OFF_D(f) offsetof(struct conf_domain, f)
+#define DAY 86400ull
+#define ROOM_USER (CONF_USER_MAX + 2) /* "/" user NUL after mailboxes */
+
+static const struct key server_keys[] = {
+    {"hostname", set_hostname, OFF_C(hostname), 0, 0,
+     "a host name like mx.example.com"},
+    {"spool", set_path, OFF_C(spool), 1, 64, "a directory"},
+    {"user", set_login, OFF_C(user), 0, 0, "a user name like todoku"},
+    {"smtp-in-processes", set_uint, OFF_C(smtp_in_procs), 1, 64,
+     "a number from 1 to 64"},
+    {"log-level", set_log_level, OFF_C(log_level), 0, 0,
+     "error, warning, info or debug"},
+    {"log-to", set_log_to, OFF_C(log_syslog), 0, 0, "stderr or syslog"},
+    {"aliases", set_path, OFF_C(aliases_file), 0, 0, "a file name"},
+    {"postmaster", set_mailaddr, OFF_C(postmaster), 0, 0,
+     "an address like admin@example.com"},
+    {"trusted-networks", set_nets, 0, 0, 0, "networks like 127.0.0.0/8 ::1"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const struct key smtp_keys[] = {
+    {"max-message-size", set_size, OFF_C(max_message_size), 1024, 1ull << 40,
+     "a size like 25M, from 1K to 1024G"},
+    {"max-recipients", set_max_rcpts, OFF_C(max_recipients), 100, 100000,
+     "a number from 100 to 100000"},
+    {"max-errors", set_uint, OFF_C(max_errors), 1, 1000,
+     "a number from 1 to 1000"},
+    {"timeout-command", set_duration, OFF_C(timeout_command), 1, DAY,
+     "a duration like 5m, from 1s to 1d"},
+    {"timeout-data-block", set_duration, OFF_C(timeout_data_block), 1, DAY,
+     "a duration like 3m, from 1s to 1d"},
+    {"timeout-data-end", set_duration, OFF_C(timeout_data_end), 1, DAY,
+     "a duration like 10m, from 1s to 1d"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const struct key queue_keys[] = {
+    {"retry", set_retry, 0, 1, 7 * DAY,
+     "durations like 5m 10m 1h, each from 1s to 7d"},
+    {"warn-after", set_duration, OFF_C(warn_after), 1, 365 * DAY,
+     "a duration like 4h, from 1s to 365d"},
+    {"give-up-after", set_duration, OFF_C(give_up_after), 1, 365 * DAY,
+     "a duration like 5d, from 1s to 365d"},
+    {"inline-body-max", set_size, OFF_C(inline_body_max), 0, 64ull << 20,
+     "a size like 128K, from 0 to 64M"},
+    {"min-free", set_size, OFF_C(min_free), 0, 1ull << 50,
+     "a size like 1G, or 0 for automatic"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const struct key dns_keys[] = {
+    {"servers", set_dns_servers, 0, 0, 0,
+     "addresses like 127.0.0.53 or [::1]:53"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const struct key listen_keys[] = {
+    {"address", set_listen_address, 0, 0, 0, "IP:PORT or [IPv6]:PORT"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const struct key domain_keys[] = {
+    {"mailboxes", set_path, OFF_D(mailboxes), 1, ROOM_USER, "a directory"},
+    {"users", set_users, 0, 0, 0, "user names"},
+    {"users-file", set_path, OFF_D(users_file), 0, 0, "a file name"},
+    {"catch-all", set_mailaddr, OFF_D(catch_all), 0, 0,
+     "an address like info@example.com"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const struct key *const sect_keys[S_COUNT] = {
+    NULL,     server_keys, smtp_keys,	queue_keys,
+    dns_keys, listen_keys, domain_keys,
+};
+
+/* ---- the conf object ------------------------------------------------- */
+
+static void
+default_hostname(struct conf *c)
+{
+	char h[256];
+
+	if (gethostname(h, sizeof(h)) == 0) {
+		h[sizeof(h) - 1] = '\0';
+		lower(h);
+		if (addr_domain_valid(h, strlen(h))) {
+			c->hostname = xstrdup(h);
+			return;
+		}
+	}
+	c->hostname = xstrdup("localhost");
+}
+
+static unsigned
+default_procs(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > 64 ? 64 : (unsigned)n;
+}
+
+static struct conf *
+conf_new(struct parser *p)
+{
+	static const struct key tk = {.name = "trusted-networks"};
+	static const struct key rk = {
+	    .name = "retry", .min = 1, .max = 7 * DAY};
+	struct conf *c = xcalloc(1, sizeof(*c));
+	char trusted[] = DEF_TRUSTED, retry[] = DEF_RETRY;
+
+	p->c = c;
+	default_hostname(c);
+	c->user = xstrdup(DEF_USER);
+	c->smtp_in_procs = default_procs();
+	c->log_level = LOG_LVL_INFO;
+	c->max_message_size = 25ull << 20;
+	c->max_recipients = 1000;
+	c->max_errors = 10;
+	c->timeout_command = 5 * 60;
+	c->timeout_data_block = 3 * 60;
+	c->timeout_data_end = 10 * 60;
+	c->warn_after = 4 * 3600;
+	c->give_up_after = 5 * DAY;
+	c->inline_body_max = 128 * 1024;
+	if (set_nets(p, &tk, NULL, trusted) < 0 ||
+	    set_retry(p, &rk, NULL, retry) < 0)
+		log_panic("conf: built-in defaults do not parse");
+	c->spool = abs_path(p, "spool", DEF_SPOOL, 64);
+	if (c->spool == NULL) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void
+domain_free(struct conf_domain *d)
+{
+	xfree(d->name);
+	xfree(d->mailboxes);
+	xfree(d->catch_all);
+	xfree(d->users_file);
+	strv_free(d->users, d->nusers);
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	xfree(c->path);
+	xfree(c->hostname);
+	xfree(c->spool);
+	xfree(c->user);
+	xfree(c->aliases_file);
+	xfree(c->postmaster);
+	xfree(c->trusted);
+	strv_free(c->dns_servers, c->ndns_servers);
+	for (size_t i = 0; i < c->nlistens; i++) {
+		xfree(c->listens[i].name);
+		xfree(c->listens[i].address);
+	}
+	xfree(c->listens);
+	for (size_t i = 0; i < c->ndomains; i++)
+		domain_free(&c->domains[i]);
+	xfree(c->domains);
+	for (size_t i = 0; i < c->naliases; i++) {
+		xfree(c->aliases[i].from);
+		strv_free(c->aliases[i].to, c->aliases[i].nto);
+	}
+	xfree(c->aliases);
+	xfree(c);
+}
+
+/* ---- sections -------------------------------------------------------- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort and deduplicate a domain's users. */
+static void
+users_sort(struct conf_domain *d)
+{
+	size_t w = 0;
+
+	if (d->nusers == 0)
+		return;
+	qsort(d->users, d->nusers, sizeof(*d->users), cmp_str);
+	for (size_t r = 1; r < d->nusers; r++) {
+		if (strcmp(d->users[r], d->users[w]) == 0)
+			xfree(d->users[r]);
+		else
+			d->users[++w] = d->users[r];
+	}
+	d->nusers = w + 1;
+}
+
+/* Check the section that ends here for its required keys. */
+static int
+section_end(struct parser *p)
+{
+	struct conf *c = p->c;
+	int line = p->line, r = 0;
+
+	p->line = p->sect_line;
+	if (p->sect == S_LISTEN &&
+	    c->listens[c->nlistens - 1].address == NULL) {
+		perr(p,
+		     "[listen \"%s\"] has no address (add address = "
+		     "IP:PORT)",
+		     c->listens[c->nlistens - 1].name);
+		r = -1;
+	} else if (p->sect == S_DOMAIN) {
+		struct conf_domain *d = &c->domains[c->ndomains - 1];
+
+		users_sort(d);
+		if (d->mailboxes == NULL) {
+			perr(p,
+			     "[domain \"%s\"] has no mailboxes (add "
+			     "mailboxes = /var/mail/%s)",
+			     d->name, d->name);
+			r = -1;
+		}
+	}
+	p->line = line;
+	return r;
+}
+
+static int
+find_section(struct parser *p, const char *name)
+{
+	const char *sug;
+
+	for (int i = 1; i < S_COUNT; i++)
+		if (strcmp(name, sect_names[i]) == 0)
+			return i;
+	sug = suggest(name, sect_names + 1, S_COUNT - 1);
+	if (sug)
+		perr(p, "unknown section [%s] (did you mean [%s]?)", name, sug);
+	else
+		perr(p,
+		     "unknown section [%s] (known sections: server, smtp, "
+		     "queue, dns, listen, domain)",
+		     name);
+	return -1;
+}
+
+static bool
+listen_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32)
+		return false;
+	for (; *s; s++)
+		if (!is_key_char(*s) && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static int
+open_listen(struct parser *p, const char *sub)
+{
+	struct conf *c = p->c;
+	struct conf_listen *l;
+
+	if (!listen_name_ok(sub)) {
+		perr(p,
+		     "bad listen name \"%s\" (use a-z, 0-9, '.', '_', '-'; "
+		     "at most 32 characters)",
+		     sub);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlistens; i++) {
+		if (strcmp(c->listens[i].name, sub) == 0) {
+			perr(p,
+			     "duplicate section [listen \"%s\"] (first at "
+			     "line %d)",
+			     sub, c->listens[i].line);
+			return -1;
+		}
+	}
+	c->listens = vec_grow(c->listens, c->nlistens, sizeof(*l));
+	l = &c->listens[c->nlistens++];
+	memset(l, 0, sizeof(*l));
+	l->name = xstrdup(sub);
+	l->line = p->line;
+	return 0;
+}
+
+static int
+open_domain(struct parser *p, const char *sub)
+{
+	struct conf *c = p->c;
+	struct conf_domain *d;
+
+	if (!addr_domain_valid(sub, strlen(sub))) {
+		perr(p,
+		     "bad domain name \"%s\" in [domain] (expected a name "
+		     "like example.com)",
+		     sub);
+		return -1;
+	}
+	for (size_t i = 0; i < c->ndomains; i++) {
+		if (strcmp(c->domains[i].name, sub) == 0) {
+			perr(p,
+			     "duplicate section [domain \"%s\"] (first at "
+			     "line %d)",
+			     sub, c->domains[i].line);
+			return -1;
+		}
+	}
+	c->domains = vec_grow(c->domains, c->ndomains, sizeof(*d));
+	d = &c->domains[c->ndomains++];
+	memset(d, 0, sizeof(*d));
+	d->name = xstrdup(sub);
+	d->line = p->line;
+	return 0;
+}
+
+static int
+open_plain(struct parser *p, enum sect s, const char *sub)
+{
+	if (sub != NULL) {
+		perr(p, "[%s] takes no name (write [%s])", sect_names[s],
+		     sect_names[s]);
+		return -1;
+	}
+	if (p->plain_line[s]) {
+		perr(p, "duplicate section [%s] (first at line %d)",
+		     sect_names[s], p->plain_line[s]);
+		return -1;
+	}
+	p->plain_line[s] = p->line;
+	return 0;
+}
+
+static int
+section_open(struct parser *p, char *name, char *sub)
+{
+	int s, r;
+
+	if (p->sect != S_NONE && section_end(p) < 0)
+		return -1;
+	p->sect = S_NONE;
+	lower(name);
+	if ((s = find_section(p, name)) < 0)
+		return -1;
+	if (sub)
+		lower(sub);
+	if ((s == S_LISTEN || s == S_DOMAIN) && sub == NULL) {
+		perr(p, "[%s] needs a name (write [%s \"NAME\"])", name, name);
+		return -1;
+	}
+	if (sub && strlen(sub) > NAME_MAX_LEN) {
+		perr(p, "section name longer than %d characters", NAME_MAX_LEN);
+		return -1;
+	}
+	if (s == S_LISTEN)
+		r = open_listen(p, sub);
+	else if (s == S_DOMAIN)
+		r = open_domain(p, sub);
+	else
+		r = open_plain(p, (enum sect)s, sub);
+	if (r < 0)
+		return -1;
+	p->sect = (enum sect)s;
+	p->sect_line = p->line;
+	memset(p->seen_line, 0, sizeof(p->seen_line));
+	return 0;
+}
+
+static int
+header_sub(struct parser *p, char **q, char **sub)
+{
+	int r;
+
+	*sub = *q;
+	r = unquote(*q, q);
+	if (r == -2) {
+		perr(p, "bad escape in section name (only \\\" and \\\\ are "
+			"allowed)");
+		return -1;
+	}
+	if (r < 0) {
+		perr(p, "unterminated section name (expected a closing '\"')");
+		return -1;
+	}
+	return 0;
+}
+
+/* "[name]" or "[name "sub"]"; s is the trimmed line. */
+static int
+parse_header(struct parser *p, char *s)
+{
+	char *q = s + 1, name[KEY_MAX + 1], *sub = NULL;
+	size_t n = 0;
+
+	while (is_ws(*q))
+		q++;
+	for (; is_key_char(*q); q++)
+		if (n < KEY_MAX)
+			name[n++] = *q;
+	name[n] = '\0';
+	while (is_ws(*q))
+		q++;
+	if (*q == '"' && header_sub(p, &q, &sub) < 0)
+		return -1;
+	while (is_ws(*q))
+		q++;
+	if (*q == '\0') {
+		perr(p, "unterminated section header (expected ']')");
+		return -1;
+	}
+	if (*q != ']' || n == 0) {
+		perr(p, "bad section header (expected [name] or "
+			"[name \"subsection\"])");
+		return -1;
+	}
+	for (q++; is_ws(*q); q++)
+		;
+	if (*q != '\0') {
+		perr(p, "text after section header (comments go on their own "
+			"line)");
+		return -1;
+	}
+	return section_open(p, name, sub);
+}
+
+static const struct key *
+find_key(struct parser *p, const char *key, size_t *idx)
+{
+	const struct key *keys = sect_keys[p->sect];
+	const char *names[32], *sug;
+	size_t n = 0;
+
+	for (; keys[n].name; n++) {
+		if (strcmp(keys[n].name, key) == 0) {
+			*idx = n;
+			return &keys[n];
+		}
+		names[n] = keys[n].name;
+	}
+	sug = suggest(key, names, n);
+	if (sug)
+		perr(p, "unknown key \"%s\" in [%s] (did you mean \"%s\"?)",
+		     key, sect_names[p->sect], sug);
+	else
+		perr(p, "unknown key \"%s\" in [%s] (see docs/config.md)", key,
+		     sect_names[p->sect]);
+	return NULL;
+}
+
+/* Where key k of the current section stores its value. */
+static void *
+key_target(struct parser *p, const struct key *k)
+{
+	struct conf *c = p->c;
+
+	if (p->sect == S_LISTEN)
+		return (char *)&c->listens[c->nlistens - 1] + k->off;
+	if (p->sect == S_DOMAIN)
+		return (char *)&c->domains[c->ndomains - 1] + k->off;
+	return (char *)c + k->off;
+}
+
+/* The value after '=': trimmed, or double-quoted with \" \\ escapes. */
+static char *
+parse_value(struct parser *p, char *v)
+{
+	char *end;
+	int r;
+
+	while (is_ws(*v))
+		v++;
+	if (*v != '"')
+		return v;
+	r = unquote(v, &end);
+	if (r == -2) {
+		perr(p, "bad escape in quoted value (only \\\" and \\\\ are "
+			"allowed)");
+		return NULL;
+	}
+	if (r < 0) {
+		perr(p, "unterminated quoted value (expected a closing '\"')");
+		return NULL;
+	}
+	while (is_ws(*end))
+		end++;
+	if (*end != '\0') {
+		perr(p, "text after quoted value (comments go on their own "
+			"line)");
+		return NULL;
+	}
+	return v;
+}
+
+static int
+apply_key(struct parser *p, char *key, char *val)
+{
+	const struct key *k;
+	size_t idx;
+
+	if (p->sect == S_NONE) {
+		perr(p,
+		     "key \"%s\" outside any section (put it under a "
+		     "[section] header)",
+		     key);
+		return -1;
+	}
+	if ((k = find_key(p, key, &idx)) == NULL)
+		return -1;
+	if (p->seen_line[idx]) {
+		perr(p, "duplicate key \"%s\" in [%s] (first set at line %d)",
+		     key, sect_names[p->sect], p->seen_line[idx]);
+		return -1;
+	}
+	p->seen_line[idx] = p->line;
+	return k->set(p, k, key_target(p, k), val);
+}
+
+/* "key = value"; s is the trimmed line. */
+static int
+parse_key_line(struct parser *p, char *s)
+{
+	char *q = s, *val;
+
+	while (is_key_char(*q))
+		q++;
+	if (q == s || (*q != '=' && !is_ws(*q))) {
+		perr(p, "expected \"key = value\" or \"[section]\" (keys use "
+			"a-z, 0-9 and '-')");
+		return -1;
+	}
+	if (q - s > KEY_MAX) {
+		perr(p, "key longer than %d characters", KEY_MAX);
+		return -1;
+	}
+	val = q;
+	while (is_ws(*val))
+		val++;
+	if (*val != '=') {
+		*q = '\0';
+		perr(p, "missing '=' after key \"%s\"", s);
+		return -1;
+	}
+	*q = '\0';
+	lower(s);
+	if ((val = parse_value(p, val + 1)) == NULL)
+		return -1;
+	return apply_key(p, s, val);
+}
+
+static int
+parse_line(struct parser *p, char *line)
+{
+	char *s = trim(line);
+
+	if (*s == '\0' || *s == '#' || *s == ';')
+		return 0;
+	if (*s == '[')
+		return parse_header(p, s);
+	return parse_key_line(p, s);
+}
+
+/* Checks that need the whole file. */
+static int
+parse_finish(struct parser *p)
+{
+	struct conf *c = p->c;
+
+	if (p->sect != S_NONE && section_end(p) < 0)
+		return -1;
+	if (c->nlistens == 0) {
+		perr(p, "no [listen] section (add one, e.g. [listen \"smtp\"] "
+			"with address = 0.0.0.0:25)");
+		return -1;
+	}
+	if (c->min_free == 0)
+		c->min_free = 2 * c->max_message_size + MIN_FREE_RESERVE;
+	return 0;
+}
+
+struct conf *
+conf_parse_text(const char *name, const char *text, size_t len, char *err,
+		size_t errlen)
+{
+	struct parser p = {.name = name, .err = err, .errlen = errlen};
+	struct lines l = {text, text + len};
+	char *line;
+	int bad, r = 0;
+
+	if (errlen)
+		err[0] = '\0';
+	if (conf_new(&p) == NULL)
+		return NULL;
+	p.c->path = xstrdup(name);
+	while (r == 0 && (line = lines_next(&l, &bad)) != NULL) {
+		p.line++;
+		if (bad) {
+			perr(&p, "NUL or control character in line");
+			r = -1;
+		} else {
+			r = parse_line(&p, line);
+		}
+		xfree(line);
+	}
+	if (r == 0)
+		r = parse_finish(&p);
+	if (r < 0) {
+		conf_free(p.c);
+		return NULL;
+	}
+	return p.c;
+}
+
+/* ---- table files ----------------------------------------------------- */
+
+/* Read a whole file of at most CONF_FILE_MAX bytes; NULL with err set. */
+static char *
+read_file(struct parser *p, const char *path, size_t *len)
+{
+	char *data;
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), fail = 0;
+
+	if (fd < 0) {
+		perr(p, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	data = xmalloc(CONF_FILE_MAX + 1);
+	while (n <= CONF_FILE_MAX && !fail) {
+		ssize_t r = read(fd, data + n, CONF_FILE_MAX + 1 - n);
+
+		if (r < 0 && errno != EINTR) {
+			perr(p, "cannot read: %s", strerror(errno));
+			fail = 1;
+		} else if (r == 0) {
+			break;
+		} else if (r > 0) {
+			n += (size_t)r;
+		}
+	}
+	close(fd);
+	if (!fail && n > CONF_FILE_MAX) {
+		perr(p, "larger than %d bytes", CONF_FILE_MAX);
+		fail = 1;
+	}
+	if (fail) {
+		xfree(data);
+		return NULL;
+	}
+	*len = n;
+	return data;
+}
+
+typedef int (*table_line_fn)(struct parser *p, char *line, void *arg);
+
+/* Call fn for each non-blank, non-comment ('#') line of the file. */
+static int
+table_each(struct parser *p, const char *path, table_line_fn fn, void *arg)
+{
+	struct lines l;
+	size_t len;
+	char *text, *line;
+	int bad, r = 0;
+
+	p->name = path;
+	p->line = 0;
+	if ((text = read_file(p, path, &len)) == NULL)
+		return -1;
+	l.p = text;
+	l.end = text + len;
+	while (r == 0 && (line = lines_next(&l, &bad)) != NULL) {
+		char *s = trim(line);
+
+		p->line++;
+		if (bad) {
+			perr(p, "NUL or control character in line");
+			r = -1;
+		} else if (*s != '\0' && *s != '#') {
+			r = fn(p, s, arg);
+		}
+		xfree(line);
+	}
+	xfree(text);
+	return r;
+}
+
+static int
+users_line(struct parser *p, char *s, void *arg)
+{
+	struct conf_domain *d = arg;
+	char *tok, *rest = s;
+
+	tok = next_token(&rest);
+	if (next_token(&rest) != NULL) {
+		perr(p, "one user name per line, not \"%s\"", s);
+		return -1;
+	}
+	return add_users(p, d, tok);
+}
+
+/* Aliases under construction, with the line of each for messages. */
+struct alias_tmp {
+	struct conf_alias a;
+	int line;
+};
+
+struct alias_set {
+	struct alias_tmp *v;
+	size_t n;
+};
+
+/* First ':' outside double quotes, or NULL. */
+static char *
+alias_colon(char *s)
+{
+	bool q = false;
+
+	for (; *s; s++) {
+		if (*s == '"')
+			q = !q;
+		else if (*s == '\\' && q && s[1] != '\0')
+			s++;
+		else if (*s == ':' && !q)
+			return s;
+	}
+	return NULL;
+}
+
+/* Left side of an alias line to its lookup key, or -1 with err set. */
+static int
+alias_key(struct parser *p, char *left, char *key, size_t keylen)
+{
+	char probe[ADDR_PATH_MAX + 16], lk[ADDR_LOCAL_MAX + 1];
+	bool bare = alias_colon(left) == NULL && strchr(left, '@') == NULL;
+	struct mailaddr a;
+	enum addr_err e;
+
+	snprintf(probe, sizeof(probe), "%s%s", left, bare ? "@localhost" : "");
+	e = addr_parse_mailbox(probe, strlen(probe), 0, &a);
+	if (e != ADDR_OK) {
+		perr(p, "bad alias \"%s\": %s", left, addr_strerror(e));
+		return -1;
+	}
+	if (conf_local_key(a.local, lk, sizeof(lk)) < 0) {
+		perr(p,
+		     "alias \"%s\" can never match (local parts with '/', "
+		     "'%%', '@', '!' or spaces are refused)",
+		     left);
+		return -1;
+	}
+	if (!bare && conf_domain_find(p->c, a.domain) == NULL) {
+		perr(p,
+		     "alias \"%s\" is for %s, which is not a local domain "
+		     "(add [domain \"%s\"] or remove the alias)",
+		     left, a.domain, a.domain);
+		return -1;
+	}
+	snprintf(key, keylen, "%s%s%s", lk, bare ? "" : "@",
+		 bare ? "" : a.domain);
+	return 0;
+}
+
+static int
+alias_targets(struct parser *p, char *right, struct conf_alias *al)
+{
+	char *tok, buf[ADDR_PATH_MAX + 2];
+	struct mailaddr a;
+	enum addr_err e;
+
+	while ((tok = next_token(&right)) != NULL) {
+		if (al->nto == CONF_ALIAS_TARGETS_MAX) {
+			perr(p, "too many targets (at most %d)",
+			     CONF_ALIAS_TARGETS_MAX);
+			return -1;
+		}
+		e = addr_parse_mailbox(tok, strlen(tok), 0, &a);
+		if (e != ADDR_OK) {
+			perr(p,
+			     "bad target \"%s\": %s (expected an address "
+			     "like user@example.com)",
+			     tok, addr_strerror(e));
+			return -1;
+		}
+		addr_format(&a, buf, sizeof(buf));
+		strv_push(&al->to, &al->nto, buf);
+	}
+	if (al->nto == 0) {
+		perr(p, "alias without targets (expected \"alias: target, "
+			"...\")");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+alias_line(struct parser *p, char *s, void *arg)
+{
+	struct alias_set *set = arg;
+	char *colon = alias_colon(s), key[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+	struct alias_tmp *t;
+
+	if (colon == NULL) {
+		perr(p, "expected \"local@domain: target, ...\"");
+		return -1;
+	}
+	*colon = '\0';
+	if (alias_key(p, trim(s), key, sizeof(key)) < 0)
+		return -1;
+	set->v = vec_grow(set->v, set->n, sizeof(*set->v));
+	t = &set->v[set->n++];
+	memset(t, 0, sizeof(*t));
+	t->line = p->line;
+	t->a.from = xstrdup(key);
+	return alias_targets(p, colon + 1, &t->a);
+}
+
+static int
+cmp_alias_tmp(const void *a, const void *b)
+{
+	const struct alias_tmp *x = a, *y = b;
+	int r = strcmp(x->a.from, y->a.from);
+
+	return r ? r : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Sort, refuse duplicates, move into c. */
+static int
+aliases_commit(struct parser *p, struct alias_set *set)
+{
+	struct conf *c = p->c;
+
+	qsort(set->v, set->n, sizeof(*set->v), cmp_alias_tmp);
+	for (size_t i = 1; i < set->n; i++) {
+		if (strcmp(set->v[i].a.from, set->v[i - 1].a.from) == 0) {
+			p->line = set->v[i].line;
+			perr(p, "duplicate alias \"%s\" (first at line %d)",
+			     set->v[i].a.from, set->v[i - 1].line);
+			return -1;
+		}
+	}
+	c->aliases = xcalloc(set->n, sizeof(*c->aliases));
+	for (size_t i = 0; i < set->n; i++) {
+		c->aliases[i] = set->v[i].a;
+		set->v[i].a.from = NULL;
+		set->v[i].a.to = NULL;
+		set->v[i].a.nto = 0;
+	}
+	c->naliases = set->n;
+	return 0;
+}
+
+static int
+load_aliases(struct parser *p)
+{
+	struct alias_set set = {NULL, 0};
+	int r;
+
+	r = table_each(p, p->c->aliases_file, alias_line, &set);
+	if (r == 0)
+		r = aliases_commit(p, &set);
+	for (size_t i = 0; i < set.n; i++) {
+		xfree(set.v[i].a.from);
+		strv_free(set.v[i].a.to, set.v[i].a.nto);
+	}
+	xfree(set.v);
+	return r;
+}
+
+static int
+load_tables(struct parser *p)
+{
+	struct conf *c = p->c;
+
+	for (size_t i = 0; i < c->ndomains; i++) {
+		struct conf_domain *d = &c->domains[i];
+
+		if (d->users_file == NULL)
+			continue;
+		if (table_each(p, d->users_file, users_line, d) < 0)
+			return -1;
+		users_sort(d);
+	}
+	if (c->aliases_file && load_aliases(p) < 0)
+		return -1;
+	return 0;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	struct parser p = {.err = err, .errlen = errlen};
+	struct conf *c;
+	size_t len;
+	char *text;
+
+	if (errlen)
+		err[0] = '\0';
+	if (path == NULL)
+		return conf_parse_text("(built-in)", conf_default_text,
+				       sizeof(conf_default_text) - 1, err,
+				       errlen);
+	p.name = path;
+	if ((text = read_file(&p, path, &len)) == NULL)
+		return NULL;
+	c = conf_parse_text(path, text, len, err, errlen);
+	xfree(text);
+	if (c == NULL)
+		return NULL;
+	p.c = c;
+	if (load_tables(&p) < 0) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* ---- dump ------------------------------------------------------------ */
+
+/* A value, quoted when trimming or quote parsing would change it. */
+static int
+dump_kv(struct buf *b, const char *key, const char *val)
+{
+	size_t n = strlen(val);
+	bool q = n == 0 || val[0] == '"' || is_ws(val[0]) || is_ws(val[n - 1]);
+	int r = buf_addf(b, "%s = ", key);
+
+	if (!q)
+		return r ? r : buf_addf(b, "%s\n", val);
+	r = r ? r : buf_addc(b, '"');
+	for (; *val && r == 0; val++) {
+		if (*val == '"' || *val == '\\')
+			r = buf_addc(b, '\\');
+		r = r ? r : buf_addc(b, *val);
+	}
+	return r ? r : buf_adds(b, "\"\n");
+}
+
+static void
+fmt_scaled(char *dst, size_t len, uint64_t v, const char *units,
+	   const uint64_t *mult, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v != 0 && v % mult[i] == 0) {
+			snprintf(dst, len, "%llu%c",
+				 (unsigned long long)(v / mult[i]), units[i]);
+			return;
+		}
+	}
+	snprintf(dst, len, "%llu", (unsigned long long)v);
+}
+
+static void
+fmt_size(char *dst, size_t len, uint64_t v)
+{
+	static const uint64_t m[] = {1ull << 30, 1ull << 20, 1ull << 10};
+
+	fmt_scaled(dst, len, v, "GMK", m, 3);
+}
+
+static void
+fmt_duration(char *dst, size_t len, uint64_t v)
+{
+	static const uint64_t m[] = {7 * DAY, DAY, 3600, 60, 1};
+
+	fmt_scaled(dst, len, v, "wdhms", m, 5);
+}
+
+static int
+dump_size(struct buf *b, const char *key, uint64_t v)
+{
+	char s[32];
+
+	fmt_size(s, sizeof(s), v);
+	return dump_kv(b, key, s);
+}
+
+static int
+dump_duration(struct buf *b, const char *key, uint64_t v)
+{
+	char s[32];
+
+	fmt_duration(s, sizeof(s), v);
+	return dump_kv(b, key, s);
+}
+
+static int
+dump_uint(struct buf *b, const char *key, uint64_t v)
+{
+	return buf_addf(b, "%s = %llu\n", key, (unsigned long long)v);
+}
+
+/* A list joined by spaces; items never hold spaces except quoted
+ * local parts, which are safe inside the list syntax. */
+static int
+dump_list(struct buf *b, const char *key, char *const *v, size_t n)
+{
+	int r = n ? buf_addf(b, "%s =", key) : dump_kv(b, key, "");
+
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = buf_addf(b, " %s", v[i]);
+	return r || n == 0 ? r : buf_addc(b, '\n');
+}
+
+static int
+dump_nets(struct buf *b, const struct conf *c)
+{
+	int r = c->ntrusted ? buf_adds(b, "trusted-networks =")
+			    : dump_kv(b, "trusted-networks", "");
+
+	for (size_t i = 0; i < c->ntrusted && r == 0; i++) {
+		const struct sockaddr_storage *ss = &c->trusted[i].net;
+		const void *a = &((const struct sockaddr_in *)ss)->sin_addr;
+		char s[INET6_ADDRSTRLEN];
+
+		if (ss->ss_family == AF_INET6)
+			a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (inet_ntop(ss->ss_family, a, s, sizeof(s)) == NULL)
+			return -1;
+		r = buf_addf(b, " %s/%d", s, c->trusted[i].prefix);
+	}
+	return r || c->ntrusted == 0 ? r : buf_addc(b, '\n');
+}
+
+static int
+dump_opt(struct buf *b, const char *key, const char *v)
+{
+	return dump_kv(b, key, v ? v : "");
+}
+
+static int
+dump_server(const struct conf *c, struct buf *b)
+{
+	int r = buf_adds(b, "[server]\n");
+
+	r = r ? r : dump_kv(b, "hostname", c->hostname);
+	r = r ? r : dump_kv(b, "spool", c->spool);
+	r = r ? r : dump_kv(b, "user", c->user);
+	r = r ? r : dump_uint(b, "smtp-in-processes", c->smtp_in_procs);
+	r = r ? r : dump_kv(b, "log-level", log_level_name(c->log_level));
+	r = r ? r : dump_kv(b, "log-to", c->log_syslog ? "syslog" : "stderr");
+	r = r ? r : dump_opt(b, "aliases", c->aliases_file);
+	r = r ? r : dump_opt(b, "postmaster", c->postmaster);
+	return r ? r : dump_nets(b, c);
+}
+
+static int
+dump_smtp(const struct conf *c, struct buf *b)
+{
+	int r = buf_adds(b, "\n[smtp]\n");
+
+	r = r ? r : dump_size(b, "max-message-size", c->max_message_size);
+	r = r ? r : dump_uint(b, "max-recipients", c->max_recipients);
+	r = r ? r : dump_uint(b, "max-errors", c->max_errors);
+	r = r ? r : dump_duration(b, "timeout-command", c->timeout_command);
+	r = r ? r
+	      : dump_duration(b, "timeout-data-block", c->timeout_data_block);
+	return r ? r
+		 : dump_duration(b, "timeout-data-end", c->timeout_data_end);
+}
+
+static int
+dump_queue(const struct conf *c, struct buf *b)
+{
+	int r = buf_adds(b, "\n[queue]\nretry =");
+	char s[32];
+
+	for (size_t i = 0; i < c->nretry && r == 0; i++) {
+		fmt_duration(s, sizeof(s), c->retry[i]);
+		r = buf_addf(b, " %s", s);
+	}
+	r = r ? r : buf_addc(b, '\n');
+	r = r ? r : dump_duration(b, "warn-after", c->warn_after);
+	r = r ? r : dump_duration(b, "give-up-after", c->give_up_after);
+	r = r ? r : dump_size(b, "inline-body-max", c->inline_body_max);
+	r = r ? r : dump_size(b, "min-free", c->min_free);
+	r = r ? r : buf_adds(b, "\n[dns]\n");
+	return r ? r : dump_list(b, "servers", c->dns_servers, c->ndns_servers);
+}
+
+/* A section header with its name quoted. */
+static int
+dump_header(struct buf *b, const char *sect, const char *name)
+{
+	int r = buf_addf(b, "\n[%s \"", sect);
+
+	for (; *name && r == 0; name++) {
+		if (*name == '"' || *name == '\\')
+			r = buf_addc(b, '\\');
+		r = r ? r : buf_addc(b, *name);
+	}
+	return r ? r : buf_adds(b, "\"]\n");
+}
+
+static int
+dump_domain(const struct conf_domain *d, struct buf *b)
+{
+	int r = dump_header(b, "domain", d->name);
+
+	r = r ? r : dump_kv(b, "mailboxes", d->mailboxes);
+	r = r ? r : dump_list(b, "users", d->users, d->nusers);
+	r = r ? r : dump_opt(b, "users-file", d->users_file);
+	return r ? r : dump_opt(b, "catch-all", d->catch_all);
+}
+
+int
+conf_dump(const struct conf *c, struct buf *out)
+{
+	int r = buf_addf(out, "# effective configuration from %s\n", c->path);
+
+	r = r ? r : dump_server(c, out);
+	r = r ? r : dump_smtp(c, out);
+	r = r ? r : dump_queue(c, out);
+	for (size_t i = 0; i < c->nlistens && r == 0; i++) {
+		r = dump_header(out, "listen", c->listens[i].name);
+		r = r ? r : dump_kv(out, "address", c->listens[i].address);
+	}
+	for (size_t i = 0; i < c->ndomains && r == 0; i++)
+		r = dump_domain(&c->domains[i], out);
+	return r;
+}
+
+/* ---- lookups --------------------------------------------------------- */
+
+const struct conf_domain *
+conf_domain_find(const struct conf *c, const char *domain)
+{
+	for (size_t i = 0; i < c->ndomains; i++)
+		if (strcasecmp(c->domains[i].name, domain) == 0)
+			return &c->domains[i];
+	return NULL;
+}
+
+bool
+conf_is_trusted(const struct conf *c, const struct sockaddr *sa)
+{
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return false;
+	for (size_t i = 0; i < c->ntrusted; i++)
+		if (cidr_match(&c->trusted[i].net, c->trusted[i].prefix, sa))
+			return true;
+	return false;
+}
+
+const char *
+conf_user_find(const struct conf_domain *d, const char *user)
+{
+	char *const *hit;
+
+	if (d->nusers == 0)
+		return NULL;
+	hit = bsearch(&user, d->users, d->nusers, sizeof(*d->users), cmp_str);
+	return hit ? *hit : NULL;
+}
+
+static int
+cmp_alias_key(const void *k, const void *a)
+{
+	return strcmp(k, ((const struct conf_alias *)a)->from);
+}
+
+const struct conf_alias *
+conf_alias_find(const struct conf *c, const char *key)
+{
+	if (c->naliases == 0)
+		return NULL;
+	return bsearch(key, c->aliases, c->naliases, sizeof(*c->aliases),
+		       cmp_alias_key);
+}
+
+int
+conf_local_key(const char *local, char *dst, size_t len)
+{
+	size_t n = strlen(local), w = 0;
+	bool quoted = n >= 2 && local[0] == '"' && local[n - 1] == '"';
+
+	if (quoted) {
+		local++;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)local[i];
+
+		if (quoted && ch == '\\' && i + 1 < n)
+			ch = (unsigned char)local[++i];
+		if (ch <= 0x20 || ch >= 0x7f || strchr("/%@!", ch) != NULL)
+			return -1;
+		if (w + 1 >= len)
+			return -1;
+		dst[w++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	if (w == 0)
+		return -1;
+	dst[w] = '\0';
+	return 0;
+}
