@@ -63,13 +63,14 @@ sanitize: san-build
 
 $(FUZZBUILD)/build.ninja:
 	CC=clang meson setup $(FUZZBUILD) -Dfuzz=true -Dtests=disabled \
+		-Dc_args=-fsanitize=fuzzer-no-link \
 		-Db_sanitize=address,undefined -Db_lundef=false
 
 # Every libFuzzer target runs for FUZZ_SECONDS from its seed corpus.
 fuzz-smoke: $(FUZZBUILD)/build.ninja
 	ninja -C $(FUZZBUILD)
 	@set -e; for f in $(FUZZBUILD)/fuzz/fuzz_*; do \
-		[ -x "$$f" ] || continue; \
+		[ -f "$$f" ] && [ -x "$$f" ] || continue; \
 		name=$$(basename $$f); corpus=fuzz/corpus/$$name; \
 		mkdir -p $(FUZZBUILD)/corpus/$$name; \
 		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
