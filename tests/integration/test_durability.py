@@ -184,12 +184,14 @@ def _parse_strace(path, spool):
     return syncs, replies
 
 
-def test_fsync_returns_before_250(todoku, tmp_world):
-    trace = tmp_world / "strace.out"
-    d = todoku(wrapper=["strace", "-f", "-qq", "-ttt", "-T", "-y", "-s", "256",
-                        "-e", "trace=fsync,fdatasync,sync_file_range,syncfs,"
-                        "write,writev,sendto,sendmsg",
-                        "-o", str(trace)])
+def _unsynced_replies(todoku, tmp_world, env=None):
+    """Send 12 messages to a daemon under strace; return the queue ids whose
+    250 was written with no spool fsync/fdatasync returning in between."""
+    trace = tmp_world / ("strace%d.out" % len(list(tmp_world.glob("strace*"))))
+    d = todoku(env=env, wrapper=["strace", "-f", "-qq", "-ttt", "-T", "-y", "-s", "256",
+                                 "-e", "trace=fsync,fdatasync,sync_file_range,syncfs,"
+                                 "write,writev,sendto,sendmsg",
+                                 "-o", str(trace)])
     sent = {}      # qid -> time the final dot was sent
     c = d.smtp()
     c.ehlo()
@@ -209,8 +211,32 @@ def test_fsync_returns_before_250(todoku, tmp_world):
     d.stop()
     syncs, replies = _parse_strace(trace, d.spool)
     assert set(sent) <= set(replies), ("250 replies not found in the trace", sent, replies)
-    for qid, t_dot in sent.items():
-        t_250 = replies[qid]
-        ok = [s for s in syncs if t_dot <= s <= t_250]
-        assert ok, "no fsync/fdatasync on the spool returned between end of data and " \
-                   "the 250 for %s" % qid
+    return [qid for qid, t_dot in sent.items()
+            if not [s for s in syncs if t_dot <= s <= replies[qid]]]
+
+
+def test_fsync_returns_before_250(todoku, tmp_world):
+    bad = _unsynced_replies(todoku, tmp_world)
+    assert not bad, "no fsync/fdatasync on the spool returned between end of data " \
+                    "and the 250 for %r" % bad
+
+
+NOOP_SYNC_C = b"""
+int fsync(int fd) { (void)fd; return 0; }
+int fdatasync(int fd) { (void)fd; return 0; }
+"""
+
+
+def test_fsync_probe_catches_a_noop_fsync(todoku, tmp_world):
+    """The probe above has teeth: with fsync/fdatasync made no-ops by an
+    LD_PRELOAD shim, it must report every 250 as unsynced."""
+    src = tmp_world / "noop_sync.c"
+    lib = tmp_world / "noop_sync.so"
+    src.write_bytes(NOOP_SYNC_C)
+    import subprocess
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src)], check=True)
+    os.chmod(lib, 0o755)
+    asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1")
+    env = {"LD_PRELOAD": str(lib), "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"}
+    bad = _unsynced_replies(todoku, tmp_world, env=env)
+    assert len(bad) == 12, "probe missed no-op fsyncs: only %r flagged" % bad

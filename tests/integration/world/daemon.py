@@ -60,7 +60,8 @@ class Todoku:
 
     def __init__(self, world_dir, name="todoku", overrides=None, aliases=None,
                  users=("someone", "alice", "bob"), dns_servers=None, port=2525,
-                 addr=None, start=True, registry=None, uid=None, gid=None, wrapper=None):
+                 addr=None, start=True, registry=None, uid=None, gid=None, wrapper=None,
+                 env=None):
         self.dir = pathlib.Path(world_dir) / name
         self.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -76,6 +77,7 @@ class Todoku:
         self.exit_codes = []
         self._uid, self._gid = uid, gid
         self.wrapper = list(wrapper or [])   # e.g. ["strace", "-f", "-o", F]
+        self.extra_env = dict(env or {})      # e.g. {"LD_PRELOAD": ...}
         for d in (self.spool, self.mail, self.mail / "localhost"):
             d.mkdir(mode=0o755, parents=True, exist_ok=True)
             self._own(d)
@@ -134,7 +136,10 @@ class Todoku:
         logf.write(b"=== starting %s serve -f -c %s\n" % (self.bin.encode(), str(self.config_path).encode()))
         logf.flush()
         env = dict(os.environ)
+        env.update(self.extra_env)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        if self.wrapper:   # LeakSanitizer cannot run under ptrace (strace)
+            env["ASAN_OPTIONS"] += ":detect_leaks=0"
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self.proc = subprocess.Popen(
             self.wrapper + [self.bin, "serve", "-f", "-c", str(self.config_path)],
