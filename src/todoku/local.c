@@ -32,9 +32,12 @@ static void
 local_deliver(struct local *l, const struct ipc_hdr *h, struct ipc_in *in,
 	      int fd)
 {
-	const char *qid = ipc_get_str(in), *rcpt = ipc_get_str(in);
+	const char *qid = ipc_get_str(in);
+	uint64_t arrival = ipc_get_u64(in);
+	const char *rcpt = ipc_get_str(in);
 	const char *mailbox = ipc_get_str(in), *prefix = ipc_get_str(in);
 	char err[512] = "";
+	char key[128];
 	char where[600];
 	struct ipc_out o;
 	enum maildir_result r;
@@ -42,8 +45,12 @@ local_deliver(struct local *l, const struct ipc_hdr *h, struct ipc_in *in,
 	ipc_end(in);
 	if (fd < 0)
 		log_panic("local: delivery without a body fd");
-	r = maildir_deliver(mailbox, prefix, strlen(prefix), fd, err,
-			    sizeof(err));
+	/* one name per (message, recipient): a redelivery after a crash
+	 * finds the earlier copy instead of writing a second one */
+	snprintf(key, sizeof(key), "%llu.Q%sR%llu",
+		 (unsigned long long)arrival, qid, (unsigned long long)h->id);
+	r = maildir_deliver_once(mailbox, key, prefix, strlen(prefix), fd, err,
+				 sizeof(err));
 	close(fd);
 	snprintf(where, sizeof(where), "maildir %s", mailbox);
 	if (r != MAILDIR_OK)

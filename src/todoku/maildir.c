@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "lib/alloc.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 #define MAILDIR_CHUNK 65536
@@ -46,7 +47,9 @@ struct maildir_job {
 	size_t errlen;
 	int parent_fd, md_fd, tmp_fd, new_fd, file_fd;
 	char name[MAILDIR_NAME_MAX];
+	char final[MAILDIR_NAME_MAX]; /* name in new/, "" = same as tmp */
 	int tmp_exists;
+	int already; /* an earlier attempt already delivered it */
 	/* converter state */
 	int pending_cr;
 	size_t out_len;
@@ -312,9 +315,24 @@ maildir_commit(struct maildir_job *j)
 {
 	int err;
 
-	if (renameat(j->tmp_fd, j->name, j->new_fd, j->name) < 0)
-		return maildir_fail(j, "rename into new", errno);
-	j->tmp_exists = 0;
+	if (j->final[0] == '\0') {
+		if (renameat(j->tmp_fd, j->name, j->new_fd, j->name) < 0)
+			return maildir_fail(j, "rename into new", errno);
+		j->tmp_exists = 0;
+	} else {
+		/* link, not rename: an existing file means an earlier attempt
+		 * (cut off before its result was recorded) delivered it */
+		if (linkat(j->tmp_fd, j->name, j->new_fd, j->final, 0) < 0) {
+			if (errno != EEXIST)
+				return maildir_fail(j, "link into new", errno);
+			j->already = 1;
+		}
+		unlinkat(j->tmp_fd, j->name, 0);
+		j->tmp_exists = 0;
+		if (j->already)
+			return MAILDIR_OK;
+		memcpy(j->name, j->final, sizeof(j->name));
+	}
 	if (fsync(j->new_fd) == 0)
 		return MAILDIR_OK;
 	err = errno;
@@ -349,6 +367,14 @@ enum maildir_result
 maildir_deliver(const char *dir, const char *prefix, size_t prefix_len,
 		int body_fd, char *err, size_t errlen)
 {
+	return maildir_deliver_once(dir, NULL, prefix, prefix_len, body_fd, err,
+				    errlen);
+}
+
+enum maildir_result
+maildir_deliver_once(const char *dir, const char *key, const char *prefix,
+		     size_t prefix_len, int body_fd, char *err, size_t errlen)
+{
 	struct maildir_job *j = tmalloc(sizeof *j);
 	enum maildir_result r;
 
@@ -365,6 +391,13 @@ maildir_deliver(const char *dir, const char *prefix, size_t prefix_len,
 	j->err = err;
 	j->errlen = errlen;
 	j->parent_fd = j->md_fd = j->tmp_fd = j->new_fd = j->file_fd = -1;
+	if (key != NULL) {
+		char host[128];
+		maildir_host(host, sizeof host);
+		snprintf(j->final, sizeof j->final, "%s.%s", key, host);
+		if (strchr(key, '/') != NULL || key[0] == '.')
+			log_panic("maildir: bad key %s", key);
+	}
 	r = maildir_open_dirs(j);
 	if (r == MAILDIR_OK)
 		r = maildir_create(j);

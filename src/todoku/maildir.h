@@ -45,4 +45,18 @@ enum maildir_result maildir_deliver(const char *dir, const char *prefix,
 				    size_t prefix_len, int body_fd, char *err,
 				    size_t errlen);
 
+/*
+ * Idempotent variant: the file in new/ is named "KEY.HOST" (KEY made by
+ * the caller from the queue id and recipient, e.g. "1795567534.Q...R12")
+ * and is linked, not renamed, into place. If that name already exists, an
+ * earlier attempt that crashed before its result was recorded delivered
+ * it: the copy is dropped and MAILDIR_OK returned, so a redelivery after
+ * a crash does not duplicate while the message is still in new/. (Once a
+ * mail reader moved it to cur/, a redelivery does duplicate.)
+ */
+enum maildir_result maildir_deliver_once(const char *dir, const char *key,
+					 const char *prefix, size_t prefix_len,
+					 int body_fd, char *err,
+					 size_t errlen);
+
 #endif

@@ -28,7 +28,8 @@
  *
  * queue -> local (id = delivery id)
  *   L_DELIVER    fd = body (read-only, from offset 0), str queue id,
- *                str recipient, str Maildir path, str prefix headers
+ *                u64 arrival, str recipient, str Maildir path,
+ *                str prefix headers
  * local -> queue
  *   L_RESULT     u8 result (maildir_result), str enhanced status,
  *                str where ("maildir PATH"), str reason

@@ -310,6 +310,7 @@ queue_on_body(void *arg, int err, int body_fd, const char *prepend,
 	buf_add(&prefix, prepend, prepend_len);
 	ipc_out_init(&o);
 	ipc_put_str(&o, e->msg);
+	ipc_put_u64(&o, (uint64_t)e->arrival);
 	ipc_put_str(&o, e->addr);
 	ipc_put_str(&o, d->mailbox);
 	ipc_put_str(&o, prefix.data ? prefix.data : "");

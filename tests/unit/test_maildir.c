@@ -360,6 +360,36 @@ test_readonly(void **state)
 	assert_int_equal(chmod(p, 0700), 0);
 }
 
+/* Same key twice (a redelivery after a crash): one file, both OK. */
+static void
+test_deliver_once(void **state)
+{
+	struct fx *f = *state;
+	char name[256];
+
+	set_body(f, "Subject: x\r\n\r\nbody\r\n", 21, 0);
+	assert_int_equal(maildir_deliver_once(f->md, "1700000000.QABCR7",
+					      T_PREFIX, strlen(T_PREFIX),
+					      f->body_fd, f->err,
+					      sizeof f->err),
+			 MAILDIR_OK);
+	assert_int_equal(maildir_deliver_once(f->md, "1700000000.QABCR7",
+					      T_PREFIX, strlen(T_PREFIX),
+					      f->body_fd, f->err,
+					      sizeof f->err),
+			 MAILDIR_OK);
+	assert_int_equal(count_sub(f, "new", name, sizeof name), 1);
+	assert_int_equal(strncmp(name, "1700000000.QABCR7.", 18), 0);
+	assert_int_equal(count_sub(f, "tmp", NULL, 0), 0);
+	/* another recipient of the same message is another file */
+	assert_int_equal(maildir_deliver_once(f->md, "1700000000.QABCR8",
+					      T_PREFIX, strlen(T_PREFIX),
+					      f->body_fd, f->err,
+					      sizeof f->err),
+			 MAILDIR_OK);
+	assert_int_equal(count_sub(f, "new", NULL, 0), 2);
+}
+
 int
 main(void)
 {
@@ -378,6 +408,7 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_body_fd, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_large_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 	};
 
