@@ -606,6 +606,14 @@ queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 	const void *data;
 	size_t n;
 
+	if (h->type == Q_ABORT && (t == NULL || t->committing)) {
+		/* the client left while its commit ran, or crossed with
+		 * Q_RESULT: the commit goes on, its answer is dropped */
+		ipc_end(in);
+		if (t != NULL)
+			t->peer = NULL;
+		return;
+	}
 	if (t == NULL || t->committing)
 		log_panic("smtp-in sent %u for unknown transaction", h->type);
 	switch (h->type) {

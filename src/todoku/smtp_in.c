@@ -72,7 +72,7 @@ struct session {
 	unsigned errors;
 	unsigned messages;
 	int skip_line;
-	int read_eof;
+	int data_ended; /* CRLF.CRLF seen; last chunk and Q_END pending */
 };
 
 struct smtpd {
@@ -208,7 +208,9 @@ sess_set_state(struct session *s, enum sess_state st)
 static void
 sess_txn_abort(struct session *s)
 {
-	if (s->txn_open && s->d->queue != NULL && !s->txn_failed)
+	/* once Q_END is sent the queue decides; an abort cannot undo it */
+	if (s->txn_open && s->d->queue != NULL && !s->txn_failed &&
+	    s->state != S_WAIT_RESULT)
 		ipc_send(s->d->queue, Q_ABORT, s->txn_id, -1, NULL);
 	s->txn_open = 0;
 }
@@ -581,7 +583,18 @@ sess_data_end(struct session *s)
 	sess_set_state(s, S_WAIT_RESULT);
 }
 
-/* Feed DATA bytes; returns 0 when it must wait (credit or end). */
+/* May a chunk go to the queue now? (no credit: wait for Q_CREDIT) */
+static int
+sess_chunk_blocked(const struct session *s)
+{
+	return s->credit == 0 && s->txn_open && !s->txn_failed &&
+	       s->d->queue != NULL;
+}
+
+/*
+ * Feed DATA bytes to the stream parser and chunks to the queue. Returns
+ * 0 when nothing more can happen until input or credit arrives.
+ */
 static int
 sess_take_data(struct session *s)
 {
@@ -589,11 +602,18 @@ sess_take_data(struct session *s)
 	bool end = false;
 	size_t used;
 
-	if (s->chunk.len >= CHUNK_MAX) {
-		if (s->credit == 0 && s->txn_open && !s->txn_failed)
+	if (s->chunk.len > 0 && (s->chunk.len >= CHUNK_MAX || s->data_ended)) {
+		if (sess_chunk_blocked(s))
 			return 0;
 		sess_send_chunk(s);
 	}
+	if (s->data_ended) {
+		s->data_ended = 0;
+		sess_data_end(s);
+		return 1;
+	}
+	if (s->in.len == 0)
+		return 0;
 	used = smtp_data_feed(&s->dp, s->in.data, s->in.len, &s->chunk, &end);
 	buf_consume(&s->in, used);
 	if (!was_rejected && smtp_data_rejected(&s->dp)) {
@@ -606,16 +626,9 @@ sess_take_data(struct session *s)
 			    "Error: too much discarded data, closing");
 		return 0;
 	}
-	if (!end)
-		return s->chunk.len >= CHUNK_MAX || used > 0;
-	if (s->credit == 0 && s->chunk.len > 0 && s->txn_open &&
-	    !s->txn_failed) {
-		/* wait for credit for the last chunk: put nothing back */
-		s->dp.state = s->dp.state; /* end already seen */
-	}
-	sess_send_chunk(s);
-	sess_data_end(s);
-	return 1;
+	if (end)
+		s->data_ended = 1;
+	return end || used > 0 || s->chunk.len >= CHUNK_MAX;
 }
 
 static void
@@ -623,7 +636,7 @@ sess_process(struct session *s)
 {
 	int progress = 1;
 
-	while (progress && s->in.len > 0) {
+	while (progress && (s->in.len > 0 || s->state == S_DATA)) {
 		if (s->errors > s->conf->max_errors) {
 			sess_hangup(s, 421, "4.7.0",
 				    "Error: too many errors, closing");
@@ -642,8 +655,14 @@ sess_process(struct session *s)
 	}
 	if (s->errors > s->conf->max_errors && s->state != S_CLOSING)
 		sess_hangup(s, 421, "4.7.0", "Error: too many errors, closing");
-	if (s->state == S_CLOSING || s->out.len)
-		sess_flush(s);
+}
+
+/* Process input, then flush; s may be freed: call it last. */
+static void
+sess_run(struct session *s)
+{
+	sess_process(s);
+	sess_flush(s);
 }
 
 static void
@@ -669,7 +688,7 @@ sess_on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	buf_add(&s->in, tmp, (size_t)r);
 	sess_timer(s);
-	sess_process(s);
+	sess_run(s);
 }
 
 static void
@@ -816,8 +835,7 @@ smtpd_on_open_ok(struct session *s, struct ipc_in *in)
 	smtp_data_init(&s->dp, s->conf->max_message_size);
 	sess_set_state(s, S_DATA);
 	sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	sess_process(s);
-	sess_flush(s);
+	sess_run(s);
 }
 
 static void
@@ -838,8 +856,7 @@ smtpd_on_result(struct session *s, struct ipc_in *in)
 	else
 		sess_set_state(s, S_CMD);
 	event_add(s->rev, NULL);
-	sess_process(s);
-	sess_flush(s);
+	sess_run(s);
 }
 
 static void
@@ -867,7 +884,7 @@ smtpd_queue_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		s->credit += ipc_get_u32(in);
 		ipc_end(in);
 		event_add(s->rev, NULL);
-		sess_process(s);
+		sess_run(s);
 		break;
 	case Q_RESULT:
 		smtpd_on_result(s, in);
