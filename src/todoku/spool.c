@@ -69,7 +69,7 @@ struct spool {
 	int efd;
 	struct event *ev;
 	uint64_t commits;
-	unsigned seq;
+	_Atomic unsigned seq; /* ids are made on both threads (DSNs) */
 };
 
 static const char spool_schema[] =
