@@ -367,10 +367,13 @@ exec_bounce(struct spool *sp, struct job *j)
 	dm.orig_len = dm.ret_full ? orig.len : dsn_header_len(dm.orig, orig.len);
 	dm.boundary_seed = res->msg;
 	buf_init(&dsn, SPOOL_DSN_MAX);
-	rc = dsn_compose(&dm, &dsn) < 0 ? SQLITE_TOOBIG : SQLITE_OK;
-	sqlite3_finalize(st);
-	if (rc == SQLITE_OK)
+	rc = SQLITE_OK;
+	if (dsn_compose(&dm, &dsn) == 0)
 		rc = spool_insert_dsn(sp, res, &dsn);
+	else
+		log_err("%s: cannot compose a notification for <%s>", res->msg,
+			dm.sender);
+	sqlite3_finalize(st);
 	buf_free(&orig);
 	buf_free(&dsn);
 	return rc;
