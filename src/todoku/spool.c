@@ -675,7 +675,9 @@ writer_run_group(struct spool *sp, struct job *list)
 	}
 	rc = sql_exec(sp, "COMMIT");
 	if (rc != SQLITE_OK) {
-		sql_exec(sp, "ROLLBACK");
+		/* SQLite may have rolled back already (SQLITE_FULL does) */
+		if (!sqlite3_get_autocommit(sp->db))
+			sql_exec(sp, "ROLLBACK");
 		for (struct job *j = list; j; j = j->next)
 			if (!j->err)
 				j->err = sql_err(rc);
@@ -777,7 +779,10 @@ spool_on_done(evutil_socket_t fd, short what, void *arg)
 	for (; list; list = next) {
 		next = list->next;
 		job_finish(list);
-		if (list->kind == JOB_COMMIT)
+		/* a message whose commit failed leaves no body file behind */
+		if (list->kind == JOB_COMMIT && list->err)
+			spool_msg_discard(sp, list->msg);
+		else if (list->kind == JOB_COMMIT)
 			spool_msg_free(list->msg);
 		xfree(list);
 	}
