@@ -1640,6 +1640,23 @@ load_tables(struct parser *p)
 }
 
 struct conf *
+conf_load_text(const char *path, const char *text, size_t len, char *err,
+	       size_t errlen)
+{
+	struct parser p = {.name = path, .err = err, .errlen = errlen};
+	struct conf *c = conf_parse_text(path, text, len, err, errlen);
+
+	if (c == NULL)
+		return NULL;
+	p.c = c;
+	if (load_tables(&p) < 0) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct conf *
 conf_load(const char *path, char *err, size_t errlen)
 {
 	struct parser p = {.err = err, .errlen = errlen};

@@ -142,6 +142,10 @@ struct conf *conf_parse_text(const char *name, const char *text, size_t len,
 			     char *err, size_t errlen);
 /* Read path (NULL: built-in default) and the table files it names. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* Like conf_load, with the main file's text already read (reload: the
+ * roles parse exactly the bytes master validated; tables are read). */
+struct conf *conf_load_text(const char *path, const char *text, size_t len,
+			    char *err, size_t errlen);
 void conf_free(struct conf *c);
 
 /* The effective configuration, every key with its value, as a config

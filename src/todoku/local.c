@@ -101,9 +101,15 @@ local_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		l->queue = ipc_new(l->env->base, fd, local_queue_msg,
 				   local_queue_close, l);
 		return;
-	case M_RELOAD:
-		ipc_end(in);
+	case M_RELOAD: {
+		struct conf *nc = role_reload_conf(l->env, in);
+		if (nc != NULL) {
+			conf_free(l->env->conf);
+			l->env->conf = nc;
+			log_set_level(nc->log_level);
+		}
 		break;
+	}
 	case M_SHUTDOWN:
 		ipc_end(in);
 		if (l->queue)

@@ -356,26 +356,68 @@ master_on_sigterm(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(m->base, NULL);
 }
 
+/* The configuration file's bytes, if it fits in one IPC message. */
+static int
+master_read_config(const char *path, struct buf *text)
+{
+	char tmp[8192];
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while ((r = read(fd, tmp, sizeof(tmp))) > 0) {
+		if (buf_add(text, tmp, (size_t)r) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	return r < 0 ? -1 : 0;
+}
+
+/*
+ * SIGHUP: validate the file fully; keep the running configuration on
+ * error. The roles then parse exactly the bytes validated here (sent
+ * with M_RELOAD), so a file rewritten meanwhile cannot split them.
+ */
 static void
 master_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct master *m = arg;
 	char err[CONF_ERR_MAX];
-	struct conf *nc = conf_load(m->config_path, err, sizeof(err));
+	struct ipc_out o;
+	struct buf text;
+	struct conf *nc;
+	int have_text;
 
+	buf_init(&text, IPC_MAX_PAYLOAD - 64);
+	have_text = m->config_path &&
+		    master_read_config(m->config_path, &text) == 0;
+	if (have_text)
+		nc = conf_load_text(m->config_path, text.data ? text.data : "",
+				    text.len, err, sizeof(err));
+	else
+		nc = conf_load(m->config_path, err, sizeof(err));
 	if (nc == NULL) {
 		log_err("reload refused, keeping the running configuration: "
 			"%s",
 			err);
+		buf_free(&text);
 		return;
 	}
 	log_info("configuration reloaded from %s", nc->path);
 	conf_free(m->conf);
 	m->conf = nc;
 	log_set_level(nc->log_level);
+	ipc_out_init(&o);
+	ipc_put_data(&o, have_text && text.data ? text.data : "",
+		     have_text ? text.len : 0);
 	for (size_t i = 0; i < m->nchildren; i++)
 		if (m->children[i].pid > 0)
-			ipc_send(m->children[i].ipc, M_RELOAD, 0, -1, NULL);
+			ipc_send(m->children[i].ipc, M_RELOAD, 0, -1, &o);
+	ipc_out_free(&o);
+	buf_free(&text);
 }
 
 static void

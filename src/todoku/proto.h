@@ -9,7 +9,8 @@
  *   M_PEER       fd = socketpair end to another role; u8 peer role,
  *                u32 peer instance
  *   M_LISTEN     (smtp-in) fd = listening socket; str listener name
- *   M_RELOAD     re-read the configuration file (already validated)
+ *   M_RELOAD     data: the configuration file's bytes as validated by
+ *                master (empty: re-read the file); tables are re-read
  *   M_SHUTDOWN   finish: 421 to clients, flush, exit 0
  *
  * smtp-in -> queue (id = transaction id, unique per smtp-in process)

@@ -906,15 +906,12 @@ queue_shutdown(struct queue *q)
 }
 
 static void
-queue_reload(struct queue *q)
+queue_reload(struct queue *q, struct ipc_in *in)
 {
-	char err[CONF_ERR_MAX];
-	struct conf *nc = conf_load(q->env->config_path, err, sizeof(err));
+	struct conf *nc = role_reload_conf(q->env, in);
 
-	if (nc == NULL) {
-		log_err("reload failed, keeping configuration: %s", err);
+	if (nc == NULL)
 		return;
-	}
 	conf_free(q->env->conf);
 	q->env->conf = nc;
 	log_set_level(nc->log_level);
@@ -936,8 +933,7 @@ queue_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		return;
 	}
 	case M_RELOAD:
-		ipc_end(in);
-		queue_reload(q);
+		queue_reload(q, in);
 		break;
 	case M_SHUTDOWN:
 		ipc_end(in);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/clock.h"
+#include "lib/ipc.h"
 #include "lib/log.h"
 #include "mail/conf.h"
 
@@ -69,6 +70,24 @@ role_harden(void)
 	/* Keep core dumps under sanitizer/debug builds only. */
 	if (getenv("TODOKU_DUMPABLE") == NULL)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+struct conf *
+role_reload_conf(const struct role_env *env, struct ipc_in *in)
+{
+	char err[CONF_ERR_MAX];
+	size_t n;
+	const char *text = ipc_get_data(in, &n);
+	struct conf *c;
+
+	ipc_end(in);
+	if (n > 0 && env->config_path)
+		c = conf_load_text(env->config_path, text, n, err, sizeof(err));
+	else
+		c = conf_load(env->config_path, err, sizeof(err));
+	if (c == NULL)
+		log_err("reload failed, keeping configuration: %s", err);
+	return c;
 }
 
 static enum role_id

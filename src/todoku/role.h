@@ -20,6 +20,7 @@
 
 struct conf;
 struct event_base;
+struct ipc_in;
 
 struct role_env {
 	enum role_id role;
@@ -35,6 +36,9 @@ void role_drop_privileges(const char *user);
 void role_harden(void);
 /* Entry for `todoku --role NAME`. Never returns. */
 int role_main(const char *name, const char *config_path);
+
+/* M_RELOAD payload -> new configuration, or NULL (error logged). */
+struct conf *role_reload_conf(const struct role_env *env, struct ipc_in *in);
 
 /* Role bodies (each in its own file). */
 int queue_main(struct role_env *env);

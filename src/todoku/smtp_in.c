@@ -936,15 +936,12 @@ smtpd_shutdown(struct smtpd *d)
 }
 
 static void
-smtpd_reload(struct smtpd *d)
+smtpd_reload(struct smtpd *d, struct ipc_in *in)
 {
-	char err[CONF_ERR_MAX];
-	struct conf *nc = conf_load(d->env->config_path, err, sizeof(err));
+	struct conf *nc = role_reload_conf(d->env, in);
 
-	if (nc == NULL) {
-		log_err("reload failed, keeping configuration: %s", err);
+	if (nc == NULL)
 		return;
-	}
 	confref_put(d->cref);
 	d->cref = confref_new(nc);
 	log_set_level(nc->log_level);
@@ -984,8 +981,7 @@ smtpd_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		smtpd_add_listener(d, fd);
 		return;
 	case M_RELOAD:
-		ipc_end(in);
-		smtpd_reload(d);
+		smtpd_reload(d, in);
 		break;
 	case M_SHUTDOWN:
 		ipc_end(in);
