@@ -301,6 +301,19 @@ master_live_children(struct master *m)
 	return n;
 }
 
+/* Once no queue runs any more, local may stop too. */
+static void
+master_stop_local(struct master *m)
+{
+	struct child *l = master_find_role(m, ROLE_LOCAL);
+
+	if (!m->stopping || l == NULL || l->ipc == NULL ||
+	    master_find_role(m, ROLE_QUEUE) != NULL)
+		return;
+	ipc_send(l->ipc, M_SHUTDOWN, 0, -1, NULL);
+	ipc_flush(l->ipc);
+}
+
 static void
 master_on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
@@ -316,6 +329,7 @@ master_on_sigchld(evutil_socket_t sig, short what, void *arg)
 			}
 		}
 	}
+	master_stop_local(m);
 	if (m->stopping && master_live_children(m) == 0)
 		event_base_loopexit(m->base, NULL);
 }
@@ -342,14 +356,17 @@ master_on_sigterm(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("stopping (signal %d)", (int)sig);
 	m->stopping = 1;
+	/* local stops after queue (master_stop_local): the queue must not
+	 * see local vanish under deliveries it still waits for */
 	for (size_t i = 0; i < m->nchildren; i++) {
 		struct child *c = &m->children[i];
 		evtimer_del(c->restart_ev);
-		if (c->pid > 0 && c->ipc != NULL) {
+		if (c->pid > 0 && c->ipc != NULL && c->role != ROLE_LOCAL) {
 			ipc_send(c->ipc, M_SHUTDOWN, 0, -1, NULL);
 			ipc_flush(c->ipc);
 		}
 	}
+	master_stop_local(m);
 	m->stop_timer = evtimer_new(m->base, master_stop_timeout, m);
 	evtimer_add(m->stop_timer, &tv);
 	if (master_live_children(m) == 0)

@@ -57,6 +57,8 @@ struct entry {
 	time_t arrival;
 	int held;
 	int in_flight;
+	int at_local; /* L_DELIVER sent, no L_RESULT yet */
+	unsigned crashes; /* attempts that died with the local role */
 	struct entry *next;
 };
 
@@ -93,6 +95,8 @@ struct queue {
 	int ctl_fd;
 	struct event *ctl_ev;
 	int stopping;
+	struct attempt *last_attempt; /* set by queue_finish */
+	int defer_submit; /* queue_finish: leave submission to the caller */
 };
 
 static void queue_dispatch(struct queue *q);
@@ -140,6 +144,7 @@ queue_load_one(void *arg, const struct spool_pending *p)
 	e->state = p->state;
 	e->attempts = p->attempts;
 	e->held = p->held;
+	e->crashes = p->crashes;
 }
 
 /* ---- delivery results ----------------------------------------------- */
@@ -184,6 +189,10 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 		}
 		if (r->msg_done)
 			log_info("%s: removed", e->msg);
+		if (r->hold) {
+			e->held = 1;
+			log_warn("%s: held: %s", e->msg, r->reply);
+		}
 		if (r->new_state >= SPOOL_DELIVERED) {
 			entry_remove(q, e);
 		} else {
@@ -274,7 +283,9 @@ queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
 					  : "; no notification to the null "
 					    "sender");
 	}
-	spool_record(q->spool, &a->res, queue_on_recorded, a);
+	q->last_attempt = a;
+	if (!q->defer_submit)
+		spool_record(q->spool, &a->res, queue_on_recorded, a);
 }
 
 /* ---- local delivery -------------------------------------------------- */
@@ -316,6 +327,7 @@ queue_on_body(void *arg, int err, int body_fd, const char *prepend,
 	ipc_put_str(&o, prefix.data ? prefix.data : "");
 	ipc_send(q->local->ipc, L_DELIVER, e->rcpt_id, body_fd, &o);
 	ipc_out_free(&o);
+	e->at_local = 1;
 	buf_free(&prefix);
 	xfree(d);
 }
@@ -429,7 +441,39 @@ queue_on_local_result(struct queue *q, const struct ipc_hdr *h,
 		return;
 	}
 	q->inflight--;
+	e->at_local = 0;
 	queue_finish(q, e, result, status, where, reason);
+}
+
+/*
+ * The local role died while delivering e: the Maildir may or may not
+ * hold the message. Record that as a deferral ("may be duplicated");
+ * after QUEUE_MAX_CRASHES such deaths hold the message, so one poison
+ * message cannot crash the role forever (DESIGN §7).
+ */
+static void
+queue_local_crashed(struct queue *q, struct entry *e)
+{
+	struct attempt *a;
+
+	e->at_local = 0;
+	q->inflight--;
+	e->crashes++;
+	q->defer_submit = 1;
+	queue_finish(q, e, MAILDIR_TEMP, "4.3.0", "local",
+		     "the local delivery role died during this delivery; the "
+		     "message may be delivered twice");
+	q->defer_submit = 0;
+	a = q->last_attempt;
+	a->res.crashed = 1;
+	if (e->crashes >= QUEUE_MAX_CRASHES) {
+		a->res.hold = 1;
+		snprintf(a->reply, sizeof(a->reply),
+			 "held after %u deliveries that crashed the local "
+			 "role; inspect it, then release it",
+			 e->crashes);
+	}
+	spool_record(q->spool, &a->res, queue_on_recorded, a);
 }
 
 /* ---- receiving from smtp-in ------------------------------------------ */
@@ -706,9 +750,14 @@ queue_peer_close(struct ipc *ipc, void *arg)
 		/* deliveries in flight return to the ready set */
 		q->local = NULL;
 		for (struct entry *e = q->entries; e; e = e->next) {
-			if (e->in_flight) {
+			if (!e->at_local)
+				continue;
+			if (q->stopping) {
+				e->at_local = 0;
 				e->in_flight = 0;
 				q->inflight--;
+			} else {
+				queue_local_crashed(q, e);
 			}
 		}
 	}

@@ -22,5 +22,6 @@
 
 #define QUEUE_MAX_INFLIGHT 64
 #define QUEUE_CTL_TIMEOUT_S 30
+#define QUEUE_MAX_CRASHES 3
 
 #endif

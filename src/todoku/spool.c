@@ -84,7 +84,8 @@ static const char spool_schema[] =
 	" msg TEXT NOT NULL REFERENCES msg(id) ON DELETE CASCADE,"
 	" addr TEXT NOT NULL, orig TEXT, orcpt TEXT, notify INTEGER,"
 	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt INTEGER NOT NULL, last_reply TEXT, last_where TEXT);"
+	" next_attempt INTEGER NOT NULL, last_reply TEXT, last_where TEXT,"
+	" crashes INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS rcpt_msg ON rcpt(msg);"
 	"CREATE TABLE IF NOT EXISTS attempt("
 	" id INTEGER PRIMARY KEY,"
@@ -436,6 +437,20 @@ exec_result(struct spool *sp, struct job *j)
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)res->rcpt_id);
 	if ((rc = sql_done(st)) != SQLITE_OK)
 		return rc;
+	if (res->crashed || res->hold) {
+		st = sql_prep(sp, "UPDATE rcpt SET crashes = crashes + ?"
+				  " WHERE id = ?");
+		sqlite3_bind_int(st, 1, res->crashed ? 1 : 0);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)res->rcpt_id);
+		if ((rc = sql_done(st)) != SQLITE_OK)
+			return rc;
+	}
+	if (res->hold) {
+		st = sql_prep(sp, "UPDATE msg SET held = 1 WHERE id = ?");
+		bind_text(st, 1, res->msg);
+		if ((rc = sql_done(st)) != SQLITE_OK)
+			return rc;
+	}
 	if (res->new_state == SPOOL_BOUNCED && res->bounce_to &&
 	    (rc = exec_bounce(sp, j)) != SQLITE_OK)
 		return rc;
@@ -955,7 +970,7 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 {
 	sqlite3_stmt *st = sql_prep(
 		sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
-		    " r.attempts, r.next_attempt, m.arrival, m.held"
+		    " r.attempts, r.next_attempt, m.arrival, m.held, r.crashes"
 		    " FROM rcpt r JOIN msg m ON m.id = r.msg"
 		    " WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
 	int n = 0;
@@ -972,6 +987,7 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 		p.next_attempt = (time_t)sqlite3_column_int64(st, 6);
 		p.arrival = (time_t)sqlite3_column_int64(st, 7);
 		p.held = sqlite3_column_int(st, 8);
+		p.crashes = (unsigned)sqlite3_column_int(st, 9);
 		each(arg, &p);
 		n++;
 	}

@@ -86,6 +86,7 @@ struct spool_pending {
 	time_t next_attempt;
 	time_t arrival;
 	int held;
+	unsigned crashes;
 };
 
 /* What one delivery attempt did to one recipient. */
@@ -99,6 +100,8 @@ struct spool_result {
 	const char *status; /* enhanced status, "5.1.1" */
 	const char *reply; /* reason / remote reply, verbatim */
 	time_t next_attempt;
+	int crashed; /* the attempt died with its role: count it */
+	int hold; /* put the message on hold (reason in reply) */
 	/* When new_state == SPOOL_BOUNCED and bounce_to is set, a DSN is
 	 * composed from the stored message and queued in the same commit. */
 	const char *reporting_mta;

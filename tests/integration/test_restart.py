@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import time
 
 from world import SMTPClosed, make_message, queue_id
 from world.roles import pid_gone, role_pids, wait_for, wait_log
@@ -179,3 +180,54 @@ def test_only_smtp_in_killed_is_restarted(todoku):
     assert r.code == 250, r
     d.wait_delivered("someone", 1)
     assert d.running()
+
+
+def test_message_that_keeps_killing_local_is_held(todoku):
+    """DESIGN §7: a message involved in 3 crashes of its role is held with
+    the reason, instead of crashing the role forever. Each round: stop the
+    idle local role, let queue hand it the delivery, kill it."""
+    # the retry (4 s, up to 10% jitter) is longer than the restart backoff
+    # (0, 1, 2 s), so each new local role is stopped before it is handed
+    # the message again
+    d = todoku(overrides={"queue": {"retry": "4s"}})
+    local = _role(d, "local")[0]
+    os.kill(local, signal.SIGSTOP)
+    r = _send(d, "someone@localhost", "poison")
+    assert r.code == 250, r
+    qid = queue_id(r.text)
+    for round_ in range(3):
+        mark = len(d.log_text())
+        # the delivery is queued to the stopped role (it is due at once or
+        # after the 1 s retry); give the queue time to hand it over
+        wait_for(lambda: _attempts(d, qid) >= round_, 10, "attempt %d" % round_)
+        time.sleep(1.0 if round_ == 0 else 5.0)
+        _kill_role(d, "local", local)
+        wait_log(d, r"may be delivered twice|held after", start=mark)
+        local = _new_pid(d, "local", local)
+        if round_ < 2:
+            os.kill(local, signal.SIGSTOP)
+    msg = wait_for(lambda: _held(d, qid), 10, "message held")
+    rc = msg["recipients"][0]
+    assert rc["state"] == "deferred"
+    assert "held after 3" in rc["last_reply"], rc
+    # the healthy local role that now runs must not deliver a held message
+    time.sleep(2.5)
+    assert d.maildir("someone") == []
+    assert _held(d, qid)
+
+
+def _queue_entry(d, qid):
+    for m in d.cli("queue", "list", "--json"):
+        if m["id"] == qid:
+            return m
+    return None
+
+
+def _attempts(d, qid):
+    m = _queue_entry(d, qid)
+    return m["recipients"][0]["attempts"] if m else -1
+
+
+def _held(d, qid):
+    m = _queue_entry(d, qid)
+    return m if m and m["held"] else None
