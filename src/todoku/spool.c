@@ -26,6 +26,9 @@
 #define SPOOL_DSN_MAX (2u * 1024 * 1024)
 #define SPOOL_HDR_READ (256u * 1024)
 #define SPOOL_QUERY_MAX (64u * 1024 * 1024)
+#define SPOOL_WAL_PASSIVE 1000 /* frames: checkpoint after a commit */
+#define SPOOL_WAL_ALARM 65536 /* frames: warn, something holds the WAL */
+#define SPOOL_IDLE_S 2 /* idle this long: truncate the WAL */
 
 enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY };
 
@@ -70,6 +73,7 @@ struct spool {
 	struct event *ev;
 	uint64_t commits;
 	_Atomic unsigned seq; /* ids are made on both threads (DSNs) */
+	int wal_frames; /* writer thread only */
 };
 
 static const char spool_schema[] =
@@ -728,6 +732,41 @@ writer_hand_back(struct spool *sp, struct job *list)
 		log_err("spool: eventfd write: %s", strerror(errno));
 }
 
+/* WAL size from the commit hook (writer thread only). */
+static int
+writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct spool *sp = arg;
+
+	sp->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+/*
+ * Checkpoints are the writer's own (DESIGN §7): passive once the WAL
+ * passes SPOOL_WAL_PASSIVE frames after a commit, truncate when idle,
+ * and a warning when it grows past SPOOL_WAL_ALARM (a reader or a failing
+ * disk is keeping it from being checkpointed).
+ */
+static void
+writer_checkpoint(struct spool *sp, int idle)
+{
+	int logf = 0, done = 0;
+
+	if (sp->wal_frames == 0)
+		return;
+	if (!idle && sp->wal_frames < SPOOL_WAL_PASSIVE)
+		return;
+	if (sp->wal_frames > SPOOL_WAL_ALARM)
+		log_warn("spool: write-ahead log at %d frames", sp->wal_frames);
+	if (sqlite3_wal_checkpoint_v2(sp->db, NULL,
+				      idle ? SQLITE_CHECKPOINT_TRUNCATE
+					   : SQLITE_CHECKPOINT_PASSIVE,
+				      &logf, &done) == SQLITE_OK &&
+	    (idle || logf == done))
+		sp->wal_frames = 0;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -735,17 +774,27 @@ writer_main(void *arg)
 
 	for (;;) {
 		struct job *list;
+		struct timespec until;
+		int idle = 0;
 
 		pthread_mutex_lock(&sp->lock);
-		while (sp->pending == NULL && !sp->stop)
-			pthread_cond_wait(&sp->cond, &sp->lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += SPOOL_IDLE_S;
+		while (sp->pending == NULL && !sp->stop && !idle)
+			idle = pthread_cond_timedwait(&sp->cond, &sp->lock,
+						      &until) == ETIMEDOUT;
 		list = sp->pending;
 		sp->pending = sp->pending_tail = NULL;
 		pthread_mutex_unlock(&sp->lock);
-		if (list == NULL)
+		if (list == NULL && sp->stop)
 			break;
+		if (list == NULL) {
+			writer_checkpoint(sp, 1);
+			continue;
+		}
 		writer_run_group(sp, list);
 		writer_hand_back(sp, list);
+		writer_checkpoint(sp, 0);
 	}
 	return NULL;
 }
@@ -829,6 +878,7 @@ spool_configure_db(struct spool *sp, int unclean)
 		"PRAGMA synchronous = FULL",
 		"PRAGMA foreign_keys = ON",
 		"PRAGMA busy_timeout = 0",
+		"PRAGMA wal_autocheckpoint = 0",
 	};
 
 	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
@@ -936,6 +986,7 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 		return NULL;
 	}
 	spool_recover_bodies(sp);
+	sqlite3_wal_hook(sp->db, writer_wal_hook, sp);
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->cond, NULL);
 	sp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
