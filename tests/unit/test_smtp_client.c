@@ -1,0 +1,1128 @@
+/*
+ * test_smtp_client — outbound SMTP engine (mail/smtp_client.c).
+ *
+ * Dialogues are data: "C: line" is a command the client must send next,
+ * "S: line" a reply line from the server (fed through the reply parser
+ * so multi-line replies arrive as one), and single words drive the
+ * caller's side: MSG (start the next message), QUIT, TLS / TLSFAIL
+ * (handshake result), BODY (body sent), DOWNGRADE, LOST (timeout or
+ * EOF), CLOSE (the engine must say close).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/buf.h"
+#include "mail/smtp_client.h"
+
+struct world {
+	struct smtp_client *c;
+	struct smtp_reply_parser p;
+	struct buf pending;    /* sent, not yet matched by "C:" */
+	struct buf transcript; /* every transcript the engine produced */
+	const struct smtp_client_msg *msgs;
+	size_t nmsgs, next_msg;
+	uint64_t downgraded_size;
+};
+
+static enum smtpc_action
+w_next(struct world *w)
+{
+	const char *data;
+	size_t len;
+	enum smtpc_action a;
+
+	while ((a = smtp_client_next(w->c, &data, &len)) == SMTPC_ACT_SEND) {
+		assert_int_equal(buf_add(&w->pending, data, len), 0);
+		assert_int_equal(
+		    buf_adds(&w->transcript, smtp_client_transcript(w->c)), 0);
+	}
+	return a;
+}
+
+static void
+w_cmd(struct world *w, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (w->pending.len == 0)
+		(void)w_next(w);
+	if (w->pending.len < n + 2 || memcmp(w->pending.data, want, n) != 0 ||
+	    memcmp(w->pending.data + n, "\r\n", 2) != 0)
+		fail_msg("expected \"%s\", client sent \"%s\"", want,
+			 w->pending.data ? w->pending.data : "(nothing)");
+	buf_consume(&w->pending, n + 2);
+}
+
+static void
+w_reply_line(struct world *w, const char *line)
+{
+	struct smtp_response r;
+	struct buf b;
+	bool done = false;
+	size_t used;
+
+	buf_init(&b, 8192);
+	assert_int_equal(buf_addf(&b, "%s\r\n", line), 0);
+	used = smtp_reply_feed(&w->p, b.data, b.len, &r, &done);
+	assert_int_equal(used, b.len);
+	buf_free(&b);
+	if (!done)
+		return;
+	if (w->pending.len != 0)
+		fail_msg("unmatched client output: %s", w->pending.data);
+	assert_int_equal(w_next(w), SMTPC_ACT_READ);
+	if (w->pending.len != 0)
+		fail_msg("unmatched client output: %s", w->pending.data);
+	smtp_client_reply(w->c, &r);
+	smtp_response_free(&r);
+}
+
+static void
+w_expect(struct world *w, enum smtpc_action want)
+{
+	if (w->pending.len != 0)
+		fail_msg("unmatched client output: %s", w->pending.data);
+	assert_int_equal(w_next(w), want);
+}
+
+static void
+w_step(struct world *w, const char *s)
+{
+	if (strncmp(s, "C: ", 3) == 0)
+		w_cmd(w, s + 3);
+	else if (strncmp(s, "S: ", 3) == 0)
+		w_reply_line(w, s + 3);
+	else if (strcmp(s, "MSG") == 0) {
+		w_expect(w, SMTPC_ACT_NEED_MSG);
+		assert_true(w->next_msg < w->nmsgs);
+		assert_true(smtp_client_can_send(w->c));
+		assert_int_equal(
+		    smtp_client_msg_start(w->c, &w->msgs[w->next_msg++]), 0);
+	} else if (strcmp(s, "QUIT") == 0) {
+		w_expect(w, SMTPC_ACT_NEED_MSG);
+		smtp_client_quit(w->c);
+	} else if (strcmp(s, "TLS") == 0) {
+		w_expect(w, SMTPC_ACT_STARTTLS);
+		smtp_client_tls_done(w->c, true, NULL);
+	} else if (strcmp(s, "TLSFAIL") == 0) {
+		w_expect(w, SMTPC_ACT_STARTTLS);
+		smtp_client_tls_done(w->c, false, "certificate expired");
+	} else if (strcmp(s, "BODY") == 0) {
+		w_expect(w, SMTPC_ACT_BODY);
+		assert_int_equal(smtp_client_timeout(w->c),
+				 SMTPC_TO_DATA_BLOCK);
+		smtp_client_body_sent(w->c);
+		assert_int_equal(smtp_client_timeout(w->c), SMTPC_TO_DOT);
+	} else if (strcmp(s, "DOWNGRADE") == 0) {
+		w_expect(w, SMTPC_ACT_DOWNGRADE);
+		smtp_client_downgraded(w->c, w->downgraded_size);
+	} else if (strcmp(s, "LOST") == 0)
+		smtp_client_lost(w->c, "timeout");
+	else if (strcmp(s, "CLOSE") == 0)
+		w_expect(w, SMTPC_ACT_CLOSE);
+	else
+		fail_msg("bad script step %s", s);
+}
+
+/* Run script (NULL-terminated); the world stays for assertions. */
+static void
+w_run(struct world *w, const struct smtp_client_params *p,
+      const struct smtp_client_msg *msgs, size_t nmsgs,
+      const char *const *script)
+{
+	memset(w, 0, sizeof(*w));
+	w->c = smtp_client_new(p);
+	assert_non_null(w->c);
+	smtp_reply_parser_init(&w->p);
+	buf_init(&w->pending, 1 << 20);
+	buf_init(&w->transcript, 1 << 20);
+	w->msgs = msgs;
+	w->nmsgs = nmsgs;
+	for (; *script != NULL; script++)
+		w_step(w, *script);
+}
+
+static void
+w_free(struct world *w)
+{
+	smtp_client_free(w->c);
+	smtp_reply_parser_free(&w->p);
+	buf_free(&w->pending);
+	buf_free(&w->transcript);
+}
+
+static void
+assert_outcome(struct world *w, size_t i, enum smtpc_result res,
+	       enum smtpc_cmd cmd, int code, const char *status)
+{
+	const struct smtp_client_outcome *o = smtp_client_outcome(w->c, i);
+
+	assert_non_null(o);
+	assert_int_equal(o->result, res);
+	assert_int_equal(o->cmd, cmd);
+	assert_int_equal(o->code, code);
+	assert_string_equal(o->status, status);
+}
+
+static const struct smtp_client_params plain_params = {
+    .helo = "out.example.net", .tls = SMTPC_TLS_OFF, .max_msgs = 10};
+
+static const struct smtp_client_rcpt one_rcpt[] = {{.addr = "bob@example.org"}};
+static const struct smtp_client_rcpt two_rcpts[] = {
+    {.addr = "bob@example.org"}, {.addr = "carol@example.org"}};
+
+static const struct smtp_client_msg msg1 = {.sender = "alice@example.net",
+					    .rcpts = one_rcpt,
+					    .nrcpts = 1,
+					    .size = 1234};
+static const struct smtp_client_msg msg2 = {.sender = "alice@example.net",
+					    .rcpts = two_rcpts,
+					    .nrcpts = 2,
+					    .size = 1234};
+
+#define GREET "S: 220 mx.example.org ESMTP"
+
+static void
+test_happy_lockstep(void **state)
+{
+	static const char *const script[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250-SIZE 10000000",
+	    "S: 250 ENHANCEDSTATUSCODES",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net> SIZE=1234",
+	    "S: 250 2.1.0 Ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "S: 250 2.1.5 Ok",
+	    "C: DATA",
+	    "S: 354 End data with <CR><LF>.<CR><LF>",
+	    "BODY",
+	    "S: 250 2.0.0 Ok: queued as 4Xyz",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 2.0.0 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &plain_params, &msg1, 1, script);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_string_equal(smtp_client_outcome(w.c, 0)->reply.data,
+			    "250 2.0.0 Ok: queued as 4Xyz");
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_NONE);
+	assert_int_equal(smtp_client_msgs_done(w.c), 1);
+	w_free(&w);
+}
+
+static void
+test_happy_pipelining(void **state)
+{
+	static const struct smtp_client_rcpt rc[] = {
+	    {.addr = "bob@example.org",
+	     .notify = SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY,
+	     .orcpt = "rfc822;Bob+x@example.org"},
+	    {.addr = "carol@example.org", .notify = SMTP_NOTIFY_NEVER}};
+	static const struct smtp_client_msg m = {.sender = "alice@example.net",
+						 .rcpts = rc,
+						 .nrcpts = 2,
+						 .size = 99,
+						 .eightbit = true,
+						 .ret = SMTP_RET_HDRS,
+						 .envid = "id=1"};
+	static const char *const script[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250-PIPELINING",
+	    "S: 250-8BITMIME",
+	    "S: 250-DSN",
+	    "S: 250 SIZE",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net> SIZE=99 BODY=8BITMIME RET=HDRS "
+	    "ENVID=id+3D1",
+	    "C: RCPT TO:<bob@example.org> NOTIFY=FAILURE,DELAY "
+	    "ORCPT=rfc822;Bob+2Bx@example.org",
+	    "C: RCPT TO:<carol@example.org> NOTIFY=NEVER",
+	    "C: DATA",
+	    "S: 250 2.1.0 Ok",
+	    "S: 250 2.1.5 Ok",
+	    "S: 250 2.1.5 Ok",
+	    "S: 354 go ahead",
+	    "BODY",
+	    "S: 250 2.0.0 queued",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &m, 1, script);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_outcome(&w, 1, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+}
+
+static void
+test_rcpt_busy_one_of_two(void **state)
+{
+	static const char *const script[] = {GREET,
+					     "C: EHLO out.example.net",
+					     "S: 250 mx.example.org",
+					     "MSG",
+					     "C: MAIL FROM:<alice@example.net>",
+					     "S: 250 2.1.0 Ok",
+					     "C: RCPT TO:<bob@example.org>",
+					     "S: 250 2.1.5 Ok",
+					     "C: RCPT TO:<carol@example.org>",
+					     "S: 450 4.5.0 Mail system is Busy",
+					     "C: DATA",
+					     "S: 354 go",
+					     "BODY",
+					     "S: 250 2.0.0 queued",
+					     "QUIT",
+					     "C: QUIT",
+					     "S: 221 Bye",
+					     "CLOSE",
+					     NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &msg2, 1, script);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_outcome(&w, 1, SMTPC_DEFERRED, SMTPC_CMD_RCPT, 450, "4.5.0");
+	assert_string_equal(smtp_client_outcome(w.c, 1)->reply.data,
+			    "450 4.5.0 Mail system is Busy");
+	w_free(&w);
+}
+
+static void
+test_rcpt_no_such_user(void **state)
+{
+	static const char *const lockstep[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250 mx.example.org",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "S: 250 2.1.0 Ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "S: 553 5.3.2 No such user",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	/* Pipelined: DATA refused, as it should be. */
+	static const char *const piped[] = {GREET,
+					    "C: EHLO out.example.net",
+					    "S: 250-mx.example.org",
+					    "S: 250 PIPELINING",
+					    "MSG",
+					    "C: MAIL FROM:<alice@example.net>",
+					    "C: RCPT TO:<bob@example.org>",
+					    "C: DATA",
+					    "S: 250 2.1.0 Ok",
+					    "S: 553 5.3.2 No such user",
+					    "S: 554 5.5.1 No valid recipients",
+					    "QUIT",
+					    "C: QUIT",
+					    "S: 221 Bye",
+					    "CLOSE",
+					    NULL};
+	/* RFC 2920 §3.1: DATA accepted anyway: send a lone dot. */
+	static const char *const piped354[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250 PIPELINING",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "C: RCPT TO:<bob@example.org>",
+	    "C: DATA",
+	    "S: 250 2.1.0 Ok",
+	    "S: 553 5.3.2 No such user",
+	    "S: 354 go ahead",
+	    "C: .",
+	    "S: 554 5.5.1 no recipients",
+	    "MSG",
+	    "C: RSET",
+	    "S: 250 2.0.0 Ok",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "C: RCPT TO:<bob@example.org>",
+	    "C: DATA",
+	    "S: 250 2.1.0 Ok",
+	    "S: 250 2.1.5 Ok",
+	    "S: 354 go ahead",
+	    "BODY",
+	    "S: 250 ok",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	const struct smtp_client_msg two[] = {msg1, msg1};
+	struct world w;
+
+	w_run(&w, &plain_params, &msg1, 1, lockstep);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_RCPT, 553, "5.3.2");
+	w_free(&w);
+	w_run(&w, &plain_params, &msg1, 1, piped);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_RCPT, 553, "5.3.2");
+	w_free(&w);
+	w_run(&w, &plain_params, two, 2, piped354);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+}
+
+static void
+test_mail_refused(void **state)
+{
+	static const char *const piped[] = {GREET,
+					    "C: EHLO out.example.net",
+					    "S: 250-mx.example.org",
+					    "S: 250 PIPELINING",
+					    "MSG",
+					    "C: MAIL FROM:<alice@example.net>",
+					    "C: RCPT TO:<bob@example.org>",
+					    "C: RCPT TO:<carol@example.org>",
+					    "C: DATA",
+					    "S: 550 5.7.1 Sender rejected",
+					    "S: 503 5.5.1 need MAIL",
+					    "S: 503 5.5.1 need MAIL",
+					    "S: 503 5.5.1 need MAIL",
+					    "QUIT",
+					    "C: QUIT",
+					    "S: 221 Bye",
+					    "CLOSE",
+					    NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &msg2, 1, piped);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_MAIL, 550, "5.7.1");
+	assert_outcome(&w, 1, SMTPC_BOUNCED, SMTPC_CMD_MAIL, 550, "5.7.1");
+	w_free(&w);
+}
+
+static void
+test_dot_multiline_550(void **state)
+{
+	static const char *const script[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250 mx.example.org",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "S: 250 2.1.0 Ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "S: 250 2.1.5 Ok",
+	    "C: DATA",
+	    "S: 354 go",
+	    "BODY",
+	    "S: 550-5.7.1 [192.0.2.1] Our system has detected that this",
+	    "S: 550-5.7.1 message is likely unsolicited mail.",
+	    "S: 550 5.7.1 https://support.example/mail 1si",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &msg1, 1, script);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_DOT, 550, "5.7.1");
+	assert_string_equal(
+	    smtp_client_outcome(w.c, 0)->reply.data,
+	    "550-5.7.1 [192.0.2.1] Our system has detected that this\r\n"
+	    "550-5.7.1 message is likely unsolicited mail.\r\n"
+	    "550 5.7.1 https://support.example/mail 1si");
+	w_free(&w);
+}
+
+static void
+test_greeting_failures(void **state)
+{
+	static const char *const s421[] = {"S: 421 4.3.2 too many connections",
+					   "CLOSE", NULL};
+	static const char *const s554[] = {"S: 554 5.7.1 go away", "C: QUIT",
+					   "S: 221 bye", "CLOSE", NULL};
+	static const char *const stimeout[] = {"LOST", "CLOSE", NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &plain_params, &msg1, 1, s421);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_421);
+	assert_string_equal(reason,
+			    "service closing: 421 4.3.2 too many connections");
+	assert_true(smtp_client_try_next(w.c));
+	assert_null(smtp_client_outcome(w.c, 0));
+	w_free(&w);
+
+	w_run(&w, &plain_params, &msg1, 1, s554);
+	assert_int_equal(smtp_client_failure(w.c, &reason),
+			 SMTPC_FAIL_GREETING);
+	assert_true(smtp_client_try_next(w.c));
+	w_free(&w);
+
+	memset(&w, 0, sizeof(w));
+	w.c = smtp_client_new(&plain_params);
+	assert_int_equal(smtp_client_timeout(w.c), SMTPC_TO_GREETING);
+	assert_int_equal(smtp_client_timeout_secs(SMTPC_TO_GREETING), 300);
+	smtp_client_free(w.c);
+	w_run(&w, &plain_params, &msg1, 1, stimeout);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_LOST);
+	assert_string_equal(reason, "connection lost in greeting: timeout");
+	assert_true(smtp_client_try_next(w.c));
+	w_free(&w);
+}
+
+static void
+test_ehlo_502_helo(void **state)
+{
+	static const char *const script[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 502 5.5.2 Command not recognized",
+	    "C: HELO out.example.net",
+	    "S: 250 mx.example.org",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "S: 250 Ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "S: 250 Ok",
+	    "C: DATA",
+	    "S: 354 go",
+	    "BODY",
+	    "S: 250 Ok",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	static const char *const both[] = {
+	    GREET,	   "C: EHLO out.example.net",
+	    "S: 500 what", "C: HELO out.example.net",
+	    "S: 501 no",   "C: QUIT",
+	    "S: 221 Bye",  "CLOSE",
+	    NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &plain_params, &msg1, 1, script);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+	w_run(&w, &plain_params, &msg1, 1, both);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_HELO);
+	w_free(&w);
+}
+
+static void
+test_starttls(void **state)
+{
+	static const struct smtp_client_params may = {.helo = "out.example.net",
+						      .tls = SMTPC_TLS_MAY};
+	static const struct smtp_client_params must = {
+	    .helo = "out.example.net", .tls = SMTPC_TLS_MUST};
+	/* After TLS, PIPELINING is forgotten: the new EHLO lacks it. */
+	static const char *const ok[] = {GREET,
+					 "C: EHLO out.example.net",
+					 "S: 250-mx.example.org",
+					 "S: 250-PIPELINING",
+					 "S: 250 STARTTLS",
+					 "C: STARTTLS",
+					 "S: 220 2.0.0 Ready to start TLS",
+					 "TLS",
+					 "C: EHLO out.example.net",
+					 "S: 250-mx.example.org",
+					 "S: 250 8BITMIME",
+					 "MSG",
+					 "C: MAIL FROM:<alice@example.net>",
+					 "S: 250 Ok",
+					 "C: RCPT TO:<bob@example.org>",
+					 "S: 250 Ok",
+					 "C: DATA",
+					 "S: 354 go",
+					 "BODY",
+					 "S: 250 Ok",
+					 "QUIT",
+					 "C: QUIT",
+					 "S: 221 Bye",
+					 "CLOSE",
+					 NULL};
+	static const char *const not_offered[] = {GREET,
+						  "C: EHLO out.example.net",
+						  "S: 250 mx.example.org",
+						  "C: QUIT",
+						  "S: 221 Bye",
+						  "CLOSE",
+						  NULL};
+	static const char *const refused[] = {GREET,
+					      "C: EHLO out.example.net",
+					      "S: 250-mx.example.org",
+					      "S: 250 STARTTLS",
+					      "C: STARTTLS",
+					      "S: 454 4.7.0 TLS not available",
+					      "C: QUIT",
+					      "S: 221 Bye",
+					      "CLOSE",
+					      NULL};
+	static const char *const may_refused[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250 STARTTLS",
+	    "C: STARTTLS",
+	    "S: 454 4.7.0 TLS not available",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "S: 250 Ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "LOST",
+	    "CLOSE",
+	    NULL};
+	static const char *const handshake[] = {GREET,
+						"C: EHLO out.example.net",
+						"S: 250-mx.example.org",
+						"S: 250 STARTTLS",
+						"C: STARTTLS",
+						"S: 220 go",
+						"TLSFAIL",
+						"CLOSE",
+						NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &may, &msg1, 1, ok);
+	assert_true(smtp_client_in_tls(w.c));
+	assert_false(smtp_client_ehlo(w.c)->starttls);
+	assert_true(smtp_client_ehlo(w.c)->eightbitmime);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+	w_run(&w, &must, &msg1, 1, ok);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+
+	w_run(&w, &must, &msg1, 1, not_offered);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_TLS);
+	assert_string_equal(
+	    reason, "TLS required but the server does not offer STARTTLS");
+	assert_true(smtp_client_try_next(w.c));
+	assert_false(smtp_client_can_send(w.c));
+	assert_int_equal(smtp_client_msg_start(w.c, &msg1), -1);
+	w_free(&w);
+
+	w_run(&w, &must, &msg1, 1, refused);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_TLS);
+	assert_string_equal(reason, "TLS required but STARTTLS refused: 454 "
+				    "4.7.0 TLS not available");
+	w_free(&w);
+
+	/* Opportunistic: refusal means plaintext; then the link drops. */
+	w_run(&w, &may, &msg1, 1, may_refused);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_LOST);
+	assert_false(smtp_client_try_next(w.c));
+	assert_outcome(&w, 0, SMTPC_DEFERRED, SMTPC_CMD_RCPT, 0, "4.4.2");
+	w_free(&w);
+
+	w_run(&w, &may, &msg1, 1, handshake);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_TLS);
+	assert_string_equal(reason,
+			    "TLS handshake failed: certificate expired");
+	w_free(&w);
+}
+
+static void
+test_auth(void **state)
+{
+	static const struct smtp_client_params p = {.helo = "out.example.net",
+						    .tls = SMTPC_TLS_MUST,
+						    .auth_user = "alice",
+						    .auth_pass = "s3cret"};
+	static const struct smtp_client_params off = {.helo = "out.example.net",
+						      .tls = SMTPC_TLS_OFF,
+						      .auth_user = "alice",
+						      .auth_pass = "s3cret"};
+	/* base64("\0alice\0s3cret") */
+	static const char *const plain[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250-AUTH PLAIN LOGIN",
+	    "S: 250 STARTTLS",
+	    "C: STARTTLS",
+	    "S: 220 go",
+	    "TLS",
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250 AUTH LOGIN PLAIN",
+	    "C: AUTH PLAIN AGFsaWNlAHMzY3JldA==",
+	    "S: 235 2.7.0 Authentication successful",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	static const char *const login[] = {GREET,
+					    "C: EHLO out.example.net",
+					    "S: 250-mx.example.org",
+					    "S: 250 STARTTLS",
+					    "C: STARTTLS",
+					    "S: 220 go",
+					    "TLS",
+					    "C: EHLO out.example.net",
+					    "S: 250-mx.example.org",
+					    "S: 250 AUTH=LOGIN",
+					    "C: AUTH LOGIN",
+					    "S: 334 VXNlcm5hbWU6",
+					    "C: YWxpY2U=",
+					    "S: 334 UGFzc3dvcmQ6",
+					    "C: czNjcmV0",
+					    "S: 535 5.7.8 bad credentials",
+					    "C: QUIT",
+					    "S: 221 Bye",
+					    "CLOSE",
+					    NULL};
+	static const char *const notls[] = {GREET,
+					    "C: EHLO out.example.net",
+					    "S: 250-mx.example.org",
+					    "S: 250 AUTH PLAIN",
+					    "C: QUIT",
+					    "S: 221 Bye",
+					    "CLOSE",
+					    NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &p, &msg1, 1, plain);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_NONE);
+	assert_non_null(strstr(w.transcript.data, "AUTH PLAIN <redacted>"));
+	assert_null(strstr(w.transcript.data, "AGFsaWNl"));
+	w_free(&w);
+
+	w_run(&w, &p, &msg1, 1, login);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_AUTH);
+	assert_string_equal(reason,
+			    "authentication failed: 535 5.7.8 bad credentials");
+	assert_null(strstr(w.transcript.data, "YWxpY2U="));
+	assert_null(strstr(w.transcript.data, "czNjcmV0"));
+	assert_true(smtp_client_try_next(w.c));
+	w_free(&w);
+
+	w_run(&w, &off, &msg1, 1, notls);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_AUTH);
+	assert_null(strstr(w.transcript.data, "AUTH"));
+	w_free(&w);
+}
+
+static void
+test_local_refusals(void **state)
+{
+	static const struct smtp_client_msg big = {.sender = "a@example.net",
+						   .rcpts = one_rcpt,
+						   .nrcpts = 1,
+						   .size = 5000};
+	static const struct smtp_client_msg sig8 = {.sender = "a@example.net",
+						    .rcpts = one_rcpt,
+						    .nrcpts = 1,
+						    .size = 10,
+						    .eightbit = true,
+						    .signed_body = true};
+	static const struct smtp_client_msg u8 = {.sender = "a@example.net",
+						  .rcpts = one_rcpt,
+						  .nrcpts = 1,
+						  .size = 10,
+						  .eightbit = true};
+	static const struct smtp_client_msg utf = {.sender =
+						       "\xc3\xa9@example.net",
+						   .rcpts = one_rcpt,
+						   .nrcpts = 1,
+						   .size = 10};
+	const struct smtp_client_msg all[] = {big, sig8, utf, u8};
+	static const char *const script[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250 SIZE 1000",
+	    "MSG", /* big: 5.3.4 */
+	    "MSG", /* signed 8-bit: 5.6.3 */
+	    "MSG", /* needs SMTPUTF8: 5.6.7 */
+	    "MSG",
+	    "DOWNGRADE",
+	    "C: MAIL FROM:<a@example.net> SIZE=20",
+	    "S: 250 ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "S: 250 ok",
+	    "C: DATA",
+	    "S: 354 go",
+	    "BODY",
+	    "S: 250 ok",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+	size_t i;
+
+	/* Run it step by step to check each local outcome. */
+	memset(&w, 0, sizeof(w));
+	w.c = smtp_client_new(&plain_params);
+	smtp_reply_parser_init(&w.p);
+	buf_init(&w.pending, 1 << 20);
+	buf_init(&w.transcript, 1 << 20);
+	w.msgs = all;
+	w.nmsgs = 4;
+	w.downgraded_size = 20;
+	for (i = 0; i < 5; i++)
+		w_step(&w, script[i]);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.3.4");
+	assert_true(smtp_client_outcome(w.c, 0)->local);
+	w_step(&w, script[i++]);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.3");
+	w_step(&w, script[i++]);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.7");
+	for (; script[i] != NULL; i++)
+		w_step(&w, script[i]);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_int_equal(smtp_client_msgs_done(w.c), 1);
+	w_free(&w);
+}
+
+static void
+test_bad_addresses(void **state)
+{
+	static const struct smtp_client_rcpt rc[] = {
+	    {.addr = "bob@example.org>\r\nRSET"},
+	    {.addr = "carol@example.org"}};
+	static const struct smtp_client_msg m = {
+	    .sender = "a@example.net", .rcpts = rc, .nrcpts = 2};
+	static const char *const script[] = {GREET,
+					     "C: EHLO out.example.net",
+					     "S: 250 mx.example.org",
+					     "MSG",
+					     "C: MAIL FROM:<a@example.net>",
+					     "S: 250 ok",
+					     "C: RCPT TO:<carol@example.org>",
+					     "S: 250 ok",
+					     "C: DATA",
+					     "S: 354 go",
+					     "BODY",
+					     "S: 250 ok",
+					     "QUIT",
+					     "C: QUIT",
+					     "S: 221 Bye",
+					     "CLOSE",
+					     NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &m, 1, script);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.1.3");
+	assert_outcome(&w, 1, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+}
+
+static void
+test_reuse_rset(void **state)
+{
+	static const struct smtp_client_params two = {.helo = "out.example.net",
+						      .max_msgs = 2};
+	const struct smtp_client_msg msgs[] = {msg1, msg1, msg1};
+	static const char *const script[] = {GREET,
+					     "C: EHLO out.example.net",
+					     "S: 250-mx.example.org",
+					     "S: 250 PIPELINING",
+					     "MSG",
+					     "C: MAIL FROM:<alice@example.net>",
+					     "C: RCPT TO:<bob@example.org>",
+					     "C: DATA",
+					     "S: 250 ok",
+					     "S: 250 ok",
+					     "S: 354 go",
+					     "BODY",
+					     "S: 250 ok 1",
+					     "MSG",
+					     "C: RSET",
+					     "S: 250 2.0.0 ok",
+					     "C: MAIL FROM:<alice@example.net>",
+					     "C: RCPT TO:<bob@example.org>",
+					     "C: DATA",
+					     "S: 250 ok",
+					     "S: 250 ok",
+					     "S: 354 go",
+					     "BODY",
+					     "S: 250 ok 2",
+					     NULL};
+	static const char *const rset_refused[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250 mx",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "S: 550 no",
+	    "MSG",
+	    "C: RSET",
+	    "S: 500 what",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &two, msgs, 3, script);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_int_equal(smtp_client_msgs_done(w.c), 2);
+	assert_false(smtp_client_can_send(w.c)); /* limit reached */
+	w_step(&w, "QUIT");
+	w_step(&w, "C: QUIT");
+	w_free(&w);
+
+	w_run(&w, &two, msgs, 3, rset_refused);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_RSET);
+	assert_true(smtp_client_try_next(w.c));
+	assert_outcome(&w, 0, SMTPC_PENDING, SMTPC_CMD_NONE, 0, "");
+	w_free(&w);
+}
+
+static void
+test_421_and_lost(void **state)
+{
+	static const char *const mid421[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250 PIPELINING",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "C: RCPT TO:<bob@example.org>",
+	    "C: RCPT TO:<carol@example.org>",
+	    "C: DATA",
+	    "S: 250 ok",
+	    "S: 250 ok",
+	    "S: 421 4.7.0 Try again later, closing connection",
+	    "CLOSE",
+	    NULL};
+	static const char *const lost_body[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250 mx.example.org",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net>",
+	    "S: 250 ok",
+	    "C: RCPT TO:<bob@example.org>",
+	    "S: 250 ok",
+	    "C: RCPT TO:<carol@example.org>",
+	    "S: 550 5.1.1 unknown",
+	    "C: DATA",
+	    "S: 354 go",
+	    "LOST",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &plain_params, &msg2, 1, mid421);
+	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_421);
+	assert_false(smtp_client_try_next(w.c));
+	assert_outcome(&w, 0, SMTPC_DEFERRED, SMTPC_CMD_RCPT, 421, "4.7.0");
+	assert_outcome(&w, 1, SMTPC_DEFERRED, SMTPC_CMD_RCPT, 421, "4.7.0");
+	w_free(&w);
+
+	w_run(&w, &plain_params, &msg2, 1, lost_body);
+	assert_outcome(&w, 0, SMTPC_DEFERRED, SMTPC_CMD_DOT, 0, "4.4.2");
+	assert_string_equal(smtp_client_outcome(w.c, 0)->reply.data,
+			    "connection lost in body: timeout");
+	assert_outcome(&w, 1, SMTPC_BOUNCED, SMTPC_CMD_RCPT, 550, "5.1.1");
+	w_free(&w);
+}
+
+static void
+test_protocol_error(void **state)
+{
+	static const char *const script[] = {GREET,
+					     "C: EHLO out.example.net",
+					     "S: 250-mx.example.org",
+					     "S: 220 mixed",
+					     "CLOSE",
+					     NULL};
+	struct world w;
+	const char *reason;
+
+	w_run(&w, &plain_params, &msg1, 1, script);
+	assert_int_equal(smtp_client_failure(w.c, &reason),
+			 SMTPC_FAIL_PROTOCOL);
+	w_free(&w);
+}
+
+static void
+test_timeouts(void **state)
+{
+	static const char *const script[] = {
+	    GREET, "C: EHLO out.example.net",	       "S: 250 mx.example.org",
+	    "MSG", "C: MAIL FROM:<alice@example.net>", NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &msg1, 1, script);
+	assert_int_equal(smtp_client_timeout(w.c), SMTPC_TO_MAIL);
+	w_step(&w, "S: 250 ok");
+	w_step(&w, "C: RCPT TO:<bob@example.org>");
+	assert_int_equal(smtp_client_timeout(w.c), SMTPC_TO_RCPT);
+	w_step(&w, "S: 250 ok");
+	w_step(&w, "C: DATA");
+	assert_int_equal(smtp_client_timeout(w.c), SMTPC_TO_DATA_INIT);
+	assert_int_equal(smtp_client_timeout_secs(SMTPC_TO_DATA_INIT), 120);
+	assert_int_equal(smtp_client_timeout_secs(SMTPC_TO_DATA_BLOCK), 180);
+	assert_int_equal(smtp_client_timeout_secs(SMTPC_TO_DOT), 600);
+	assert_int_equal(smtp_client_timeout_secs(SMTPC_TO_OTHER), 300);
+	w_free(&w);
+}
+
+/* --- dot-stuffer ------------------------------------------------------- */
+
+/* Stuff in, fed in pieces, through an output buffer of outmax. */
+static void
+stuff(const char *in, size_t n, size_t piece, size_t outmax, struct buf *res,
+      struct smtp_dotstuff *d)
+{
+	struct buf out;
+	size_t pos = 0, len, used;
+
+	smtp_dotstuff_init(d);
+	buf_init(&out, outmax);
+	buf_init(res, 1 << 16);
+	while (pos < n) {
+		len = n - pos < piece ? n - pos : piece;
+		used = smtp_dotstuff_feed(d, in + pos, len, &out);
+		assert_true(used > 0 || out.len > 0);
+		pos += used;
+		assert_int_equal(buf_add(res, out.data, out.len), 0);
+		buf_reset(&out);
+	}
+	while (smtp_dotstuff_end(d, &out) < 0) {
+		assert_true(out.len > 0);
+		assert_int_equal(buf_add(res, out.data, out.len), 0);
+		buf_reset(&out);
+	}
+	assert_int_equal(buf_add(res, out.data, out.len), 0);
+	buf_free(&out);
+}
+
+static void
+stuffed(const char *in, const char *want, bool bare)
+{
+	struct smtp_dotstuff d;
+	struct buf res;
+	size_t n = strlen(in), piece, outmax;
+
+	for (piece = 1; piece <= n + 1; piece++) {
+		for (outmax = 5; outmax <= 64; outmax += 59) {
+			stuff(in, n, piece, outmax, &res, &d);
+			assert_string_equal(res.data, want);
+			assert_int_equal(d.bare_eol, bare);
+			assert_int_equal(d.out_bytes, strlen(want));
+			buf_free(&res);
+		}
+	}
+}
+
+static void
+test_dotstuff(void **state)
+{
+	struct smtp_dotstuff d;
+	struct buf res;
+	static char longl[1200];
+
+	stuffed("", ".\r\n", false);
+	stuffed(".\r\n", "..\r\n.\r\n", false);
+	stuffed("..\r\n", "...\r\n.\r\n", false);
+	stuffed("a\r\n.b\r\n", "a\r\n..b\r\n.\r\n", false);
+	stuffed("x.\r\n.", "x.\r\n..\r\n.\r\n", false);
+	stuffed("no end", "no end\r\n.\r\n", false);
+	stuffed("a\nb\n", "a\r\nb\r\n.\r\n", true);
+	stuffed("a\n.b", "a\r\n..b\r\n.\r\n", true);
+	stuffed("a\rb\r", "a\r\nb\r\n.\r\n", true);
+	stuffed("a\r\r\n.", "a\r\n\r\n..\r\n.\r\n", true);
+	stuffed("a\r.\r\n", "a\r\n..\r\n.\r\n", true);
+	stuffed("\r\n\r\n", "\r\n\r\n.\r\n", false);
+
+	memset(longl, 'x', sizeof(longl));
+	stuff(longl, 998, 4096, 4096, &res, &d);
+	assert_false(d.long_line);
+	buf_free(&res);
+	longl[0] = '.'; /* stuffing makes it 999 on the wire */
+	stuff(longl, 998, 100, 4096, &res, &d);
+	assert_true(d.long_line);
+	buf_free(&res);
+	stuff(longl, sizeof(longl), 7, 16, &res, &d);
+	assert_true(d.long_line);
+	assert_int_equal(res.len, sizeof(longl) + 1 + 5);
+	buf_free(&res);
+}
+
+static void
+test_base64(void **state)
+{
+	struct buf b;
+
+	buf_init(&b, 64);
+	assert_int_equal(smtp_base64("", 0, &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(smtp_base64("f", 1, &b), 0);
+	assert_string_equal(b.data, "Zg==");
+	buf_reset(&b);
+	assert_int_equal(smtp_base64("fo", 2, &b), 0);
+	assert_string_equal(b.data, "Zm8=");
+	buf_reset(&b);
+	assert_int_equal(smtp_base64("foobar", 6, &b), 0);
+	assert_string_equal(b.data, "Zm9vYmFy");
+	buf_free(&b);
+}
+
+static void
+test_new_rejects(void **state)
+{
+	struct smtp_client_params p = {.helo = "bad name"};
+
+	assert_null(smtp_client_new(&p));
+	p.helo = "ok.example\r\nRSET";
+	assert_null(smtp_client_new(&p));
+	p.helo = "ok.example";
+	p.auth_user = "u";
+	assert_null(smtp_client_new(&p)); /* user without password */
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_happy_lockstep),
+	    cmocka_unit_test(test_happy_pipelining),
+	    cmocka_unit_test(test_rcpt_busy_one_of_two),
+	    cmocka_unit_test(test_rcpt_no_such_user),
+	    cmocka_unit_test(test_mail_refused),
+	    cmocka_unit_test(test_dot_multiline_550),
+	    cmocka_unit_test(test_greeting_failures),
+	    cmocka_unit_test(test_ehlo_502_helo),
+	    cmocka_unit_test(test_starttls),
+	    cmocka_unit_test(test_auth),
+	    cmocka_unit_test(test_local_refusals),
+	    cmocka_unit_test(test_bad_addresses),
+	    cmocka_unit_test(test_reuse_rset),
+	    cmocka_unit_test(test_421_and_lost),
+	    cmocka_unit_test(test_protocol_error),
+	    cmocka_unit_test(test_timeouts),
+	    cmocka_unit_test(test_dotstuff),
+	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_new_rejects),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
