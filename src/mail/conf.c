@@ -62,11 +62,12 @@ enum sect {
 	S_DNS,
 	S_LISTEN,
 	S_DOMAIN,
+	S_DELIVERY,
 	S_COUNT
 };
 
 static const char *const sect_names[S_COUNT] = {
-    "", "server", "smtp", "queue", "dns", "listen", "domain",
+    "", "server", "smtp", "queue", "dns", "listen", "domain", "delivery",
 };
 
 struct key;
@@ -615,6 +616,45 @@ set_log_to(struct parser *p, const struct key *k, void *dst, char *val)
 	return 0;
 }
 
+/* A host name, or "" for "not set" (what conf_dump writes for it). */
+static int
+set_opt_hostname(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	char **sp = dst;
+
+	if (*val == '\0') {
+		xfree(*sp);
+		*sp = NULL;
+		return 0;
+	}
+	return set_hostname(p, k, dst, val);
+}
+
+static int
+set_choice(struct parser *p, const struct key *k, void *dst, char *val,
+	   const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(val, names[i]) == 0) {
+			*(int *)dst = (int)i;
+			return 0;
+		}
+	}
+	return bad_value(p, k, val);
+}
+
+static int
+set_tls(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return set_choice(p, k, dst, val, conf_tls_names, 3);
+}
+
+static int
+set_ip(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return set_choice(p, k, dst, val, conf_ip_names, 5);
+}
+
 static int
 set_nets(struct parser *p, const struct key *k, void *dst, char *val)
 {
@@ -814,9 +854,32 @@ static const struct key domain_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+static const struct key delivery_keys[] = {
+    {"helo", set_opt_hostname, OFF_C(delivery_helo), 0, 0,
+     "a host name like mx.example.com, or \"\" for [server] hostname"},
+    {"tls", set_tls, OFF_C(delivery_tls), 0, 0, "none, may or must"},
+    {"ip", set_ip, OFF_C(delivery_ip), 0, 0,
+     "any, prefer-ipv4, prefer-ipv6, ipv4-only or ipv6-only"},
+    {"port", set_uint, OFF_C(delivery_port), 1, 65535,
+     "a port number (25 for MX delivery)"},
+    {"max-addresses", set_uint, OFF_C(delivery_max_addresses), 1, 64,
+     "a number from 1 to 64"},
+    {"processes", set_uint, OFF_C(smtp_out_procs), 1, 64,
+     "a number from 1 to 64"},
+    {"timeout-connect", set_duration, OFF_C(delivery_timeout_connect), 1, DAY,
+     "a duration like 30s, from 1s to 1d"},
+    {"timeout-greeting", set_duration, OFF_C(delivery_timeout_greeting), 1,
+     DAY, "a duration like 5m, from 1s to 1d"},
+    {"timeout-command", set_duration, OFF_C(delivery_timeout_command), 1, DAY,
+     "a duration like 5m, from 1s to 1d"},
+    {"timeout-data-end", set_duration, OFF_C(delivery_timeout_data_end), 1,
+     DAY, "a duration like 10m, from 1s to 1d"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static const struct key *const sect_keys[S_COUNT] = {
     NULL,     server_keys, smtp_keys,	queue_keys,
-    dns_keys, listen_keys, domain_keys,
+    dns_keys, listen_keys, domain_keys, delivery_keys,
 };
 
 /* ---- the conf object ------------------------------------------------- */
@@ -870,6 +933,15 @@ conf_new(struct parser *p)
 	c->warn_after = 4 * 3600;
 	c->give_up_after = 5 * DAY;
 	c->inline_body_max = 128 * 1024;
+	c->delivery_tls = CONF_TLS_MAY;
+	c->delivery_ip = CONF_IP_ANY;
+	c->delivery_port = 25;
+	c->delivery_max_addresses = 10;
+	c->smtp_out_procs = 1;
+	c->delivery_timeout_connect = 30;
+	c->delivery_timeout_greeting = 5 * 60;
+	c->delivery_timeout_command = 5 * 60;
+	c->delivery_timeout_data_end = 10 * 60;
 	if (set_nets(p, &tk, NULL, trusted) < 0 ||
 	    set_retry(p, &rk, NULL, retry) < 0)
 		log_panic("conf: built-in defaults do not parse");
@@ -898,6 +970,7 @@ conf_free(struct conf *c)
 		return;
 	xfree(c->path);
 	xfree(c->hostname);
+	xfree(c->delivery_helo);
 	xfree(c->spool);
 	xfree(c->user);
 	xfree(c->aliases_file);
@@ -1848,6 +1921,31 @@ dump_queue(const struct conf *c, struct buf *b)
 	return r ? r : dump_list(b, "servers", c->dns_servers, c->ndns_servers);
 }
 
+static int
+dump_delivery(const struct conf *c, struct buf *b)
+{
+	int r = buf_adds(b, "\n[delivery]\n");
+
+	r = r ? r : dump_opt(b, "helo", c->delivery_helo);
+	r = r ? r : dump_kv(b, "tls", conf_tls_names[c->delivery_tls]);
+	r = r ? r : dump_kv(b, "ip", conf_ip_names[c->delivery_ip]);
+	r = r ? r : dump_uint(b, "port", c->delivery_port);
+	r = r ? r : dump_uint(b, "max-addresses", c->delivery_max_addresses);
+	r = r ? r : dump_uint(b, "processes", c->smtp_out_procs);
+	r = r ? r
+	      : dump_duration(b, "timeout-connect",
+			      c->delivery_timeout_connect);
+	r = r ? r
+	      : dump_duration(b, "timeout-greeting",
+			      c->delivery_timeout_greeting);
+	r = r ? r
+	      : dump_duration(b, "timeout-command",
+			      c->delivery_timeout_command);
+	return r ? r
+		 : dump_duration(b, "timeout-data-end",
+				 c->delivery_timeout_data_end);
+}
+
 /* A section header with its name quoted. */
 static int
 dump_header(struct buf *b, const char *sect, const char *name)
@@ -1881,6 +1979,7 @@ conf_dump(const struct conf *c, struct buf *out)
 	r = r ? r : dump_server(c, out);
 	r = r ? r : dump_smtp(c, out);
 	r = r ? r : dump_queue(c, out);
+	r = r ? r : dump_delivery(c, out);
 	for (size_t i = 0; i < c->nlistens && r == 0; i++) {
 		r = dump_header(out, "listen", c->listens[i].name);
 		r = r ? r : dump_kv(out, "address", c->listens[i].address);
@@ -1891,6 +1990,10 @@ conf_dump(const struct conf *c, struct buf *out)
 }
 
 /* ---- lookups --------------------------------------------------------- */
+
+const char *const conf_tls_names[] = {"none", "may", "must"};
+const char *const conf_ip_names[] = {"any", "prefer-ipv4", "prefer-ipv6",
+				     "ipv4-only", "ipv6-only"};
 
 const struct conf_domain *
 conf_domain_find(const struct conf *c, const char *domain)

@@ -62,6 +62,17 @@
 #define CONF_ALIAS_TARGETS_MAX 1000 /* targets of one alias */
 #define CONF_LIST_MAX 256	    /* trusted-networks, dns servers */
 
+enum conf_tls { CONF_TLS_NONE, CONF_TLS_MAY, CONF_TLS_MUST };
+enum conf_ip {
+	CONF_IP_ANY,
+	CONF_IP_PREFER_V4,
+	CONF_IP_PREFER_V6,
+	CONF_IP_V4_ONLY,
+	CONF_IP_V6_ONLY,
+};
+extern const char *const conf_tls_names[];
+extern const char *const conf_ip_names[];
+
 struct conf_listen {
 	char *name;    /* subsection */
 	char *address; /* as written, "127.0.0.1:2525" */
@@ -122,6 +133,18 @@ struct conf {
 	uint64_t give_up_after;
 	uint64_t inline_body_max;
 	uint64_t min_free;
+
+	/* [delivery]: outbound SMTP (MX delivery) */
+	char *delivery_helo; /* NULL: hostname */
+	int delivery_tls; /* enum conf_tls */
+	int delivery_ip; /* enum conf_ip, same order as mx.h's policy */
+	unsigned delivery_port;
+	unsigned delivery_max_addresses;
+	unsigned smtp_out_procs;
+	uint64_t delivery_timeout_connect;
+	uint64_t delivery_timeout_greeting;
+	uint64_t delivery_timeout_command;
+	uint64_t delivery_timeout_data_end;
 
 	/* [dns] */
 	char **dns_servers;

@@ -44,6 +44,8 @@ usage(FILE *f)
 	      "       todoku config check [-c FILE]\n"
 	      "       todoku queue list [--json] [-c FILE]\n"
 	      "       todoku queue show ID [--json] [-c FILE]\n"
+	      "       todoku queue flush [ID] | hold ID | release ID |\n"
+	      "                    delete ID | bounce ID [-c FILE]\n"
 	      "       todoku version\n"
 	      "Without -c, the built-in configuration is used (SMTP on\n"
 	      "127.0.0.1:2525, spool and mailboxes under ./var).\n",
@@ -112,6 +114,18 @@ cmd_config(struct cli *cli)
 }
 
 static int
+queue_id_ok(const char *id)
+{
+	if (strspn(id, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == strlen(id) &&
+	    strlen(id) > 0 && strlen(id) <= 32)
+		return 1;
+	fprintf(stderr,
+		"todoku: \"%s\" is not a queue ID (see `todoku queue list`)\n",
+		id);
+	return 0;
+}
+
+static int
 cmd_queue(struct cli *cli)
 {
 	char req[CTL_REQUEST_MAX];
@@ -121,16 +135,25 @@ cmd_queue(struct cli *cli)
 	if (cli->nargs == 1 && strcmp(cli->args[0], "list") == 0) {
 		snprintf(req, sizeof(req), "list%s", cli->json ? " json" : "");
 	} else if (cli->nargs == 2 && strcmp(cli->args[0], "show") == 0) {
-		if (strspn(cli->args[1], "0123456789ABCDEFGHJKMNPQRSTVWXYZ") !=
-			    strlen(cli->args[1]) ||
-		    strlen(cli->args[1]) > 32) {
-			fprintf(stderr, "todoku: \"%s\" is not a queue ID "
-					"(see `todoku queue list`)\n",
-				cli->args[1]);
+		if (!queue_id_ok(cli->args[1]))
 			return EXIT_USAGE;
-		}
 		snprintf(req, sizeof(req), "show %s%s", cli->args[1],
 			 cli->json ? " json" : "");
+	} else if (cli->nargs >= 1 && cli->nargs <= 2 &&
+		   strcmp(cli->args[0], "flush") == 0) {
+		if (cli->nargs == 2 && !queue_id_ok(cli->args[1]))
+			return EXIT_USAGE;
+		snprintf(req, sizeof(req), "flush%s%s",
+			 cli->nargs == 2 ? " " : "",
+			 cli->nargs == 2 ? cli->args[1] : "");
+	} else if (cli->nargs == 2 && (strcmp(cli->args[0], "hold") == 0 ||
+				       strcmp(cli->args[0], "release") == 0 ||
+				       strcmp(cli->args[0], "delete") == 0 ||
+				       strcmp(cli->args[0], "bounce") == 0)) {
+		if (!queue_id_ok(cli->args[1]))
+			return EXIT_USAGE;
+		snprintf(req, sizeof(req), "%s %s", cli->args[0],
+			 cli->args[1]);
 	} else {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -26,7 +26,7 @@
 #include "todoku/proto.h"
 #include "todoku/role.h"
 
-#define MASTER_MAX_CHILDREN 72
+#define MASTER_MAX_CHILDREN 140
 #define MASTER_STOP_GRACE_S 30
 
 struct child {
@@ -475,6 +475,9 @@ master_run(struct conf *conf, const char *config_path)
 
 	master_add_child(&m, ROLE_QUEUE, 0);
 	master_add_child(&m, ROLE_LOCAL, 0);
+	master_add_child(&m, ROLE_LOOKUP, 0);
+	for (unsigned i = 0; i < conf->smtp_out_procs; i++)
+		master_add_child(&m, ROLE_SMTP_OUT, i);
 	for (unsigned i = 0; i < conf->smtp_in_procs &&
 			     m.nchildren < MASTER_MAX_CHILDREN;
 	     i++)

@@ -31,6 +31,27 @@
  *   L_DELIVER    fd = body (read-only, from offset 0), str queue id,
  *                u64 arrival, str recipient, str Maildir path,
  *                str prefix headers
+ * queue -> lookup (id = route request)
+ *   R_ROUTE      str domain, u8 ip policy (mx.h), u32 max addresses,
+ *                u32 nself, nself x str (our own host names)
+ * lookup -> queue
+ *   R_ROUTE_RESULT u8 action (mx_action), str status, str explanation,
+ *                str warnings, str DNS facts (one line per record),
+ *                u32 n, n x (u8 family 4|6, data 16-byte address,
+ *                str MX host, u32 preference)
+ *
+ * queue -> smtp-out (id = job)
+ *   O_DELIVER    fd = body; str queue id, str domain, str sender,
+ *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
+ *                data prepend headers, u32 nrcpt x (u64 rcpt id, str address, u32 notify,
+ *                str orcpt), u32 ntargets x (u8 family, data address,
+ *                str host)
+ * smtp-out -> queue
+ *   O_RESULT     str where (last host [address]:port), str attempt
+ *                record (addresses tried, TLS, ...), u32 n x (u64 rcpt
+ *                id, u8 result (smtpc_result), str status, str reply
+ *                verbatim, str command answered)
+ *
  * local -> queue
  *   L_RESULT     u8 result (maildir_result), str enhanced status,
  *                str where ("maildir PATH"), str reason
@@ -43,6 +64,8 @@ enum role_id {
 	ROLE_QUEUE,
 	ROLE_SMTP_IN,
 	ROLE_LOCAL,
+	ROLE_LOOKUP,
+	ROLE_SMTP_OUT,
 	ROLE_MAX,
 };
 
@@ -63,6 +86,12 @@ enum proto_type {
 
 	L_DELIVER = 200,
 	L_RESULT,
+
+	R_ROUTE = 300,
+	R_ROUTE_RESULT,
+
+	O_DELIVER = 400,
+	O_RESULT,
 };
 
 /* Chunk size and window of the smtp-in -> queue body stream. */

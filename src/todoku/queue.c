@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/un.h>
@@ -20,7 +21,9 @@
 #include "lib/util.h"
 #include "mail/addr.h"
 #include "mail/conf.h"
+#include "mail/mx.h"
 #include "mail/resolve.h"
+#include "mail/smtp_client.h"
 #include "todoku/ctl.h"
 #include "todoku/maildir.h"
 #include "todoku/proto.h"
@@ -58,6 +61,8 @@ struct entry {
 	int held;
 	int in_flight;
 	int at_local; /* L_DELIVER sent, no L_RESULT yet */
+	int warned; /* a delay warning went out */
+	int deleted; /* deleted by the operator while in flight */
 	unsigned crashes; /* attempts that died with the local role */
 	struct entry *next;
 };
@@ -67,9 +72,27 @@ struct attempt {
 	struct entry *e;
 	struct spool_result res;
 	char where[600];
-	char reply[1024];
+	char reply[4096];
 	char status[16];
 	char bounce_to[ADDR_PATH_MAX + 2];
+	char *detail;
+	char *remote_mta;
+};
+
+/* One outbound attempt: the due recipients of one message at one domain. */
+struct rjob {
+	struct queue *q;
+	uint64_t id;
+	char msg[SPOOL_ID_LEN + 1];
+	char domain[ADDR_DOMAIN_MAX + 1];
+	char *sender;
+	struct entry **ents;
+	size_t n;
+	int phase; /* 0 route, 1 body, 2 smtp-out */
+	char *facts; /* DNS facts from lookup */
+	struct ipc_out targets; /* encoded target list for O_DELIVER */
+	uint32_t ntargets;
+	struct rjob *next;
 };
 
 struct ctlconn {
@@ -88,6 +111,10 @@ struct queue {
 	struct ipc *master;
 	struct qpeer *peers;
 	struct qpeer *local;
+	struct qpeer *lookup;
+	struct qpeer *smtp_out;
+	struct rjob *rjobs;
+	uint64_t next_rjob;
 	struct txn *txns;
 	struct entry *entries;
 	unsigned inflight;
@@ -145,6 +172,7 @@ queue_load_one(void *arg, const struct spool_pending *p)
 	e->attempts = p->attempts;
 	e->held = p->held;
 	e->crashes = p->crashes;
+	e->warned = p->warned;
 }
 
 /* ---- delivery results ----------------------------------------------- */
@@ -182,8 +210,11 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 			log_fatal("spool I/O error: restarting the queue role");
 	} else {
 		if (r->bounce_id[0]) {
-			log_info("%s: sender non-delivery notification: %s",
-				 e->msg, r->bounce_id);
+			log_info("%s: sender %s notification: %s", e->msg,
+				 r->warn && r->new_state == SPOOL_DEFERRED
+					 ? "delay"
+					 : "non-delivery",
+				 r->bounce_id);
 			entry_add(q, r->bounce_rcpt_id, r->bounce_id, "",
 				  r->bounce_to, r->time, r->time);
 		}
@@ -202,6 +233,8 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 			e->in_flight = 0;
 		}
 	}
+	xfree(a->detail);
+	xfree(a->remote_mta);
 	xfree(a);
 	queue_dispatch(q);
 }
@@ -233,15 +266,30 @@ queue_bounce_target(struct queue *q, struct attempt *a)
  * MAILDIR_PERM; status is the enhanced status code.
  */
 static void
-queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
-	     const char *where, const char *reply)
+queue_finish_ex(struct queue *q, struct entry *e, int kind,
+		const char *status, const char *where, const char *reply,
+		const char *detail, const char *remote_mta)
 {
-	struct attempt *a = xcalloc(1, sizeof(*a));
+	struct attempt *a;
 	const struct conf *c = q->env->conf;
 	time_t now = clock_now();
 
+	if (e->deleted) {
+		log_info("%s: to=<%s>: attempt ended after the message was "
+			 "deleted; result dropped",
+			 e->msg, e->addr);
+		entry_remove(q, e);
+		return;
+	}
+	a = xcalloc(1, sizeof(*a));
 	a->q = q;
 	a->e = e;
+	if (detail && *detail)
+		a->detail = xstrdup(detail);
+	if (remote_mta && *remote_mta)
+		a->remote_mta = xstrdup(remote_mta);
+	a->res.detail = a->detail;
+	a->res.remote_mta = a->remote_mta;
 	snprintf(a->where, sizeof(a->where), "%s", where);
 	snprintf(a->reply, sizeof(a->reply), "%s", reply);
 	snprintf(a->status, sizeof(a->status), "%s", status);
@@ -271,6 +319,14 @@ queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
 		a->res.new_state = SPOOL_DEFERRED;
 		a->res.result = "deferred";
 		a->res.next_attempt = now + queue_retry_delay(c, e->attempts + 1);
+		if (!e->warned && e->sender[0] != '\0' &&
+		    now >= e->arrival + (time_t)c->warn_after) {
+			/* RFC 3464 Action: delayed, once per recipient */
+			a->res.warn = 1;
+			a->res.retry_until = e->arrival + (time_t)c->give_up_after;
+			queue_bounce_target(q, a);
+			e->warned = 1;
+		}
 		log_info("%s: to=<%s>, relay=%s, status=deferred (%s %s)",
 			 e->msg, e->addr, where, status, reply);
 	} else {
@@ -288,6 +344,13 @@ queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
 		spool_record(q->spool, &a->res, queue_on_recorded, a);
 }
 
+static void
+queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
+	     const char *where, const char *reply)
+{
+	queue_finish_ex(q, e, kind, status, where, reply, NULL, NULL);
+}
+
 /* ---- local delivery -------------------------------------------------- */
 
 struct dispatch {
@@ -298,7 +361,7 @@ struct dispatch {
 
 static void
 queue_on_body(void *arg, int err, int body_fd, const char *prepend,
-	      size_t prepend_len)
+	      size_t prepend_len, const struct spool_msginfo *info)
 {
 	struct dispatch *d = arg;
 	struct queue *q = d->q;
@@ -313,6 +376,8 @@ queue_on_body(void *arg, int err, int body_fd, const char *prepend,
 		e->next_attempt = clock_now() + (err ? 60 : 1);
 		q->inflight--;
 		xfree(d);
+		if (e->deleted)
+			entry_remove(q, e);
 		return;
 	}
 	buf_init(&prefix, IPC_MAX_PAYLOAD / 2);
@@ -343,6 +408,241 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
 	e->in_flight = 1;
 	q->inflight++;
 	spool_load_body(q->spool, e->msg, queue_on_body, d);
+}
+
+/* ---- remote delivery ---------------------------------------------------- */
+
+static void
+rjob_free(struct queue *q, struct rjob *r)
+{
+	for (struct rjob **pp = &q->rjobs; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	q->inflight--;
+	xfree(r->ents);
+	xfree(r->sender);
+	xfree(r->facts);
+	ipc_out_free(&r->targets);
+	xfree(r);
+}
+
+static struct rjob *
+rjob_find(struct queue *q, uint64_t id)
+{
+	for (struct rjob *r = q->rjobs; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+/* Every recipient of the job gets the same outcome (route failures). */
+static void
+rjob_finish_all(struct queue *q, struct rjob *r, int kind, const char *status,
+		const char *where, const char *reply)
+{
+	for (size_t i = 0; i < r->n; i++)
+		queue_finish_ex(q, r->ents[i], kind, status, where, reply,
+				r->facts, NULL);
+	rjob_free(q, r);
+}
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+static void
+queue_start_remote(struct queue *q, struct entry *e, const char *domain)
+{
+	const struct conf *c = q->env->conf;
+	struct rjob *r;
+	struct ipc_out o;
+	time_t now = clock_now();
+
+	if (q->lookup == NULL || q->smtp_out == NULL)
+		return; /* retried at the next tick once they are back */
+	r = xcalloc(1, sizeof(*r));
+	r->q = q;
+	r->id = ++q->next_rjob;
+	snprintf(r->msg, sizeof(r->msg), "%s", e->msg);
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	r->sender = xstrdup(e->sender);
+	ipc_out_init(&r->targets);
+	/* every due recipient of this message at this domain goes along */
+	for (struct entry *x = q->entries; x; x = x->next) {
+		if (x->in_flight || x->held || x->next_attempt > now ||
+		    strcmp(x->msg, e->msg) != 0 ||
+		    strcasecmp(domain_of(x->addr), domain) != 0)
+			continue;
+		r->ents = xrealloc(r->ents, (r->n + 1) * sizeof(*r->ents));
+		r->ents[r->n++] = x;
+		x->in_flight = 1;
+	}
+	r->next = q->rjobs;
+	q->rjobs = r;
+	q->inflight++;
+	ipc_out_init(&o);
+	ipc_put_str(&o, domain);
+	ipc_put_u8(&o, (uint8_t)c->delivery_ip);
+	ipc_put_u32(&o, c->delivery_max_addresses);
+	ipc_put_u32(&o, c->delivery_helo ? 2 : 1);
+	ipc_put_str(&o, c->hostname);
+	if (c->delivery_helo)
+		ipc_put_str(&o, c->delivery_helo);
+	ipc_send(q->lookup->ipc, R_ROUTE, r->id, -1, &o);
+	ipc_out_free(&o);
+}
+
+static void
+rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
+	     size_t prepend_len, const struct spool_msginfo *info)
+{
+	struct rjob *r = arg;
+	struct queue *q = r->q;
+	struct ipc_out o;
+
+	if (err || q->smtp_out == NULL) {
+		for (size_t i = 0; i < r->n; i++) {
+			r->ents[i]->in_flight = 0;
+			r->ents[i]->next_attempt = clock_now() + (err ? 60 : 1);
+			if (r->ents[i]->deleted)
+				entry_remove(q, r->ents[i]);
+		}
+		rjob_free(q, r);
+		return;
+	}
+	r->phase = 2;
+	ipc_out_init(&o);
+	ipc_put_str(&o, r->msg);
+	ipc_put_str(&o, r->domain);
+	ipc_put_str(&o, r->sender);
+	ipc_put_u64(&o, info->size + prepend_len);
+	ipc_put_u8(&o, (uint8_t)info->body8);
+	ipc_put_u8(&o, (uint8_t)info->smtputf8);
+	ipc_put_u8(&o, (uint8_t)info->ret);
+	ipc_put_str(&o, info->envid);
+	ipc_put_data(&o, prepend, prepend_len);
+	ipc_put_u32(&o, (uint32_t)r->n);
+	for (size_t i = 0; i < r->n; i++) {
+		ipc_put_u64(&o, r->ents[i]->rcpt_id);
+		ipc_put_str(&o, r->ents[i]->addr);
+		ipc_put_u32(&o, 0);
+		ipc_put_str(&o, "");
+	}
+	ipc_put_u32(&o, r->ntargets);
+	buf_add(&o.b, r->targets.b.data, r->targets.b.len);
+	ipc_send(q->smtp_out->ipc, O_DELIVER, r->id, body_fd, &o);
+	ipc_out_free(&o);
+}
+
+static void
+queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
+{
+	struct rjob *r = rjob_find(q, h->id);
+	int action = ipc_get_u8(in);
+	const char *status = ipc_get_str(in), *explain = ipc_get_str(in);
+	const char *warning = ipc_get_str(in), *facts = ipc_get_str(in);
+	uint32_t n = ipc_get_u32(in);
+	char where[ADDR_DOMAIN_MAX + 16];
+
+	if (r == NULL) {
+		in->off = in->len;
+		return;
+	}
+	r->facts = xstrdup(facts);
+	for (uint32_t i = 0; i < n && !in->err; i++) {
+		size_t alen;
+		uint8_t fam = ipc_get_u8(in);
+		const void *a = ipc_get_data(in, &alen);
+		const char *host = ipc_get_str(in);
+		ipc_get_u32(in);
+		ipc_put_u8(&r->targets, fam);
+		ipc_put_data(&r->targets, a, alen);
+		ipc_put_str(&r->targets, host);
+		r->ntargets++;
+	}
+	ipc_end(in);
+	if (*warning)
+		log_warn("%s: route to %s: %s", r->msg, r->domain, warning);
+	snprintf(where, sizeof(where), "dns %s", r->domain);
+	if (action == MX_DEFER) {
+		rjob_finish_all(q, r, MAILDIR_TEMP, status, where, explain);
+		return;
+	}
+	if (action == MX_BOUNCE) {
+		rjob_finish_all(q, r, MAILDIR_PERM, status, where, explain);
+		return;
+	}
+	r->phase = 1;
+	spool_load_body(q->spool, r->msg, rjob_on_body, r);
+}
+
+static void
+queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
+		     struct ipc_in *in)
+{
+	struct rjob *r = rjob_find(q, h->id);
+	const char *where = ipc_get_str(in), *trace = ipc_get_str(in);
+	uint32_t n = ipc_get_u32(in);
+	struct buf detail;
+	char host[300];
+	const char *sp;
+
+	if (r == NULL) {
+		in->off = in->len;
+		return;
+	}
+	buf_init(&detail, 128 * 1024);
+	buf_addf(&detail, "%s%s", r->facts ? r->facts : "", trace);
+	sp = strchr(where, ' ');
+	snprintf(host, sizeof(host), "%.*s", sp ? (int)(sp - where) : 0,
+		 where);
+	for (uint32_t i = 0; i < n && !in->err; i++) {
+		uint64_t id = ipc_get_u64(in);
+		int res = ipc_get_u8(in);
+		const char *status = ipc_get_str(in), *reply = ipc_get_str(in);
+		const char *cmd = ipc_get_str(in);
+		int kind = res == SMTPC_DELIVERED  ? MAILDIR_OK
+			   : res == SMTPC_BOUNCED ? MAILDIR_PERM
+						  : MAILDIR_TEMP;
+		char w[700];
+		snprintf(w, sizeof(w), "smtp %s%s%s", where, *cmd ? " after " : "",
+			 cmd);
+		for (size_t k = 0; k < r->n; k++)
+			if (r->ents[k]->rcpt_id == id)
+				queue_finish_ex(q, r->ents[k], kind, status, w,
+						reply, detail.data,
+						host[0] ? host : NULL);
+	}
+	ipc_end(in);
+	buf_free(&detail);
+	rjob_free(q, r);
+}
+
+/* A role died under these jobs: return their recipients to the queue. */
+static void
+queue_rjobs_lost(struct queue *q, int phase, const char *why)
+{
+	for (struct rjob *r = q->rjobs, *n; r; r = n) {
+		n = r->next;
+		if ((phase == 0 && r->phase != 0) || (phase == 2 && r->phase != 2))
+			continue;
+		if (phase == 2) {
+			rjob_finish_all(q, r, MAILDIR_TEMP, "4.3.0", "smtp", why);
+			continue;
+		}
+		for (size_t i = 0; i < r->n; i++) {
+			r->ents[i]->in_flight = 0;
+			if (r->ents[i]->deleted)
+				entry_remove(q, r->ents[i]);
+		}
+		rjob_free(q, r);
+	}
 }
 
 static void
@@ -382,11 +682,9 @@ queue_attempt(struct queue *q, struct entry *e)
 			     "(alias loop or too deep)");
 		return;
 	case RESOLVE_REMOTE:
-		snprintf(where, sizeof(where), "smtp %s", m.domain);
-		queue_finish(q, e, MAILDIR_TEMP, "4.4.1", where,
-			     "outbound SMTP delivery is not available in "
-			     "this version of todoku; the message stays "
-			     "queued");
+		(void)where;
+		e->in_flight = 0;
+		queue_start_remote(q, e, m.domain);
 		return;
 	}
 }
@@ -458,6 +756,10 @@ queue_local_crashed(struct queue *q, struct entry *e)
 
 	e->at_local = 0;
 	q->inflight--;
+	if (e->deleted) {
+		entry_remove(q, e);
+		return;
+	}
 	e->crashes++;
 	q->defer_submit = 1;
 	queue_finish(q, e, MAILDIR_TEMP, "4.3.0", "local",
@@ -724,6 +1026,12 @@ queue_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 	case L_RESULT:
 		queue_on_local_result(p->q, h, in);
 		break;
+	case R_ROUTE_RESULT:
+		queue_on_route(p->q, h, in);
+		break;
+	case O_RESULT:
+		queue_on_smtp_result(p->q, h, in);
+		break;
 	default:
 		log_panic("queue: unexpected message %u from %s", h->type,
 			  role_name(p->role));
@@ -761,6 +1069,16 @@ queue_peer_close(struct ipc *ipc, void *arg)
 			}
 		}
 	}
+	if (q->lookup == p) {
+		q->lookup = NULL;
+		queue_rjobs_lost(q, 0, "lookup role died");
+	}
+	if (q->smtp_out == p) {
+		q->smtp_out = NULL;
+		queue_rjobs_lost(q, 2,
+				 "the smtp-out role died during this delivery; "
+				 "the message may be delivered twice");
+	}
 	for (struct qpeer **pp = &q->peers; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
@@ -783,10 +1101,13 @@ queue_add_peer(struct queue *q, int fd, enum role_id role, unsigned inst)
 			 p);
 	p->next = q->peers;
 	q->peers = p;
-	if (role == ROLE_LOCAL) {
+	if (role == ROLE_LOCAL)
 		q->local = p;
-		queue_dispatch(q);
-	}
+	else if (role == ROLE_LOOKUP)
+		q->lookup = p;
+	else if (role == ROLE_SMTP_OUT)
+		q->smtp_out = p;
+	queue_dispatch(q);
 }
 
 /* ---- control socket ---------------------------------------------------- */
@@ -848,6 +1169,130 @@ ctl_on_query(void *arg, int err, struct buf *out)
 		ctl_answer(c, "ok", out);
 }
 
+/* flush [ID]: every waiting recipient (of ID) is due now. */
+static void
+ctl_flush(struct ctlconn *c, const char *id)
+{
+	struct queue *q = c->q;
+	struct buf out;
+	unsigned n = 0;
+
+	for (struct entry *e = q->entries; e; e = e->next) {
+		if (e->held || e->in_flight || (id && strcmp(e->msg, id) != 0))
+			continue;
+		e->next_attempt = clock_now();
+		n++;
+	}
+	if (id && n == 0) {
+		ctl_answer(c, "error no waiting recipient of that message "
+			      "(unknown, held or being delivered)",
+			   NULL);
+		return;
+	}
+	log_info("%s: flush requested by the operator (%u recipient(s))",
+		 id ? id : "queue", n);
+	buf_init(&out, 256);
+	buf_addf(&out, "%u recipient(s) scheduled for delivery now\n", n);
+	ctl_answer(c, "ok", &out);
+	buf_free(&out);
+	queue_dispatch(q);
+}
+
+struct ctl_admin_op {
+	struct ctlconn *c;
+	char id[SPOOL_ID_LEN + 1];
+	char verb[16];
+};
+
+static void
+ctl_on_admin(void *arg, int err)
+{
+	struct ctl_admin_op *op = arg;
+	struct queue *q = op->c->q;
+	struct buf out;
+
+	if (err) {
+		ctl_answer(op->c, "error no such message in the queue", NULL);
+		xfree(op);
+		return;
+	}
+	for (struct entry *e = q->entries, *n; e; e = n) {
+		n = e->next;
+		if (strcmp(e->msg, op->id) != 0)
+			continue;
+		if (strcmp(op->verb, "hold") == 0) {
+			e->held = 1;
+		} else if (strcmp(op->verb, "release") == 0) {
+			e->held = 0;
+			e->crashes = 0;
+			e->next_attempt = clock_now();
+		} else if (!e->in_flight) {
+			entry_remove(q, e); /* deleted */
+		} else {
+			e->deleted = 1; /* dropped when its attempt ends */
+		}
+	}
+	log_info("%s: %s by the operator", op->id,
+		 strcmp(op->verb, "hold") == 0      ? "held"
+		 : strcmp(op->verb, "release") == 0 ? "released"
+						    : "deleted");
+	buf_init(&out, 256);
+	buf_addf(&out, "%s: %s\n", op->id, op->verb);
+	ctl_answer(op->c, "ok", &out);
+	buf_free(&out);
+	xfree(op);
+	queue_dispatch(q);
+}
+
+/* bounce ID: every waiting recipient fails now, with a DSN. */
+static void
+ctl_bounce(struct ctlconn *c, const char *id)
+{
+	struct queue *q = c->q;
+	struct buf out;
+	unsigned n = 0;
+
+	for (struct entry *e = q->entries, *nx; e; e = nx) {
+		nx = e->next;
+		if (e->in_flight || strcmp(e->msg, id) != 0)
+			continue;
+		e->in_flight = 1;
+		queue_finish(q, e, MAILDIR_PERM, "5.0.0", "operator",
+			     "returned to the sender by the postmaster "
+			     "(todoku queue bounce)");
+		n++;
+	}
+	if (n == 0) {
+		ctl_answer(c, "error no waiting recipient of that message", NULL);
+		return;
+	}
+	log_info("%s: bounced by the operator (%u recipient(s))", id, n);
+	buf_init(&out, 256);
+	buf_addf(&out, "%s: %u recipient(s) bounced\n", id, n);
+	ctl_answer(c, "ok", &out);
+	buf_free(&out);
+}
+
+static void
+ctl_admin(struct ctlconn *c, const char *verb, const char *id)
+{
+	struct ctl_admin_op *op;
+
+	if (strcmp(verb, "bounce") == 0) {
+		ctl_bounce(c, id);
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->c = c;
+	snprintf(op->id, sizeof(op->id), "%s", id);
+	snprintf(op->verb, sizeof(op->verb), "%s", verb);
+	spool_admin(c->q->spool,
+		    strcmp(verb, "hold") == 0      ? SPOOL_HOLD
+		    : strcmp(verb, "release") == 0 ? SPOOL_RELEASE
+						   : SPOOL_DELETE,
+		    id, ctl_on_admin, op);
+}
+
 static void
 ctl_handle(struct ctlconn *c)
 {
@@ -866,6 +1311,13 @@ ctl_handle(struct ctlconn *c)
 		   (a2 == NULL || strcmp(a2, "json") == 0)) {
 		spool_query(q->spool, SPOOL_SHOW, a1, a2 != NULL, ctl_on_query,
 			    c);
+	} else if (verb && strcmp(verb, "flush") == 0 &&
+		   (a1 == NULL || strlen(a1) <= SPOOL_ID_LEN)) {
+		ctl_flush(c, a1);
+	} else if (verb && a1 && strlen(a1) <= SPOOL_ID_LEN &&
+		   (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0 ||
+		    strcmp(verb, "delete") == 0 || strcmp(verb, "bounce") == 0)) {
+		ctl_admin(c, verb, a1);
 	} else {
 		ctl_answer(c, "error unknown control request", NULL);
 	}

@@ -19,8 +19,8 @@
 #include "lib/log.h"
 #include "mail/conf.h"
 
-static const char *const role_names[ROLE_MAX] = {"master", "queue",
-						 "smtp-in", "local"};
+static const char *const role_names[ROLE_MAX] = {
+	"master", "queue", "smtp-in", "local", "lookup", "smtp-out"};
 
 const char *
 role_name(enum role_id r)
@@ -134,6 +134,10 @@ role_main(const char *name, const char *config_path)
 		return smtp_in_main(&env);
 	case ROLE_LOCAL:
 		return local_main(&env);
+	case ROLE_LOOKUP:
+		return lookup_main(&env);
+	case ROLE_SMTP_OUT:
+		return smtp_out_main(&env);
 	default:
 		log_panic("role %d has no body", env.role);
 	}

@@ -44,5 +44,7 @@ struct conf *role_reload_conf(const struct role_env *env, struct ipc_in *in);
 int queue_main(struct role_env *env);
 int smtp_in_main(struct role_env *env);
 int local_main(struct role_env *env);
+int lookup_main(struct role_env *env);
+int smtp_out_main(struct role_env *env);
 
 #endif

@@ -30,7 +30,7 @@
 #define SPOOL_WAL_ALARM 65536 /* frames: warn, something holds the WAL */
 #define SPOOL_IDLE_S 2 /* idle this long: truncate the WAL */
 
-enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY };
+enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY, JOB_ADMIN };
 
 struct job {
 	struct job *next;
@@ -44,11 +44,15 @@ struct job {
 	char msg_id[SPOOL_ID_LEN + 1];
 	int body_fd;
 	struct buf prepend;
+	struct spool_msginfo info;
 	spool_body_cb *body_cb;
 	/* JOB_RESULT */
 	struct spool_result *res;
 	spool_result_cb *result_cb;
 	int unlink_body;
+	/* JOB_ADMIN */
+	enum spool_admin admin;
+	spool_admin_cb *admin_cb;
 	/* JOB_QUERY */
 	enum spool_query q;
 	int json;
@@ -89,13 +93,14 @@ static const char spool_schema[] =
 	" addr TEXT NOT NULL, orig TEXT, orcpt TEXT, notify INTEGER,"
 	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
 	" next_attempt INTEGER NOT NULL, last_reply TEXT, last_where TEXT,"
-	" crashes INTEGER NOT NULL DEFAULT 0);"
+	" crashes INTEGER NOT NULL DEFAULT 0, warned INTEGER NOT NULL"
+	" DEFAULT 0, last_status TEXT);"
 	"CREATE INDEX IF NOT EXISTS rcpt_msg ON rcpt(msg);"
 	"CREATE TABLE IF NOT EXISTS attempt("
 	" id INTEGER PRIMARY KEY,"
 	" rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
 	" time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
-	" reply TEXT);"
+	" reply TEXT, detail TEXT);"
 	"CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);";
 
 /* ---- small SQLite helpers ------------------------------------------ */
@@ -234,7 +239,8 @@ static int
 exec_body(struct spool *sp, struct job *j)
 {
 	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT prepend, body, body_file FROM msg WHERE id = ?");
+		sp, "SELECT prepend, body, body_file, size, body8, smtputf8,"
+		    " ret, envid FROM msg WHERE id = ?");
 	char path[PATH_MAX];
 	int rc;
 
@@ -248,6 +254,11 @@ exec_body(struct spool *sp, struct job *j)
 	buf_init(&j->prepend, 1u << 20);
 	buf_add(&j->prepend, sqlite3_column_blob(st, 0),
 		(size_t)sqlite3_column_bytes(st, 0));
+	j->info.size = (uint64_t)sqlite3_column_int64(st, 3);
+	j->info.body8 = sqlite3_column_int(st, 4);
+	j->info.smtputf8 = sqlite3_column_int(st, 5);
+	j->info.ret = sqlite3_column_int(st, 6);
+	snprintf(j->info.envid, sizeof(j->info.envid), "%s", col_text(st, 7));
 	if (sqlite3_column_int(st, 2)) {
 		snprintf(path, sizeof(path), "%s/%s", sp->bodydir, j->msg_id);
 		j->body_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -331,7 +342,7 @@ exec_bounce(struct spool *sp, struct job *j)
 	struct spool_result *res = j->res;
 	sqlite3_stmt *st = sql_prep(
 		sp, "SELECT m.sender, m.envid, m.arrival, m.ret, m.body,"
-		    " m.body_file, r.orcpt FROM msg m JOIN rcpt r"
+		    " m.body_file, r.orcpt, r.notify FROM msg m JOIN rcpt r"
 		    " ON r.msg = m.id WHERE r.id = ?");
 	struct dsn_rcpt dr = {0};
 	struct dsn_msg dm = {0};
@@ -339,7 +350,10 @@ exec_bounce(struct spool *sp, struct job *j)
 	int rc;
 
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    (sqlite3_column_int(st, 7) != 0 &&
+	     !(sqlite3_column_int(st, 7) & 4))) {
+		/* NOTIFY given without FAILURE (RFC 3461 §4.1): no DSN */
 		sqlite3_finalize(st);
 		return SQLITE_OK;
 	}
@@ -356,7 +370,8 @@ exec_bounce(struct spool *sp, struct job *j)
 			       : col_text(st, 6);
 	dr.action = DSN_FAILED;
 	dr.status = res->status;
-	dr.diag_type = "x-local";
+	dr.diag_type = res->remote_mta ? "smtp" : "x-local";
+	dr.remote_mta = res->remote_mta;
 	dr.diag = res->reply;
 	dr.last_attempt = res->time;
 	dm.reporting_mta = res->reporting_mta;
@@ -382,6 +397,92 @@ exec_bounce(struct spool *sp, struct job *j)
 	buf_free(&orig);
 	buf_free(&dsn);
 	return rc;
+}
+
+#define SPOOL_WARN_RCPTS 100
+
+/*
+ * One delay warning per message and warning event (DESIGN §7): every
+ * recipient of the message that is deferred, not yet warned about and
+ * whose NOTIFY allows DELAY, in one DSN; all of them marked warned.
+ */
+static int
+exec_delay_warning(struct spool *sp, struct job *j)
+{
+	struct spool_result *res = j->res;
+	sqlite3_stmt *m = sql_prep(
+		sp, "SELECT sender, envid, arrival, body, body_file FROM msg"
+		    " WHERE id = ?");
+	sqlite3_stmt *st;
+	struct dsn_rcpt dr[SPOOL_WARN_RCPTS];
+	char *keep[SPOOL_WARN_RCPTS * 4];
+	size_t n = 0, nk = 0;
+	struct dsn_msg dm = {0};
+	struct buf orig, dsn;
+	int rc = SQLITE_OK;
+
+	bind_text(m, 1, res->msg);
+	if (sqlite3_step(m) != SQLITE_ROW) {
+		sqlite3_finalize(m);
+		return SQLITE_OK;
+	}
+	st = sql_prep(sp, "SELECT id, addr, orcpt, last_status, last_reply"
+			  " FROM rcpt WHERE msg = ? AND state = 1 AND"
+			  " warned = 0 AND (notify = 0 OR notify & 8)");
+	bind_text(st, 1, res->msg);
+	while (sqlite3_step(st) == SQLITE_ROW && n < SPOOL_WARN_RCPTS) {
+		struct dsn_rcpt *r = &dr[n++];
+		memset(r, 0, sizeof(*r));
+		r->final_rcpt = keep[nk++] = xstrdup(col_text(st, 1));
+		r->orig_rcpt = sqlite3_column_type(st, 2) == SQLITE_NULL
+				       ? NULL
+				       : (keep[nk++] = xstrdup(col_text(st, 2)));
+		r->action = DSN_DELAYED;
+		r->status = keep[nk++] = xstrdup(col_text(st, 3));
+		r->diag = keep[nk++] = xstrdup(col_text(st, 4));
+		r->diag_type = res->remote_mta ? "smtp" : "x-local";
+		r->remote_mta = (uint64_t)sqlite3_column_int64(st, 0) ==
+						res->rcpt_id
+					? res->remote_mta
+					: NULL;
+		r->last_attempt = res->time;
+		r->will_retry_until = res->retry_until;
+	}
+	sqlite3_finalize(st);
+	if (n > 0) {
+		buf_init(&orig, SPOOL_HDR_READ);
+		spool_read_orig(sp, res->msg, sqlite3_column_int(m, 4),
+				sqlite3_column_blob(m, 3),
+				(size_t)sqlite3_column_bytes(m, 3), &orig);
+		dm.reporting_mta = res->reporting_mta;
+		dm.queue_id = res->msg;
+		dm.envid = sqlite3_column_type(m, 1) == SQLITE_NULL
+				   ? NULL
+				   : col_text(m, 1);
+		dm.sender = col_text(m, 0);
+		dm.arrival = (time_t)sqlite3_column_int64(m, 2);
+		dm.now = res->time;
+		dm.rcpts = dr;
+		dm.nrcpts = n;
+		dm.orig = orig.data ? orig.data : "";
+		dm.orig_len = dsn_header_len(dm.orig, orig.len);
+		dm.boundary_seed = res->msg;
+		buf_init(&dsn, SPOOL_DSN_MAX);
+		if (dsn_compose(&dm, &dsn) == 0)
+			rc = spool_insert_dsn(sp, res, &dsn);
+		buf_free(&orig);
+		buf_free(&dsn);
+		res->warned = (int)n;
+	}
+	sqlite3_finalize(m);
+	for (size_t i = 0; i < nk; i++)
+		xfree(keep[i]);
+	if (rc != SQLITE_OK || n == 0)
+		return rc;
+	st = sql_prep(sp, "UPDATE rcpt SET warned = 1 WHERE msg = ? AND"
+			  " state = 1");
+	bind_text(st, 1, res->msg);
+	return sql_done(st);
 }
 
 static int
@@ -414,13 +515,14 @@ exec_result(struct spool *sp, struct job *j)
 	int rc;
 
 	st = sql_prep(sp, "INSERT INTO attempt(rcpt, time, where_, result,"
-			  " status, reply) VALUES(?,?,?,?,?,?)");
+			  " status, reply, detail) VALUES(?,?,?,?,?,?,?)");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
 	sqlite3_bind_int64(st, 2, res->time);
 	bind_text(st, 3, res->where);
 	bind_text(st, 4, res->result);
 	bind_text(st, 5, res->status);
 	bind_text(st, 6, res->reply);
+	bind_text(st, 7, res->detail);
 	if ((rc = sql_done(st)) != SQLITE_OK)
 		return rc;
 	/* bounded history: the first 3 and the last 10 attempts */
@@ -432,13 +534,14 @@ exec_result(struct spool *sp, struct job *j)
 	if ((rc = sql_done(st)) != SQLITE_OK)
 		return rc;
 	st = sql_prep(sp, "UPDATE rcpt SET state = ?, attempts = attempts + 1,"
-			  " next_attempt = ?, last_reply = ?, last_where = ?"
-			  " WHERE id = ?");
+			  " next_attempt = ?, last_reply = ?, last_where = ?,"
+			  " last_status = ? WHERE id = ?");
 	sqlite3_bind_int(st, 1, res->new_state);
 	sqlite3_bind_int64(st, 2, res->next_attempt);
 	bind_text(st, 3, res->reply);
 	bind_text(st, 4, res->where);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)res->rcpt_id);
+	bind_text(st, 5, res->status);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)res->rcpt_id);
 	if ((rc = sql_done(st)) != SQLITE_OK)
 		return rc;
 	if (res->crashed || res->hold) {
@@ -458,6 +561,9 @@ exec_result(struct spool *sp, struct job *j)
 	if (res->new_state == SPOOL_BOUNCED && res->bounce_to &&
 	    (rc = exec_bounce(sp, j)) != SQLITE_OK)
 		return rc;
+	if (res->warn && res->bounce_to &&
+	    (rc = exec_delay_warning(sp, j)) != SQLITE_OK)
+		return rc;
 	return exec_msg_done(sp, j);
 }
 
@@ -476,12 +582,25 @@ query_time(struct buf *b, time_t t, int json)
 		buf_adds(b, s);
 }
 
+/* Multi-line attempt record, indented under its attempt. */
+static void
+query_indent(struct buf *b, const char *s)
+{
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+		if (n > 0)
+			buf_addf(b, "        | %.*s\n", (int)n, s);
+		s += n + (nl != NULL);
+	}
+}
+
 static void
 query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 {
 	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT time, result, where_, status, reply FROM attempt"
-		    " WHERE rcpt = ? ORDER BY id");
+		sp, "SELECT time, result, where_, status, reply, detail"
+		    " FROM attempt WHERE rcpt = ? ORDER BY id");
 	int first = 1;
 
 	sqlite3_bind_int64(st, 1, rcpt);
@@ -499,6 +618,8 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 			json_str(b, col_text(st, 3));
 			buf_adds(b, ", \"reply\": ");
 			json_str(b, col_text(st, 4));
+			buf_adds(b, ", \"detail\": ");
+			json_str(b, col_text(st, 5));
 			buf_adds(b, "}");
 		} else {
 			buf_adds(b, "      ");
@@ -506,6 +627,7 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 			buf_addf(b, "  %s  %s  via %s\n        %s\n",
 				 col_text(st, 1), col_text(st, 3),
 				 col_text(st, 2), col_text(st, 4));
+			query_indent(b, col_text(st, 5));
 		}
 		first = 0;
 	}
@@ -629,6 +751,30 @@ exec_query(struct spool *sp, struct job *j)
 	return SQLITE_OK;
 }
 
+/* Operator actions on one message: hold, release, delete. */
+static int
+exec_admin(struct spool *sp, struct job *j)
+{
+	sqlite3_stmt *st = sql_prep(sp, "SELECT body_file FROM msg WHERE id = ?");
+
+	bind_text(st, 1, j->msg_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		j->err = -1;
+		return SQLITE_OK;
+	}
+	j->unlink_body = j->admin == SPOOL_DELETE && sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (j->admin == SPOOL_DELETE)
+		st = sql_prep(sp, "DELETE FROM msg WHERE id = ?");
+	else
+		st = sql_prep(sp, j->admin == SPOOL_HOLD
+					  ? "UPDATE msg SET held = 1 WHERE id = ?"
+					  : "UPDATE msg SET held = 0 WHERE id = ?");
+	bind_text(st, 1, j->msg_id);
+	return sql_done(st);
+}
+
 static int
 exec_job(struct spool *sp, struct job *j)
 {
@@ -641,6 +787,8 @@ exec_job(struct spool *sp, struct job *j)
 		return exec_result(sp, j);
 	case JOB_QUERY:
 		return exec_query(sp, j);
+	case JOB_ADMIN:
+		return exec_admin(sp, j);
 	}
 	return SQLITE_MISUSE;
 }
@@ -708,7 +856,7 @@ writer_run_group(struct spool *sp, struct job *list)
 		if (j->err || !j->unlink_body)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", sp->bodydir,
-			 j->res->msg);
+			 j->kind == JOB_ADMIN ? j->msg_id : j->res->msg);
 		unlink(path);
 	}
 }
@@ -810,7 +958,7 @@ job_finish(struct job *j)
 		break;
 	case JOB_BODY:
 		j->body_cb(j->arg, j->err, j->body_fd, j->prepend.data,
-			   j->prepend.len);
+			   j->prepend.len, &j->info);
 		if (j->body_fd >= 0)
 			close(j->body_fd);
 		buf_free(&j->prepend);
@@ -821,6 +969,9 @@ job_finish(struct job *j)
 	case JOB_QUERY:
 		j->query_cb(j->arg, j->err, &j->out);
 		buf_free(&j->out);
+		break;
+	case JOB_ADMIN:
+		j->admin_cb(j->arg, j->err);
 		break;
 	}
 }
@@ -1021,8 +1172,8 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 {
 	sqlite3_stmt *st = sql_prep(
 		sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
-		    " r.attempts, r.next_attempt, m.arrival, m.held, r.crashes"
-		    " FROM rcpt r JOIN msg m ON m.id = r.msg"
+		    " r.attempts, r.next_attempt, m.arrival, m.held, r.crashes,"
+		    " r.warned FROM rcpt r JOIN msg m ON m.id = r.msg"
 		    " WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
 	int n = 0;
 
@@ -1039,6 +1190,7 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 		p.arrival = (time_t)sqlite3_column_int64(st, 7);
 		p.held = sqlite3_column_int(st, 8);
 		p.crashes = (unsigned)sqlite3_column_int(st, 9);
+		p.warned = sqlite3_column_int(st, 10);
 		each(arg, &p);
 		n++;
 	}
@@ -1199,6 +1351,20 @@ spool_query(struct spool *sp, enum spool_query q, const char *id, int json,
 	if (id)
 		snprintf(j->msg_id, sizeof(j->msg_id), "%s", id);
 	j->query_cb = cb;
+	j->arg = arg;
+	spool_submit(sp, j);
+}
+
+void
+spool_admin(struct spool *sp, enum spool_admin op, const char *id,
+	    spool_admin_cb *cb, void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_ADMIN;
+	j->admin = op;
+	snprintf(j->msg_id, sizeof(j->msg_id), "%s", id);
+	j->admin_cb = cb;
 	j->arg = arg;
 	spool_submit(sp, j);
 }

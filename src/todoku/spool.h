@@ -87,6 +87,7 @@ struct spool_pending {
 	time_t arrival;
 	int held;
 	unsigned crashes;
+	int warned;
 };
 
 /* What one delivery attempt did to one recipient. */
@@ -99,8 +100,13 @@ struct spool_result {
 	const char *result; /* "delivered" "deferred" "bounced" */
 	const char *status; /* enhanced status, "5.1.1" */
 	const char *reply; /* reason / remote reply, verbatim */
+	const char *detail; /* attempt record: DNS, addresses, TLS; or NULL */
+	const char *remote_mta; /* remote host for the DSN, or NULL */
 	time_t next_attempt;
 	int crashed; /* the attempt died with its role: count it */
+	int warn; /* send the delay warning DSN (to bounce_to) */
+	time_t retry_until; /* Will-Retry-Until of a delay warning */
+	int warned; /* out: recipients the delay warning listed */
 	int hold; /* put the message on hold (reason in reply) */
 	/* When new_state == SPOOL_BOUNCED and bounce_to is set, a DSN is
 	 * composed from the stored message and queued in the same commit. */
@@ -114,13 +120,25 @@ struct spool_result {
 };
 
 enum spool_query { SPOOL_LIST, SPOOL_SHOW };
+enum spool_admin { SPOOL_HOLD, SPOOL_RELEASE, SPOOL_DELETE };
 
 typedef void spool_commit_cb(void *arg, int err, struct spool_msg *msg);
+/* What delivery needs to know about a stored message besides its body. */
+struct spool_msginfo {
+	uint64_t size; /* body octets (prepend records not included) */
+	int body8;
+	int smtputf8;
+	int ret;
+	char envid[101];
+};
+
 typedef void spool_body_cb(void *arg, int err, int body_fd,
-			   const char *prepend, size_t prepend_len);
+			   const char *prepend, size_t prepend_len,
+			   const struct spool_msginfo *info);
 typedef void spool_result_cb(void *arg, int err, struct spool_result *r);
 typedef void spool_query_cb(void *arg, int err, struct buf *out);
 typedef void spool_pending_cb(void *arg, const struct spool_pending *p);
+typedef void spool_admin_cb(void *arg, int err);
 
 struct spool *spool_open(const char *dir, uint64_t inline_max,
 			 struct event_base *base, char *err, size_t errlen);
@@ -148,6 +166,10 @@ void spool_record(struct spool *sp, struct spool_result *r,
 		  spool_result_cb *cb, void *arg);
 void spool_query(struct spool *sp, enum spool_query q, const char *id,
 		 int json, spool_query_cb *cb, void *arg);
+
+/* Operator action on a message; err -1 when there is no such message. */
+void spool_admin(struct spool *sp, enum spool_admin op, const char *id,
+		 spool_admin_cb *cb, void *arg);
 
 /* Counters for tests and benchmarks. */
 uint64_t spool_commits(const struct spool *sp);

@@ -656,6 +656,44 @@ test_misc_syntax(void **state)
 	conf_free(c);
 }
 
+static void
+test_delivery_section(void **state)
+{
+	static const char base[] = "[listen \"smtp\"]\naddress = 127.0.0.1:25\n"
+				   "[delivery]\n";
+	char err[CONF_ERR_MAX], text[512];
+	struct conf *c;
+
+	c = parse(base, err);
+	assert_non_null(c);
+	assert_int_equal(c->delivery_tls, CONF_TLS_MAY);
+	assert_int_equal(c->delivery_ip, CONF_IP_ANY);
+	assert_int_equal(c->delivery_port, 25);
+	assert_int_equal(c->delivery_max_addresses, 10);
+	assert_int_equal(c->delivery_timeout_greeting, 300);
+	assert_null(c->delivery_helo);
+	conf_free(c);
+	snprintf(text, sizeof(text),
+		 "%shelo = Out.Example.COM\ntls = must\nip = ipv4-only\n"
+		 "port = 2525\ntimeout-greeting = 2s\n",
+		 base);
+	c = parse(text, err);
+	assert_non_null(c);
+	assert_string_equal(c->delivery_helo, "out.example.com");
+	assert_int_equal(c->delivery_tls, CONF_TLS_MUST);
+	assert_int_equal(c->delivery_ip, CONF_IP_V4_ONLY);
+	assert_int_equal(c->delivery_port, 2525);
+	assert_int_equal(c->delivery_timeout_greeting, 2);
+	conf_free(c);
+	snprintf(text, sizeof(text), "%stls = sometimes\n", base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:4:"));
+	assert_non_null(strstr(err, "none, may or must"));
+	snprintf(text, sizeof(text), "%sip = ipv5\n", base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:4:"));
+}
+
 int
 main(void)
 {
@@ -666,6 +704,7 @@ main(void)
 	    cmocka_unit_test(test_nul_byte),
 	    cmocka_unit_test(test_full_and_dump),
 	    cmocka_unit_test(test_dump_defaults),
+	    cmocka_unit_test(test_delivery_section),
 	    cmocka_unit_test(test_relative_paths),
 	    cmocka_unit_test(test_users_file),
 	    cmocka_unit_test(test_missing_and_large),

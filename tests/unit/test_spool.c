@@ -262,7 +262,8 @@ find_pending(struct fx *f, uint64_t rcpt_id)
  */
 
 static void
-on_body(void *arg, int err, int fd, const char *prepend, size_t plen)
+on_body(void *arg, int err, int fd, const char *prepend, size_t plen,
+	const struct spool_msginfo *info)
 {
 	struct fx *f = arg;
 	char tmp[8192];

@@ -1,0 +1,453 @@
+/*
+ * lookup — see lookup.h.
+ */
+#include "todoku/lookup.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unbound-event.h>
+#include <unbound.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "mail/conf.h"
+#include "mail/dns_msg.h"
+#include "mail/mx.h"
+#include "todoku/proto.h"
+#include "todoku/role.h"
+
+struct lk_host {
+	enum mx_lookup a, aaaa;
+	char detail[64];
+	uint8_t v4[LOOKUP_ADDRS_PER_HOST][4];
+	size_t nv4;
+	uint8_t v6[LOOKUP_ADDRS_PER_HOST][16];
+	size_t nv6;
+};
+
+struct lookup;
+
+struct lk_req {
+	struct lookup *lk;
+	uint64_t id;
+	char domain[256];
+	enum mx_ip_policy pol;
+	uint32_t maxa;
+	char *self[8];
+	size_t nself;
+	struct mx_decision dec;
+	struct lk_host hosts[MX_HOSTS_MAX];
+	int pending;
+	int mx_done;
+	struct buf facts;
+	struct lk_req *next;
+};
+
+struct lk_query {
+	struct lk_req *req;
+	int host; /* -1: the MX query */
+	int type;
+};
+
+struct lookup {
+	struct role_env *env;
+	struct ub_ctx *ub;
+	struct ipc *master;
+	struct ipc *queue;
+	struct lk_req *reqs;
+	size_t nreqs;
+};
+
+static void lk_finish(struct lk_req *r);
+
+/* ---- libunbound ------------------------------------------------------- */
+
+static struct ub_ctx *
+lk_context(struct lookup *lk)
+{
+	const struct conf *c = lk->env->conf;
+	struct ub_ctx *ub = ub_ctx_create_event(lk->env->base);
+	char fwd[128];
+	int rc = 0;
+
+	if (ub == NULL)
+		log_fatal("libunbound: cannot create a context");
+	/* library defaults are tiny (DESIGN §7) */
+	ub_ctx_set_option(ub, "outgoing-range:", "1024");
+	ub_ctx_set_option(ub, "outgoing-num-tcp:", "64");
+	ub_ctx_set_option(ub, "msg-cache-size:", "16m");
+	ub_ctx_set_option(ub, "rrset-cache-size:", "32m");
+	ub_ctx_set_option(ub, "do-ip6:", "yes");
+	/* libunbound answers the special-use "test." (RFC 6761) locally with
+	 * NXDOMAIN; let it through so test zones served by [dns] servers
+	 * resolve (elsewhere the root answers NXDOMAIN just the same) */
+	ub_ctx_set_option(ub, "local-zone:", "test. transparent");
+	for (size_t i = 0; i < c->ndns_servers && rc == 0; i++) {
+		/* "IP:PORT" / "[IPv6]:PORT" -> unbound's "IP@PORT" */
+		const char *s = c->dns_servers[i];
+		const char *colon = strrchr(s, ':');
+		if (s[0] == '[') {
+			const char *end = strchr(s, ']');
+			snprintf(fwd, sizeof(fwd), "%.*s%s%s",
+				 end ? (int)(end - s - 1) : 0, s + 1,
+				 end && end[1] == ':' ? "@" : "",
+				 end && end[1] == ':' ? end + 2 : "");
+		} else if (colon && strchr(s, ':') == colon) {
+			snprintf(fwd, sizeof(fwd), "%.*s@%s",
+				 (int)(colon - s), s, colon + 1);
+		} else {
+			snprintf(fwd, sizeof(fwd), "%s", s);
+		}
+		rc = ub_ctx_set_fwd(ub, fwd);
+	}
+	if (c->ndns_servers == 0)
+		rc = ub_ctx_resolvconf(ub, NULL);
+	if (rc != 0)
+		log_fatal("libunbound: %s", ub_strerror(rc));
+	return ub;
+}
+
+/* Outcome of one query as mx.h sees it. */
+static enum mx_lookup
+lk_outcome(int err, const struct dns_msg *m, int parsed, int sec,
+	   char *detail, size_t len)
+{
+	if (sec == 1) {
+		snprintf(detail, len, "DNSSEC bogus");
+		return MX_L_BOGUS;
+	}
+	if (err == DNS_R_NXDOMAIN || (parsed && m->rcode == DNS_R_NXDOMAIN))
+		return MX_L_NXDOMAIN;
+	if (err != 0 || !parsed || m->rcode != DNS_R_NOERROR) {
+		snprintf(detail, len, "%s",
+			 err ? dns_rcode_name((unsigned)err)
+			     : parsed ? dns_rcode_name(m->rcode)
+				      : "malformed answer");
+		return MX_L_TEMPFAIL;
+	}
+	return MX_L_ANSWER; /* refined to NODATA by the caller */
+}
+
+static void
+lk_query(struct lk_req *r, const char *name, int type, int host);
+
+static void
+lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
+	 const char *detail)
+{
+	struct mx_record recs[MX_RECORDS_MAX];
+	char names[32][MX_NAME_SIZE];
+	struct dns_chain ch;
+	struct mx_query q = {0};
+	size_t n = 0;
+
+	if (out == MX_L_ANSWER && dns_msg_chain(m, DNS_T_MX, &ch) == DNS_OK) {
+		for (uint16_t i = 0; i < ch.n && n < 32; i++) {
+			const struct dns_rr *rr = &m->rr[DNS_SEC_ANSWER][ch.idx[i]];
+			dns_name_text(m, rr->rd.mx.exchange, names[n],
+				      sizeof(names[n]));
+			recs[n].preference = rr->rd.mx.preference;
+			recs[n].exchange = names[n];
+			recs[n].cname = false;
+			buf_addf(&r->facts, "MX %s: %u %s (ttl %u)\n", r->domain,
+				 rr->rd.mx.preference, names[n], rr->ttl);
+			n++;
+		}
+		if (n == 0)
+			out = MX_L_NODATA;
+	}
+	if (out != MX_L_ANSWER)
+		buf_addf(&r->facts, "MX %s: %s%s%s\n", r->domain,
+			 mx_lookup_name(out), detail[0] ? " " : "", detail);
+	q.domain = r->domain;
+	q.lookup = out;
+	q.detail = detail[0] ? detail : NULL;
+	q.records = recs;
+	q.nrecords = n;
+	q.self = (const char *const *)r->self;
+	q.nself = r->nself;
+	q.seed = (uint64_t)random() << 32 ^ (uint64_t)random();
+	mx_decide(&q, &r->dec);
+	r->mx_done = 1;
+	if (r->dec.action != MX_DELIVER)
+		return;
+	for (uint16_t i = 0; i < r->dec.nhosts; i++) {
+		r->hosts[i].a = r->hosts[i].aaaa = MX_L_TEMPFAIL;
+		if (r->pol != MX_IP_V6_ONLY)
+			lk_query(r, r->dec.hosts[i].name, DNS_T_A, i);
+		if (r->pol != MX_IP_V4_ONLY)
+			lk_query(r, r->dec.hosts[i].name, DNS_T_AAAA, i);
+	}
+}
+
+static void
+lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
+	   const struct dns_msg *m, const char *detail)
+{
+	struct lk_host *h = &r->hosts[hi];
+	struct dns_chain ch;
+	const char *name = r->dec.hosts[hi].name;
+	size_t got = 0;
+
+	if (out == MX_L_ANSWER && dns_msg_chain(m, (uint16_t)type, &ch) ==
+					  DNS_OK) {
+		for (uint16_t i = 0; i < ch.n; i++) {
+			const struct dns_rr *rr = &m->rr[DNS_SEC_ANSWER][ch.idx[i]];
+			char txt[64];
+			if (type == DNS_T_A && h->nv4 < LOOKUP_ADDRS_PER_HOST) {
+				memcpy(h->v4[h->nv4++], rr->rd.a, 4);
+				inet_ntop(AF_INET, rr->rd.a, txt, sizeof(txt));
+			} else if (type == DNS_T_AAAA &&
+				   h->nv6 < LOOKUP_ADDRS_PER_HOST) {
+				memcpy(h->v6[h->nv6++], rr->rd.aaaa, 16);
+				inet_ntop(AF_INET6, rr->rd.aaaa, txt, sizeof(txt));
+			} else {
+				continue;
+			}
+			buf_addf(&r->facts, "%s %s: %s (ttl %u)\n",
+				 type == DNS_T_A ? "A" : "AAAA", name, txt,
+				 rr->ttl);
+			got++;
+		}
+		if (got == 0)
+			out = MX_L_NODATA;
+	}
+	if (out != MX_L_ANSWER)
+		buf_addf(&r->facts, "%s %s: %s%s%s\n",
+			 type == DNS_T_A ? "A" : "AAAA", name,
+			 mx_lookup_name(out), detail[0] ? " " : "", detail);
+	if (type == DNS_T_A)
+		h->a = out;
+	else
+		h->aaaa = out;
+	if (detail[0])
+		snprintf(h->detail, sizeof(h->detail), "%s", detail);
+}
+
+static void
+lk_callback(void *arg, int err, void *pkt, int len, int sec, char *why,
+	    int ratelimited)
+{
+	struct lk_query *qq = arg;
+	struct lk_req *r = qq->req;
+	struct dns_msg *m = xmalloc(sizeof(*m));
+	char detail[64] = "";
+	int parsed = 0;
+	enum mx_lookup out;
+
+	if (err == 0 && pkt != NULL)
+		parsed = dns_msg_parse(pkt, (size_t)len, m) == DNS_OK;
+	out = lk_outcome(err, m, parsed, sec, detail, sizeof(detail));
+	if (qq->host < 0)
+		lk_on_mx(r, out, m, detail);
+	else
+		lk_on_addr(r, qq->host, qq->type, out, m, detail);
+	xfree(m);
+	xfree(qq);
+	if (--r->pending == 0)
+		lk_finish(r);
+}
+
+static void
+lk_query(struct lk_req *r, const char *name, int type, int host)
+{
+	struct lk_query *qq = xcalloc(1, sizeof(*qq));
+	int id, rc;
+
+	qq->req = r;
+	qq->host = host;
+	qq->type = type;
+	r->pending++;
+	rc = ub_resolve_event(r->lk->ub, name, type, DNS_C_IN, qq, lk_callback,
+			      &id);
+	if (rc != 0) {
+		log_warn("libunbound: %s %s: %s", name, dns_type_name(type),
+			 ub_strerror(rc));
+		/* report as a temporary failure through the normal path */
+		lk_callback(qq, DNS_R_SERVFAIL, NULL, 0, 0, NULL, 0);
+	}
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static void
+lk_req_free(struct lookup *lk, struct lk_req *r)
+{
+	for (struct lk_req **pp = &lk->reqs; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	lk->nreqs--;
+	for (size_t i = 0; i < r->nself; i++)
+		xfree(r->self[i]);
+	buf_free(&r->facts);
+	xfree(r);
+}
+
+static void
+lk_send_result(struct lk_req *r, const struct mx_plan *p)
+{
+	struct ipc_out o;
+
+	ipc_out_init(&o);
+	ipc_put_u8(&o, (uint8_t)p->action);
+	ipc_put_str(&o, p->status ? p->status : "");
+	ipc_put_str(&o, p->explain);
+	ipc_put_str(&o, r->dec.warning);
+	ipc_put_str(&o, r->facts.data ? r->facts.data : "");
+	ipc_put_u32(&o, (uint32_t)p->n);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct mx_target *t = &p->t[i];
+		ipc_put_u8(&o, (uint8_t)t->family);
+		ipc_put_data(&o, t->addr, 16);
+		ipc_put_str(&o, r->dec.hosts[t->host].name);
+		ipc_put_u32(&o, r->dec.hosts[t->host].preference);
+	}
+	if (r->lk->queue)
+		ipc_send(r->lk->queue, R_ROUTE_RESULT, r->id, -1, &o);
+	ipc_out_free(&o);
+}
+
+static void
+lk_finish(struct lk_req *r)
+{
+	struct mx_addrs per[MX_HOSTS_MAX];
+	struct mx_plan *p = xmalloc(sizeof(*p));
+
+	memset(per, 0, sizeof(per));
+	for (uint16_t i = 0; i < r->dec.nhosts; i++) {
+		per[i].a = r->hosts[i].a;
+		per[i].aaaa = r->hosts[i].aaaa;
+		per[i].detail = r->hosts[i].detail[0] ? r->hosts[i].detail
+						       : NULL;
+		per[i].v4 = (const uint8_t(*)[4])r->hosts[i].v4;
+		per[i].nv4 = r->hosts[i].nv4;
+		per[i].v6 = (const uint8_t(*)[16])r->hosts[i].v6;
+		per[i].nv6 = r->hosts[i].nv6;
+	}
+	mx_plan_addresses(&r->dec, per, r->pol, r->maxa, p);
+	if (r->dec.warning[0])
+		log_warn("route %s: %s", r->domain, r->dec.warning);
+	log_info("route %s: %s", r->domain, p->explain);
+	lk_send_result(r, p);
+	xfree(p);
+	lk_req_free(r->lk, r);
+}
+
+static void
+lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
+{
+	struct lk_req *r = xcalloc(1, sizeof(*r));
+	uint32_t nself;
+
+	r->lk = lk;
+	r->id = h->id;
+	snprintf(r->domain, sizeof(r->domain), "%s", ipc_get_str(in));
+	r->pol = (enum mx_ip_policy)ipc_get_u8(in);
+	r->maxa = ipc_get_u32(in);
+	nself = ipc_get_u32(in);
+	for (uint32_t i = 0; i < nself && !in->err; i++) {
+		const char *s = ipc_get_str(in);
+		if (r->nself < 8)
+			r->self[r->nself++] = xstrdup(s);
+	}
+	ipc_end(in);
+	buf_init(&r->facts, LOOKUP_FACTS_MAX);
+	r->next = lk->reqs;
+	lk->reqs = r;
+	lk->nreqs++;
+	r->pending = 1; /* held until the MX query is submitted */
+	lk_query(r, r->domain, DNS_T_MX, -1);
+	if (--r->pending == 0)
+		lk_finish(r);
+}
+
+/* ---- channels ----------------------------------------------------------- */
+
+static void
+lk_queue_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+	     int fd, void *arg)
+{
+	if (fd >= 0)
+		close(fd);
+	if (h->type != R_ROUTE)
+		log_panic("lookup: unexpected message %u", h->type);
+	lk_on_route(arg, h, in);
+}
+
+static void
+lk_queue_close(struct ipc *ipc, void *arg)
+{
+	struct lookup *lk = arg;
+
+	/* answers still in flight are dropped when they arrive */
+	ipc_free(lk->queue);
+	lk->queue = NULL;
+}
+
+static void
+lk_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+	      int fd, void *arg)
+{
+	struct lookup *lk = arg;
+
+	switch (h->type) {
+	case M_PEER:
+		ipc_get_u8(in);
+		ipc_get_u32(in);
+		ipc_end(in);
+		if (lk->queue)
+			ipc_free(lk->queue);
+		lk->queue = ipc_new(lk->env->base, fd, lk_queue_msg,
+				    lk_queue_close, lk);
+		return;
+	case M_RELOAD: {
+		struct conf *nc = role_reload_conf(lk->env, in);
+		if (nc != NULL) {
+			conf_free(lk->env->conf);
+			lk->env->conf = nc;
+			log_set_level(nc->log_level);
+			/* a new context for new [dns] servers; the old one
+			 * stays until its queries are done (leaked: rare) */
+			lk->ub = lk_context(lk);
+		}
+		break;
+	}
+	case M_SHUTDOWN:
+		ipc_end(in);
+		exit(0);
+	default:
+		log_panic("lookup: unexpected master message %u", h->type);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void
+lk_master_close(struct ipc *ipc, void *arg)
+{
+	exit(0);
+}
+
+int
+lookup_main(struct role_env *env)
+{
+	static struct lookup lk;
+
+	lk.env = env;
+	srandom((unsigned)(clock_mono_ms() ^ (uint64_t)getpid()));
+	lk.ub = lk_context(&lk);
+	lk.master = ipc_new(env->base, ROLE_MASTER_FD, lk_master_msg,
+			    lk_master_close, &lk);
+	event_base_dispatch(env->base);
+	return 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * lookup — the lookup role: DNS through libunbound and the routing
+ * decision for outbound mail. It holds no secrets and no spool; it
+ * parses attacker-written DNS answers with the pure dns_msg parser and
+ * decides with the pure mx module.
+ *
+ * One libunbound context created with ub_ctx_create_event() on this
+ * role's libevent base (no forked helper). [dns] servers are forwarders
+ * (tests point them at their own authoritative server); without them,
+ * /etc/resolv.conf. libunbound's cache respects TTLs and retries
+ * truncated UDP answers over TCP.
+ *
+ * R_ROUTE (from queue): domain, IP family policy, max addresses, our own
+ * names -> MX lookup -> A/AAAA of every MX host in parallel -> R_ROUTE_
+ * RESULT: deliver to an ordered address list, defer (4.4.3: never a
+ * fallback to the domain's A record on a temporary MX failure) or bounce
+ * (NXDOMAIN 5.1.2, null MX 5.1.10, MX loop 5.4.6, no address 5.4.4),
+ * with a one-line explanation and the DNS facts used, for the attempt
+ * record.
+ */
+#ifndef TODOKU_LOOKUP_H
+#define TODOKU_LOOKUP_H
+
+#define LOOKUP_FACTS_MAX 8192
+#define LOOKUP_ADDRS_PER_HOST 16
+#define LOOKUP_MAX_REQUESTS 4096
+
+#endif
