@@ -37,11 +37,13 @@ build: $(BUILD)/build.ninja
 run: deps build
 	./$(BUILD)/todoku serve -f
 
+# cmocka unit tests and the conformance suites (SPF RFC 7208, DKIM vectors)
 unit: build
-	meson test -C $(BUILD) --suite unit --print-errorlogs
+	meson test -C $(BUILD) --print-errorlogs
 
 integration: build
 	TODOKU_BIN=$(CURDIR)/$(BUILD)/todoku $(PYTEST) tests/integration
+	DKIM_TOOL=$(CURDIR)/$(BUILD)/tests/dkim/dkim_tool $(PYTEST) tests/dkim
 
 $(SANBUILD)/build.ninja:
 	meson setup $(SANBUILD) --werror -Db_sanitize=address,undefined \
@@ -55,7 +57,7 @@ san-build: $(SANBUILD)/build.ninja
 sanitize: san-build
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C $(SANBUILD) --suite unit --print-errorlogs
+		meson test -C $(SANBUILD) --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	TODOKU_BIN=$(CURDIR)/$(SANBUILD)/todoku TODOKU_SANITIZED=1 \
