@@ -63,11 +63,13 @@ enum sect {
 	S_LISTEN,
 	S_DOMAIN,
 	S_DELIVERY,
+	S_ROUTE,
 	S_COUNT
 };
 
 static const char *const sect_names[S_COUNT] = {
     "", "server", "smtp", "queue", "dns", "listen", "domain", "delivery",
+    "route",
 };
 
 struct key;
@@ -655,6 +657,67 @@ set_ip(struct parser *p, const struct key *k, void *dst, char *val)
 	return set_choice(p, k, dst, val, conf_ip_names, 5);
 }
 
+/* via = smtp://host[:port] | smtps://host[:port]; host may be [IP]. */
+static int
+set_via(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	struct conf_route *r = dst;
+	const char *h;
+	char host[300];
+	uint64_t port;
+	char *colon;
+	size_t n;
+
+	if (strncasecmp(val, "smtp://", 7) == 0) {
+		r->implicit_tls = false;
+		h = val + 7;
+	} else if (strncasecmp(val, "smtps://", 8) == 0) {
+		r->implicit_tls = true;
+		h = val + 8;
+	} else {
+		return bad_value(p, k, val);
+	}
+	n = strlen(h);
+	if (n == 0 || n >= sizeof(host))
+		return bad_value(p, k, val);
+	memcpy(host, h, n + 1);
+	port = r->implicit_tls ? 465 : 25;
+	colon = strrchr(host, ':');
+	if (colon && (host[0] != '[' || colon > strchr(host, ']'))) {
+		if (parse_u64(colon + 1, &port) < 0 || port == 0 ||
+		    port > 65535)
+			return bad_value(p, k, val);
+		*colon = '\0';
+	}
+	lower(host);
+	if (host[0] == '[') {
+		size_t hl = strlen(host);
+		struct sockaddr_storage ss;
+		int pfx;
+		if (host[hl - 1] != ']')
+			return bad_value(p, k, val);
+		host[hl - 1] = '\0';
+		if (parse_cidr(host + 1, &ss, &pfx) < 0 ||
+		    pfx != (ss.ss_family == AF_INET ? 32 : 128))
+			return bad_value(p, k, val);
+		memmove(host, host + 1, hl - 1);
+	} else if (!addr_domain_valid(host, strlen(host))) {
+		return bad_value(p, k, val);
+	}
+	xfree(r->host);
+	r->host = xstrdup(host);
+	r->port = (unsigned)port;
+	xfree(r->via);
+	r->via = xstrdup(val);
+	return 0;
+}
+
+static int
+set_route_tls(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return set_choice(p, k, dst, val, conf_tls_names, 3);
+}
+
 static int
 set_nets(struct parser *p, const struct key *k, void *dst, char *val)
 {
@@ -877,9 +940,23 @@ static const struct key delivery_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+#define OFF_R(f) offsetof(struct conf_route, f)
+
+static const struct key route_keys[] = {
+    {"via", set_via, 0, 0, 0,
+     "smtp://host:port or smtps://host:port (host may be [IP])"},
+    {"tls", set_route_tls, OFF_R(tls), 0, 0, "none, may or must"},
+    {"helo", set_opt_hostname, OFF_R(helo), 0, 0,
+     "a host name like mx.example.com"},
+    {"auth-user", set_string, OFF_R(auth_user), 0, 0, "a user name"},
+    {"auth-password-file", set_path, OFF_R(auth_password_file), 0, 0,
+     "a file name"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static const struct key *const sect_keys[S_COUNT] = {
     NULL,     server_keys, smtp_keys,	queue_keys,
-    dns_keys, listen_keys, domain_keys, delivery_keys,
+    dns_keys, listen_keys, domain_keys, delivery_keys, route_keys,
 };
 
 /* ---- the conf object ------------------------------------------------- */
@@ -985,6 +1062,20 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < c->ndomains; i++)
 		domain_free(&c->domains[i]);
 	xfree(c->domains);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct conf_route *r = &c->routes[i];
+		xfree(r->name);
+		xfree(r->via);
+		xfree(r->host);
+		xfree(r->helo);
+		xfree(r->auth_user);
+		xfree(r->auth_password_file);
+		if (r->auth_password)
+			explicit_bzero(r->auth_password,
+				       strlen(r->auth_password));
+		xfree(r->auth_password);
+	}
+	xfree(c->routes);
 	for (size_t i = 0; i < c->naliases; i++) {
 		xfree(c->aliases[i].from);
 		strv_free(c->aliases[i].to, c->aliases[i].nto);
@@ -1019,6 +1110,41 @@ users_sort(struct conf_domain *d)
 	d->nusers = w + 1;
 }
 
+static int
+route_end(struct parser *p, struct conf_route *r)
+{
+	if (r->host == NULL) {
+		perr(p,
+		     "[route \"%s\"] has no via (add via = "
+		     "smtp://relay.example.net:587)",
+		     r->name);
+		return -1;
+	}
+	if (r->tls < 0)
+		r->tls = r->implicit_tls ? CONF_TLS_MUST : CONF_TLS_MAY;
+	if (r->implicit_tls && r->tls != CONF_TLS_MUST) {
+		perr(p, "[route \"%s\"]: smtps:// is always TLS (remove tls "
+			"or set tls = must)",
+		     r->name);
+		return -1;
+	}
+	if ((r->auth_user == NULL) != (r->auth_password_file == NULL)) {
+		perr(p,
+		     "[route \"%s\"]: auth-user and auth-password-file go "
+		     "together",
+		     r->name);
+		return -1;
+	}
+	if (r->auth_user && r->tls != CONF_TLS_MUST) {
+		perr(p,
+		     "[route \"%s\"]: AUTH is only sent over TLS (set tls = "
+		     "must, or use smtps://)",
+		     r->name);
+		return -1;
+	}
+	return 0;
+}
+
 /* Check the section that ends here for its required keys. */
 static int
 section_end(struct parser *p)
@@ -1046,6 +1172,8 @@ section_end(struct parser *p)
 			r = -1;
 		}
 	}
+	if (p->sect == S_ROUTE)
+		r = route_end(p, &c->routes[c->nroutes - 1]);
 	p->line = line;
 	return r;
 }
@@ -1159,6 +1287,39 @@ open_plain(struct parser *p, enum sect s, const char *sub)
 	return 0;
 }
 
+/* Route names: "*", a domain, or ".parent.domain" (longest suffix). */
+static int
+open_route(struct parser *p, const char *sub)
+{
+	struct conf *c = p->c;
+	struct conf_route *r;
+	const char *d = sub[0] == '.' ? sub + 1 : sub;
+
+	if (strcmp(sub, "*") != 0 && !addr_domain_valid(d, strlen(d))) {
+		perr(p,
+		     "bad route name \"%s\" (expected \"*\", a domain like "
+		     "example.com, or .example.com for its subdomains)",
+		     sub);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		if (strcmp(c->routes[i].name, sub) == 0) {
+			perr(p,
+			     "duplicate section [route \"%s\"] (first at "
+			     "line %d)",
+			     sub, c->routes[i].line);
+			return -1;
+		}
+	}
+	c->routes = vec_grow(c->routes, c->nroutes, sizeof(*r));
+	r = &c->routes[c->nroutes++];
+	memset(r, 0, sizeof(*r));
+	r->name = xstrdup(sub);
+	r->line = p->line;
+	r->tls = -1; /* default: must for smtps, may otherwise */
+	return 0;
+}
+
 static int
 section_open(struct parser *p, char *name, char *sub)
 {
@@ -1172,7 +1333,7 @@ section_open(struct parser *p, char *name, char *sub)
 		return -1;
 	if (sub)
 		lower(sub);
-	if ((s == S_LISTEN || s == S_DOMAIN) && sub == NULL) {
+	if ((s == S_LISTEN || s == S_DOMAIN || s == S_ROUTE) && sub == NULL) {
 		perr(p, "[%s] needs a name (write [%s \"NAME\"])", name, name);
 		return -1;
 	}
@@ -1184,6 +1345,8 @@ section_open(struct parser *p, char *name, char *sub)
 		r = open_listen(p, sub);
 	else if (s == S_DOMAIN)
 		r = open_domain(p, sub);
+	else if (s == S_ROUTE)
+		r = open_route(p, sub);
 	else
 		r = open_plain(p, (enum sect)s, sub);
 	if (r < 0)
@@ -1285,6 +1448,8 @@ key_target(struct parser *p, const struct key *k)
 		return (char *)&c->listens[c->nlistens - 1] + k->off;
 	if (p->sect == S_DOMAIN)
 		return (char *)&c->domains[c->ndomains - 1] + k->off;
+	if (p->sect == S_ROUTE)
+		return (char *)&c->routes[c->nroutes - 1] + k->off;
 	return (char *)c + k->off;
 }
 
@@ -1693,6 +1858,31 @@ load_aliases(struct parser *p)
 	return r;
 }
 
+/* The first line of the password file (the file itself is the secret). */
+static int
+load_password(struct parser *p, struct conf_route *r)
+{
+	size_t len;
+	char *text, *nl;
+
+	p->name = r->auth_password_file;
+	p->line = 0;
+	if ((text = read_file(p, r->auth_password_file, &len)) == NULL)
+		return -1;
+	text[len] = '\0';
+	if ((nl = strpbrk(text, "\r\n")) != NULL)
+		*nl = '\0';
+	if (text[0] == '\0') {
+		perr(p, "empty password file for [route \"%s\"]", r->name);
+		xfree(text);
+		return -1;
+	}
+	r->auth_password = xstrdup(text);
+	explicit_bzero(text, len);
+	xfree(text);
+	return 0;
+}
+
 static int
 load_tables(struct parser *p)
 {
@@ -1709,6 +1899,10 @@ load_tables(struct parser *p)
 	}
 	if (c->aliases_file && load_aliases(p) < 0)
 		return -1;
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (c->routes[i].auth_password_file &&
+		    load_password(p, &c->routes[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -1986,6 +2180,19 @@ conf_dump(const struct conf *c, struct buf *out)
 	}
 	for (size_t i = 0; i < c->ndomains && r == 0; i++)
 		r = dump_domain(&c->domains[i], out);
+	for (size_t i = 0; i < c->nroutes && r == 0; i++) {
+		const struct conf_route *rt = &c->routes[i];
+		r = dump_header(out, "route", rt->name);
+		r = r ? r : dump_kv(out, "via", rt->via);
+		r = r ? r : dump_kv(out, "tls", conf_tls_names[rt->tls]);
+		r = r ? r : dump_opt(out, "helo", rt->helo);
+		if (rt->auth_user) {
+			r = r ? r : dump_kv(out, "auth-user", rt->auth_user);
+			r = r ? r
+			      : dump_kv(out, "auth-password-file",
+					rt->auth_password_file);
+		}
+	}
 	return r;
 }
 
@@ -1994,6 +2201,31 @@ conf_dump(const struct conf *c, struct buf *out)
 const char *const conf_tls_names[] = {"none", "may", "must"};
 const char *const conf_ip_names[] = {"any", "prefer-ipv4", "prefer-ipv6",
 				     "ipv4-only", "ipv6-only"};
+
+const struct conf_route *
+conf_route_find(const struct conf *c, const char *domain)
+{
+	const struct conf_route *best = NULL, *star = NULL;
+	size_t dl = strlen(domain), bestlen = 0;
+
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct conf_route *r = &c->routes[i];
+		size_t nl = strlen(r->name);
+		if (strcasecmp(r->name, domain) == 0)
+			return r;
+		if (strcmp(r->name, "*") == 0) {
+			star = r;
+			continue;
+		}
+		/* ".example.com" matches a.example.com, a.b.example.com */
+		if (r->name[0] == '.' && dl > nl &&
+		    strcasecmp(domain + dl - nl, r->name) == 0 && nl > bestlen) {
+			best = r;
+			bestlen = nl;
+		}
+	}
+	return best ? best : star;
+}
 
 const struct conf_domain *
 conf_domain_find(const struct conf *c, const char *domain)

@@ -103,6 +103,21 @@ struct conf_domain {
 	int line;
 };
 
+/* [route "NAME"]: a smarthost for "*", a domain, or ".parent.domain". */
+struct conf_route {
+	char *name;
+	char *via; /* as written */
+	char *host; /* name or IP address (brackets removed) */
+	unsigned port;
+	bool implicit_tls; /* smtps:// */
+	int tls; /* enum conf_tls */
+	char *helo; /* NULL: [delivery] helo */
+	char *auth_user;
+	char *auth_password_file;
+	char *auth_password; /* read from the file at load */
+	int line;
+};
+
 struct conf {
 	char *path; /* file it came from, or "(built-in)" */
 
@@ -156,6 +171,8 @@ struct conf {
 	size_t ndomains;
 	struct conf_alias *aliases;
 	size_t naliases;
+	struct conf_route *routes;
+	size_t nroutes;
 };
 
 extern const char conf_default_text[];
@@ -180,6 +197,10 @@ const struct conf_domain *conf_domain_find(const struct conf *c,
 					   const char *domain);
 /* True if sa is inside one of the trusted-networks. */
 bool conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+/* Routing precedence (DESIGN §7): exact domain, longest ".parent"
+ * suffix, then "*"; NULL: deliver by MX. */
+const struct conf_route *conf_route_find(const struct conf *c,
+					 const char *domain);
 /* The table's copy of user (already a lookup key), or NULL. */
 const char *conf_user_find(const struct conf_domain *d, const char *user);
 /* The alias for key ("local@domain" or "local", lowercase), or NULL. */

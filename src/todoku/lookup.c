@@ -46,6 +46,7 @@ struct lk_req {
 	struct lk_host hosts[MX_HOSTS_MAX];
 	int pending;
 	int mx_done;
+	int host_mode; /* smarthost: domain is the relay host, no MX */
 	struct buf facts;
 	struct lk_req *next;
 };
@@ -163,7 +164,7 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 		if (n == 0)
 			out = MX_L_NODATA;
 	}
-	if (out != MX_L_ANSWER)
+	if (out != MX_L_ANSWER && !r->host_mode)
 		buf_addf(&r->facts, "MX %s: %s%s%s\n", r->domain,
 			 mx_lookup_name(out), detail[0] ? " " : "", detail);
 	q.domain = r->domain;
@@ -343,6 +344,36 @@ lk_finish(struct lk_req *r)
 	lk_req_free(r->lk, r);
 }
 
+/*
+ * A smarthost ([route] via): no MX lookup; the relay host is the only
+ * "MX" (the implicit-MX path of mx_decide, which also catches a relay
+ * that is ourselves). An IP address needs no lookup at all.
+ */
+static void
+lk_start_host(struct lk_req *r)
+{
+	uint8_t a[16];
+	int v6 = inet_pton(AF_INET6, r->domain, a) == 1;
+
+	buf_addf(&r->facts, "route: smarthost %s\n", r->domain);
+	if (v6 || inet_pton(AF_INET, r->domain, a) == 1) {
+		memset(&r->dec, 0, sizeof(r->dec));
+		r->dec.action = MX_DELIVER;
+		r->dec.nhosts = 1;
+		snprintf(r->dec.hosts[0].name, sizeof(r->dec.hosts[0].name),
+			 "%s", r->domain);
+		r->hosts[0].a = v6 ? MX_L_NODATA : MX_L_ANSWER;
+		r->hosts[0].aaaa = v6 ? MX_L_ANSWER : MX_L_NODATA;
+		if (v6)
+			memcpy(r->hosts[0].v6[r->hosts[0].nv6++], a, 16);
+		else
+			memcpy(r->hosts[0].v4[r->hosts[0].nv4++], a, 4);
+		r->mx_done = 1;
+		return;
+	}
+	lk_on_mx(r, MX_L_NODATA, NULL, "");
+}
+
 static void
 lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
 {
@@ -352,6 +383,7 @@ lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
 	r->lk = lk;
 	r->id = h->id;
 	snprintf(r->domain, sizeof(r->domain), "%s", ipc_get_str(in));
+	r->host_mode = ipc_get_u8(in);
 	r->pol = (enum mx_ip_policy)ipc_get_u8(in);
 	r->maxa = ipc_get_u32(in);
 	nself = ipc_get_u32(in);
@@ -365,8 +397,11 @@ lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
 	r->next = lk->reqs;
 	lk->reqs = r;
 	lk->nreqs++;
-	r->pending = 1; /* held until the MX query is submitted */
-	lk_query(r, r->domain, DNS_T_MX, -1);
+	r->pending = 1; /* held until the first query is submitted */
+	if (r->host_mode)
+		lk_start_host(r);
+	else
+		lk_query(r, r->domain, DNS_T_MX, -1);
 	if (--r->pending == 0)
 		lk_finish(r);
 }

@@ -32,7 +32,8 @@
  *                u64 arrival, str recipient, str Maildir path,
  *                str prefix headers
  * queue -> lookup (id = route request)
- *   R_ROUTE      str domain, u8 ip policy (mx.h), u32 max addresses,
+ *   R_ROUTE      str domain (or relay host), u8 host mode (1: [route]
+ *                smarthost, no MX), u8 ip policy (mx.h), u32 max addresses,
  *                u32 nself, nself x str (our own host names)
  * lookup -> queue
  *   R_ROUTE_RESULT u8 action (mx_action), str status, str explanation,
@@ -43,7 +44,8 @@
  * queue -> smtp-out (id = job)
  *   O_DELIVER    fd = body; str queue id, str domain, str sender,
  *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
- *                data prepend headers, u32 nrcpt x (u64 rcpt id, str address, u32 notify,
+ *                u32 port, u8 tls (conf_tls), u8 implicit TLS, str helo,
+ *                str auth user, str auth password, data prepend headers, u32 nrcpt x (u64 rcpt id, str address, u32 notify,
  *                str orcpt), u32 ntargets x (u8 family, data address,
  *                str host)
  * smtp-out -> queue

@@ -90,6 +90,7 @@ struct rjob {
 	size_t n;
 	int phase; /* 0 route, 1 body, 2 smtp-out */
 	char *facts; /* DNS facts from lookup */
+	const struct conf_route *route; /* smarthost, or NULL: MX */
 	struct ipc_out targets; /* encoded target list for O_DELIVER */
 	uint32_t ntargets;
 	struct rjob *next;
@@ -486,8 +487,10 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	r->next = q->rjobs;
 	q->rjobs = r;
 	q->inflight++;
+	r->route = conf_route_find(c, domain);
 	ipc_out_init(&o);
-	ipc_put_str(&o, domain);
+	ipc_put_str(&o, r->route ? r->route->host : domain);
+	ipc_put_u8(&o, r->route != NULL);
 	ipc_put_u8(&o, (uint8_t)c->delivery_ip);
 	ipc_put_u32(&o, c->delivery_max_addresses);
 	ipc_put_u32(&o, c->delivery_helo ? 2 : 1);
@@ -496,6 +499,21 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 		ipc_put_str(&o, c->delivery_helo);
 	ipc_send(q->lookup->ipc, R_ROUTE, r->id, -1, &o);
 	ipc_out_free(&o);
+}
+
+/* How to talk to the next hop: [delivery] for MX, the route otherwise. */
+static void
+rjob_put_session(const struct conf *c, const struct conf_route *rt,
+		 struct ipc_out *o)
+{
+	const char *helo = c->delivery_helo ? c->delivery_helo : c->hostname;
+
+	ipc_put_u32(o, rt ? rt->port : c->delivery_port);
+	ipc_put_u8(o, (uint8_t)(rt ? rt->tls : c->delivery_tls));
+	ipc_put_u8(o, rt ? rt->implicit_tls : 0);
+	ipc_put_str(o, rt && rt->helo ? rt->helo : helo);
+	ipc_put_str(o, rt ? rt->auth_user : NULL);
+	ipc_put_str(o, rt ? rt->auth_password : NULL);
 }
 
 static void
@@ -526,6 +544,7 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 	ipc_put_u8(&o, (uint8_t)info->smtputf8);
 	ipc_put_u8(&o, (uint8_t)info->ret);
 	ipc_put_str(&o, info->envid);
+	rjob_put_session(q->env->conf, r->route, &o);
 	ipc_put_data(&o, prepend, prepend_len);
 	ipc_put_u32(&o, (uint32_t)r->n);
 	for (size_t i = 0; i < r->n; i++) {
@@ -572,6 +591,15 @@ queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
 	snprintf(where, sizeof(where), "dns %s", r->domain);
 	if (action == MX_DEFER) {
 		rjob_finish_all(q, r, MAILDIR_TEMP, status, where, explain);
+		return;
+	}
+	if (action == MX_BOUNCE && r->route) {
+		/* a smarthost that does not resolve is our configuration's
+		 * fault, not the recipient's: keep the mail */
+		char why[700];
+		snprintf(why, sizeof(why), "smarthost of [route \"%s\"]: %s",
+			 r->route->name, explain);
+		rjob_finish_all(q, r, MAILDIR_TEMP, "4.4.4", where, why);
 		return;
 	}
 	if (action == MX_BOUNCE) {

@@ -43,6 +43,11 @@ struct job {
 	char domain[256];
 	int body_fd;
 	char *sender, *envid;
+	/* the session: [delivery] for MX, the [route] for a smarthost */
+	unsigned port;
+	int tls; /* enum conf_tls */
+	int implicit_tls;
+	char *helo, *auth_user, *auth_pass;
 	struct buf prepend; /* trace headers sent before the stored body */
 	struct smtp_client_msg m;
 	struct smtp_client_rcpt *rcpts;
@@ -65,6 +70,7 @@ struct job {
 	off_t body_off;
 	struct smtp_dotstuff ds;
 	int body_end_pending;
+	int implicit_pending; /* smtps: handshake before the engine runs */
 	char last_fail[512];
 };
 
@@ -111,6 +117,7 @@ job_conn_close(struct job *j)
 	j->in_body = 0;
 	j->started = 0;
 	j->body_end_pending = 0;
+	j->implicit_pending = 0;
 	evtimer_del(j->timer);
 }
 
@@ -129,6 +136,11 @@ job_free(struct job *j)
 	xfree(j->rcpt_ids);
 	xfree(j->sender);
 	xfree(j->envid);
+	xfree(j->helo);
+	xfree(j->auth_user);
+	if (j->auth_pass)
+		explicit_bzero(j->auth_pass, strlen(j->auth_pass));
+	xfree(j->auth_pass);
 	buf_free(&j->trace);
 	buf_free(&j->out);
 	buf_free(&j->in);
@@ -313,7 +325,10 @@ job_tls_step(struct job *j)
 		buf_addf(&j->trace, "  TLS %s %s (certificate not verified)\n",
 			 SSL_get_version(j->ssl), SSL_get_cipher_name(j->ssl));
 		j->io = IO_TALK;
-		smtp_client_tls_done(j->c, true, "");
+		if (j->implicit_pending)
+			j->implicit_pending = 0;
+		else
+			smtp_client_tls_done(j->c, true, "");
 		job_pump(j);
 		return;
 	}
@@ -328,6 +343,10 @@ job_tls_step(struct job *j)
 			 ? ERR_reason_error_string(ERR_get_error())
 			 : "connection closed");
 	ERR_clear_error();
+	if (j->implicit_pending) {
+		job_next_target(j, why);
+		return;
+	}
 	j->io = IO_TALK;
 	SSL_free(j->ssl);
 	j->ssl = NULL;
@@ -547,6 +566,10 @@ job_on_timeout(evutil_socket_t fd, short what, void *arg)
 		job_next_target(j, "connection timed out");
 		return;
 	}
+	if (j->implicit_pending) {
+		job_next_target(j, "TLS handshake timed out");
+		return;
+	}
 	snprintf(why, sizeof(why), "timeout in state %s",
 		 smtp_client_state_name(j->c));
 	if (j->ev)
@@ -575,15 +598,27 @@ job_on_connected(evutil_socket_t fd, short what, void *arg)
 		job_next_target(j, why);
 		return;
 	}
-	p.helo = c->delivery_helo ? c->delivery_helo : c->hostname;
-	p.tls = c->delivery_tls == CONF_TLS_MUST  ? SMTPC_TLS_MUST
-		: c->delivery_tls == CONF_TLS_NONE ? SMTPC_TLS_OFF
-						   : SMTPC_TLS_MAY;
+	(void)c;
+	p.helo = j->helo;
+	p.tls = j->tls == CONF_TLS_MUST	   ? SMTPC_TLS_MUST
+		: j->tls == CONF_TLS_NONE ? SMTPC_TLS_OFF
+					  : SMTPC_TLS_MAY;
+	p.in_tls = j->implicit_tls;
+	p.auth_user = *j->auth_user ? j->auth_user : NULL;
+	p.auth_pass = *j->auth_user ? j->auth_pass : NULL;
 	p.max_msgs = 1;
 	j->c = smtp_client_new(&p);
-	if (j->c == NULL)
-		log_fatal("smtp-out: invalid HELO name \"%s\"", p.helo);
+	if (j->c == NULL) {
+		job_next_target(j, "invalid HELO name or credentials");
+		return;
+	}
 	smtp_reply_parser_init(&j->rp);
+	if (j->implicit_tls) {
+		/* smtps://: TLS before the greeting */
+		j->implicit_pending = 1;
+		job_start_tls(j);
+		return;
+	}
 	j->io = IO_TALK;
 	job_pump(j);
 }
@@ -598,18 +633,18 @@ job_try_target(struct job *j)
 
 	job_addr_text(t, addr, sizeof(addr));
 	snprintf(j->where, sizeof(j->where), "%s [%s]:%u", t->host, addr,
-		 j->o->env->conf->delivery_port);
+		 j->port);
 	if (t->family == 6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		s6->sin6_family = AF_INET6;
 		memcpy(&s6->sin6_addr, t->addr, 16);
-		s6->sin6_port = htons((uint16_t)j->o->env->conf->delivery_port);
+		s6->sin6_port = htons((uint16_t)j->port);
 		sl = sizeof(*s6);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		s4->sin_family = AF_INET;
 		memcpy(&s4->sin_addr, t->addr, 4);
-		s4->sin_port = htons((uint16_t)j->o->env->conf->delivery_port);
+		s4->sin_port = htons((uint16_t)j->port);
 		sl = sizeof(*s4);
 	}
 	j->io = IO_CONNECT;
@@ -672,6 +707,12 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->m.smtputf8 = ipc_get_u8(in);
 	j->m.ret = (enum smtp_ret)ipc_get_u8(in);
 	j->envid = xstrdup(ipc_get_str(in));
+	j->port = ipc_get_u32(in);
+	j->tls = ipc_get_u8(in);
+	j->implicit_tls = ipc_get_u8(in);
+	j->helo = xstrdup(ipc_get_str(in));
+	j->auth_user = xstrdup(ipc_get_str(in));
+	j->auth_pass = xstrdup(ipc_get_str(in));
 	{
 		size_t plen;
 		const void *pp = ipc_get_data(in, &plen);
