@@ -1680,7 +1680,11 @@ spf_start(struct spf *s, const char *ip, const char *domain, const char *sender,
 		finish(s, SPF_NONE, "malformed domain \"%.64s\"", domain);
 		return s->step;
 	}
-	snprintf(s->domain0, sizeof(s->domain0), "%s", d);
+	if (strlen(d) >= sizeof(s->domain0)) {
+		finish(s, SPF_NONE, "malformed domain");
+		return s->step;
+	}
+	memcpy(s->domain0, d, strlen(d) + 1);
 	if (push_frame(s, d, false))
 		return run(s);
 	return s->step;
