@@ -84,6 +84,102 @@ struct smtpo {
 static void job_pump(struct job *j);
 static void job_next_target(struct job *j, const char *why);
 
+/* ---- address health memory -------------------------------------------- */
+
+/*
+ * Addresses that recently refused us, timed out or never greeted are
+ * tried last for a while (60 s doubling to 1 h per consecutive failure),
+ * so a dead round-robin member does not cost every attempt a timeout.
+ * They are still tried when nothing else is left.
+ */
+#define HEALTH_SLOTS 256
+
+struct health {
+	int family;
+	uint8_t addr[16];
+	unsigned port;
+	unsigned fails;
+	time_t until;
+};
+
+static struct health health[HEALTH_SLOTS];
+
+static struct health *
+health_find(const struct target *t, unsigned port, int create)
+{
+	struct health *free_slot = NULL, *oldest = &health[0];
+
+	for (size_t i = 0; i < HEALTH_SLOTS; i++) {
+		struct health *h = &health[i];
+		if (h->family == t->family && h->port == port &&
+		    memcmp(h->addr, t->addr, 16) == 0)
+			return h;
+		if (h->family == 0 && free_slot == NULL)
+			free_slot = h;
+		if (h->until < oldest->until)
+			oldest = h;
+	}
+	if (!create)
+		return NULL;
+	if (free_slot == NULL)
+		free_slot = oldest;
+	memset(free_slot, 0, sizeof(*free_slot));
+	free_slot->family = t->family;
+	memcpy(free_slot->addr, t->addr, 16);
+	free_slot->port = port;
+	return free_slot;
+}
+
+static void
+health_failed(const struct target *t, unsigned port)
+{
+	struct health *h = health_find(t, port, 1);
+	time_t backoff = 60;
+
+	for (unsigned i = 0; i < h->fails && backoff < 3600; i++)
+		backoff *= 2;
+	h->fails++;
+	h->until = time(NULL) + (backoff > 3600 ? 3600 : backoff);
+}
+
+static void
+health_ok(const struct target *t, unsigned port)
+{
+	struct health *h = health_find(t, port, 0);
+
+	if (h != NULL)
+		memset(h, 0, sizeof(*h));
+}
+
+static int
+health_dead(const struct target *t, unsigned port)
+{
+	struct health *h = health_find(t, port, 0);
+
+	return h != NULL && h->until > time(NULL);
+}
+
+/* Move recently dead addresses behind the live ones, order kept. */
+static void
+health_order(struct job *j)
+{
+	struct target live[SMTPO_TARGETS_MAX], dead[SMTPO_TARGETS_MAX];
+	size_t nl = 0, nd = 0;
+
+	for (size_t i = 0; i < j->nt; i++) {
+		if (health_dead(&j->t[i], j->port))
+			dead[nd++] = j->t[i];
+		else
+			live[nl++] = j->t[i];
+	}
+	if (nd == 0 || nl == 0)
+		return;
+	memcpy(j->t, live, nl * sizeof(*live));
+	memcpy(j->t + nl, dead, nd * sizeof(*dead));
+	buf_addf(&j->trace, "  %zu address(es) failed recently; tried last\n",
+		 nd);
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static void
@@ -294,6 +390,32 @@ job_read(struct job *j)
 	return 1;
 }
 
+/* The dialogue in the attempt record: one line per command or reply
+ * line, control characters escaped (AUTH is already redacted). */
+static void
+job_trace_lines(struct job *j, const char *dir, const char *s, size_t n)
+{
+	struct buf clean;
+	size_t i = 0;
+
+	buf_init(&clean, 8192);
+	while (i < n) {
+		size_t e = i;
+		while (e < n && s[e] != '\r' && s[e] != '\n')
+			e++;
+		if (e > i) {
+			buf_reset(&clean);
+			smtp_reply_sanitize(s + i, e - i, &clean);
+			buf_addf(&j->trace, "    %s%s\n", dir,
+				 clean.data ? clean.data : "");
+		}
+		i = e;
+		while (i < n && (s[i] == '\r' || s[i] == '\n'))
+			i++;
+	}
+	buf_free(&clean);
+}
+
 /* Hand one complete reply from j->in to the engine; 0 if none yet. */
 static int
 job_take_reply(struct job *j)
@@ -308,6 +430,8 @@ job_take_reply(struct job *j)
 	buf_consume(&j->in, used);
 	if (!done)
 		return 0;
+	job_trace_lines(j, "< ", resp.text.data ? resp.text.data : "",
+			resp.text.len);
 	smtp_client_reply(j->c, &resp);
 	smtp_response_free(&resp);
 	return 1;
@@ -450,9 +574,12 @@ job_conn_finished(struct job *j)
 	if (smtp_client_try_next(j->c)) {
 		buf_addf(&j->trace, "  %s [%s]: %s\n", j->t[j->ti].host, addr,
 			 reason[0] ? reason : "failed");
+		if (f == SMTPC_FAIL_LOST || f == SMTPC_FAIL_GREETING)
+			health_failed(&j->t[j->ti], j->port);
 		job_next_target(j, reason);
 		return;
 	}
+	health_ok(&j->t[j->ti], j->port);
 	buf_addf(&j->trace, "  %s [%s]: session %s%s%s\n", j->t[j->ti].host,
 		 addr, f == SMTPC_FAIL_NONE ? "completed" : "failed",
 		 reason[0] ? ": " : "", reason);
@@ -476,6 +603,8 @@ job_pump(struct job *j)
 			}
 			log_debug("%s > %s", j->where,
 				  smtp_client_transcript(j->c));
+			job_trace_lines(j, "> ", smtp_client_transcript(j->c),
+					strlen(smtp_client_transcript(j->c)));
 			continue;
 		case SMTPC_ACT_READ: {
 			int f = job_flush(j);
@@ -675,6 +804,7 @@ job_next_target(struct job *j, const char *why)
 		job_addr_text(&j->t[j->ti], addr, sizeof(addr));
 		buf_addf(&j->trace, "  %s [%s]: %s\n", j->t[j->ti].host, addr,
 			 why);
+		health_failed(&j->t[j->ti], j->port);
 	}
 	snprintf(j->last_fail, sizeof(j->last_fail), "%s: %s", j->where, why);
 	log_info("%s: %s: %s; trying the next address", j->msg, j->where, why);
@@ -755,6 +885,7 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 		job_done(j);
 		return;
 	}
+	health_order(j);
 	job_try_target(j);
 }
 

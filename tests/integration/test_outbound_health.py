@@ -1,0 +1,90 @@
+"""Per-address health memory (issue 3): an address that just refused us
+is tried last by the next attempt, so a dead round-robin member does not
+cost every message a failed connection; the attempt record says so and
+shows the dialogue with each reply next to its command."""
+import time
+
+from world import make_message, queue_id
+from world.net import alloc_addr
+
+
+def _send(d, subject):
+    c = d.smtp()
+    c.ehlo()
+    r = c.sendmail("someone@localhost", ["friend@rr.test"],
+                   make_message(subject=subject, sender="someone@localhost",
+                                to="friend@rr.test"))
+    c.quit()
+    assert r.code == 250, r
+    return queue_id(r.text)
+
+
+def _history(d, qid, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r = d.cli_run("queue", "show", qid, "--json")
+        if r.returncode != 0:
+            return None  # delivered and removed
+        time.sleep(0.1)
+    raise AssertionError("message %s never left the queue" % qid)
+
+
+def test_dead_address_is_tried_last_next_time(todoku, dns, smtp_peer):
+    dead = alloc_addr(ports=(25,))  # nothing listens there
+    peer = smtp_peer(port=25)
+    # the preferred MX is dead: the first attempt must try it first
+    dns.zone("rr.test", ["@ MX 10 mx1", "@ MX 20 mx2",
+                         "mx1 A %s" % dead, "mx2 A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "delivery": {"ip": "ipv4-only", "timeout-connect": "2s"}})
+    first = _send(d, "one")
+    _wait_peer(peer, 1)
+    second = _send(d, "two")
+    _wait_peer(peer, 2)
+    failed = [l for l in d.log_text().splitlines()
+              if "[%s]" % dead in l and "trying the next address" in l]
+    assert any(first in l for l in failed), "first attempt tried mx1 first"
+    assert not any(second in l for l in failed), \
+        "the address that just refused us was tried first again"
+
+
+def _wait_peer(peer, n, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len([m for m in peer.messages if m["rcpts"]]) >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError("peer got fewer than %d messages" % n)
+
+
+def test_attempt_record_has_dialogue_and_dns(todoku, dns, smtp_peer):
+    peer = smtp_peer(port=25, replies={"RCPT": ["450 4.5.0 Mail system is Busy"]})
+    dns.zone("busy.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1h"}})
+    c = d.smtp()
+    c.ehlo()
+    r = c.sendmail("someone@localhost", ["friend@busy.test"],
+                   make_message(subject="busy", sender="someone@localhost",
+                                to="friend@busy.test"))
+    qid = queue_id(r.text)
+    end = time.monotonic() + 15
+    while time.monotonic() < end:
+        m = d.cli("queue", "show", qid, "--json")
+        hist = m["recipients"][0]["history"]
+        if hist:
+            break
+        time.sleep(0.1)
+    h = hist[0]
+    assert h["result"] == "deferred"
+    assert h["status"] == "4.5.0"
+    assert h["reply"] == "450 4.5.0 Mail system is Busy"
+    assert "after RCPT" in h["where"] or "RCPT" in h["where"]
+    det = h["detail"]
+    assert "MX busy.test: 10 mx.busy.test" in det
+    assert "A mx.busy.test: %s" % peer.addr in det
+    assert "> RCPT TO:<friend@busy.test>" in det
+    assert "< 450 4.5.0 Mail system is Busy" in det
+    # and the human-readable form shows it too
+    text = d.cli_run("queue", "show", qid).stdout.decode()
+    assert "450 4.5.0 Mail system is Busy" in text
+    assert "> RCPT TO:<friend@busy.test>" in text
