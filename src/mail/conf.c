@@ -632,6 +632,41 @@ set_opt_hostname(struct parser *p, const struct key *k, void *dst, char *val)
 	return set_hostname(p, k, dst, val);
 }
 
+/* An IPv4 (want 4) or IPv6 (want 6) address, or "" for unset. */
+static int
+set_ip_addr(struct parser *p, const struct key *k, void *dst, char *val,
+	    int want)
+{
+	struct sockaddr_storage ss;
+	char **sp = dst;
+	int pfx;
+
+	if (*val == '\0') {
+		xfree(*sp);
+		*sp = NULL;
+		return 0;
+	}
+	if (parse_cidr(val, &ss, &pfx) < 0 ||
+	    ss.ss_family != (want == 4 ? AF_INET : AF_INET6) ||
+	    strchr(val, '/') != NULL)
+		return bad_value(p, k, val);
+	xfree(*sp);
+	*sp = xstrdup(val);
+	return 0;
+}
+
+static int
+set_source4(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return set_ip_addr(p, k, dst, val, 4);
+}
+
+static int
+set_source6(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return set_ip_addr(p, k, dst, val, 6);
+}
+
 static int
 set_choice(struct parser *p, const struct key *k, void *dst, char *val,
 	   const char *const *names, size_t n)
@@ -929,6 +964,10 @@ static const struct key delivery_keys[] = {
      "a number from 1 to 64"},
     {"processes", set_uint, OFF_C(smtp_out_procs), 1, 64,
      "a number from 1 to 64"},
+    {"source-ipv4", set_source4, OFF_C(delivery_source4), 0, 0,
+     "an IPv4 address of this host"},
+    {"source-ipv6", set_source6, OFF_C(delivery_source6), 0, 0,
+     "an IPv6 address of this host"},
     {"timeout-connect", set_duration, OFF_C(delivery_timeout_connect), 1, DAY,
      "a duration like 30s, from 1s to 1d"},
     {"timeout-greeting", set_duration, OFF_C(delivery_timeout_greeting), 1,
@@ -948,6 +987,12 @@ static const struct key route_keys[] = {
     {"tls", set_route_tls, OFF_R(tls), 0, 0, "none, may or must"},
     {"helo", set_opt_hostname, OFF_R(helo), 0, 0,
      "a host name like mx.example.com"},
+    {"ip", set_ip, OFF_R(ip), 0, 0,
+     "any, prefer-ipv4, prefer-ipv6, ipv4-only or ipv6-only"},
+    {"source-ipv4", set_source4, OFF_R(source4), 0, 0,
+     "an IPv4 address of this host"},
+    {"source-ipv6", set_source6, OFF_R(source6), 0, 0,
+     "an IPv6 address of this host"},
     {"auth-user", set_string, OFF_R(auth_user), 0, 0, "a user name"},
     {"auth-password-file", set_path, OFF_R(auth_password_file), 0, 0,
      "a file name"},
@@ -1048,6 +1093,8 @@ conf_free(struct conf *c)
 	xfree(c->path);
 	xfree(c->hostname);
 	xfree(c->delivery_helo);
+	xfree(c->delivery_source4);
+	xfree(c->delivery_source6);
 	xfree(c->spool);
 	xfree(c->user);
 	xfree(c->aliases_file);
@@ -1068,6 +1115,8 @@ conf_free(struct conf *c)
 		xfree(r->via);
 		xfree(r->host);
 		xfree(r->helo);
+		xfree(r->source4);
+		xfree(r->source6);
 		xfree(r->auth_user);
 		xfree(r->auth_password_file);
 		if (r->auth_password)
@@ -1122,6 +1171,8 @@ route_end(struct parser *p, struct conf_route *r)
 	}
 	if (r->tls < 0)
 		r->tls = r->implicit_tls ? CONF_TLS_MUST : CONF_TLS_MAY;
+	if (r->ip < 0)
+		r->ip = p->c->delivery_ip;
 	if (r->implicit_tls && r->tls != CONF_TLS_MUST) {
 		perr(p, "[route \"%s\"]: smtps:// is always TLS (remove tls "
 			"or set tls = must)",
@@ -1317,6 +1368,7 @@ open_route(struct parser *p, const char *sub)
 	r->name = xstrdup(sub);
 	r->line = p->line;
 	r->tls = -1; /* default: must for smtps, may otherwise */
+	r->ip = -1;  /* default: [delivery] ip */
 	return 0;
 }
 
@@ -2126,6 +2178,8 @@ dump_delivery(const struct conf *c, struct buf *b)
 	r = r ? r : dump_uint(b, "port", c->delivery_port);
 	r = r ? r : dump_uint(b, "max-addresses", c->delivery_max_addresses);
 	r = r ? r : dump_uint(b, "processes", c->smtp_out_procs);
+	r = r ? r : dump_opt(b, "source-ipv4", c->delivery_source4);
+	r = r ? r : dump_opt(b, "source-ipv6", c->delivery_source6);
 	r = r ? r
 	      : dump_duration(b, "timeout-connect",
 			      c->delivery_timeout_connect);
@@ -2186,6 +2240,9 @@ conf_dump(const struct conf *c, struct buf *out)
 		r = r ? r : dump_kv(out, "via", rt->via);
 		r = r ? r : dump_kv(out, "tls", conf_tls_names[rt->tls]);
 		r = r ? r : dump_opt(out, "helo", rt->helo);
+		r = r ? r : dump_kv(out, "ip", conf_ip_names[rt->ip]);
+		r = r ? r : dump_opt(out, "source-ipv4", rt->source4);
+		r = r ? r : dump_opt(out, "source-ipv6", rt->source6);
 		if (rt->auth_user) {
 			r = r ? r : dump_kv(out, "auth-user", rt->auth_user);
 			r = r ? r

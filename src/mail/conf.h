@@ -112,6 +112,8 @@ struct conf_route {
 	bool implicit_tls; /* smtps:// */
 	int tls; /* enum conf_tls */
 	char *helo; /* NULL: [delivery] helo */
+	int ip; /* enum conf_ip */
+	char *source4, *source6; /* NULL: [delivery] source-ipv4/6 */
 	char *auth_user;
 	char *auth_password_file;
 	char *auth_password; /* read from the file at load */
@@ -156,6 +158,8 @@ struct conf {
 	unsigned delivery_port;
 	unsigned delivery_max_addresses;
 	unsigned smtp_out_procs;
+	char *delivery_source4; /* bind outbound IPv4 to this, or NULL */
+	char *delivery_source6;
 	uint64_t delivery_timeout_connect;
 	uint64_t delivery_timeout_greeting;
 	uint64_t delivery_timeout_command;

@@ -491,7 +491,7 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	ipc_out_init(&o);
 	ipc_put_str(&o, r->route ? r->route->host : domain);
 	ipc_put_u8(&o, r->route != NULL);
-	ipc_put_u8(&o, (uint8_t)c->delivery_ip);
+	ipc_put_u8(&o, (uint8_t)(r->route ? r->route->ip : c->delivery_ip));
 	ipc_put_u32(&o, c->delivery_max_addresses);
 	ipc_put_u32(&o, c->delivery_helo ? 2 : 1);
 	ipc_put_str(&o, c->hostname);
@@ -514,6 +514,8 @@ rjob_put_session(const struct conf *c, const struct conf_route *rt,
 	ipc_put_str(o, rt && rt->helo ? rt->helo : helo);
 	ipc_put_str(o, rt ? rt->auth_user : NULL);
 	ipc_put_str(o, rt ? rt->auth_password : NULL);
+	ipc_put_str(o, rt && rt->source4 ? rt->source4 : c->delivery_source4);
+	ipc_put_str(o, rt && rt->source6 ? rt->source6 : c->delivery_source6);
 }
 
 static void

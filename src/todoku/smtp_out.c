@@ -48,6 +48,7 @@ struct job {
 	int tls; /* enum conf_tls */
 	int implicit_tls;
 	char *helo, *auth_user, *auth_pass;
+	char *source4, *source6; /* "" or the address to bind */
 	struct buf prepend; /* trace headers sent before the stored body */
 	struct smtp_client_msg m;
 	struct smtp_client_rcpt *rcpts;
@@ -233,6 +234,8 @@ job_free(struct job *j)
 	xfree(j->sender);
 	xfree(j->envid);
 	xfree(j->helo);
+	xfree(j->source4);
+	xfree(j->source6);
 	xfree(j->auth_user);
 	if (j->auth_pass)
 		explicit_bzero(j->auth_pass, strlen(j->auth_pass));
@@ -752,6 +755,30 @@ job_on_connected(evutil_socket_t fd, short what, void *arg)
 	job_pump(j);
 }
 
+/* [delivery]/[route] source-ipv4/6: what the receiver checks for PTR. */
+static int
+job_bind_source(struct job *j, int family)
+{
+	const char *src = family == 6 ? j->source6 : j->source4;
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+
+	if (src == NULL || *src == '\0')
+		return 0;
+	if (family == 6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, src, &s6->sin6_addr);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		inet_pton(AF_INET, src, &s4->sin_addr);
+		sl = sizeof(*s4);
+	}
+	return bind(j->fd, (struct sockaddr *)&ss, sl);
+}
+
 static void
 job_try_target(struct job *j)
 {
@@ -779,6 +806,13 @@ job_try_target(struct job *j)
 	j->io = IO_CONNECT;
 	j->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		       0);
+	if (j->fd >= 0 && job_bind_source(j, t->family) < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "bind to source address: %s",
+			 strerror(errno));
+		job_next_target(j, why);
+		return;
+	}
 	if (j->fd < 0 || (connect(j->fd, (struct sockaddr *)&ss, sl) < 0 &&
 			  errno != EINPROGRESS)) {
 		char why[128];
@@ -843,6 +877,8 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->helo = xstrdup(ipc_get_str(in));
 	j->auth_user = xstrdup(ipc_get_str(in));
 	j->auth_pass = xstrdup(ipc_get_str(in));
+	j->source4 = xstrdup(ipc_get_str(in));
+	j->source6 = xstrdup(ipc_get_str(in));
 	{
 		size_t plen;
 		const void *pp = ipc_get_data(in, &plen);

@@ -114,3 +114,22 @@ def test_route_config_errors(todoku, tmp_world):
         assert r.returncode == 2, (extra, r.stderr)
         assert needle in r.stderr, (extra, r.stderr)
         assert b"bad.conf:" in r.stderr, r.stderr
+
+
+def test_source_address_global_and_per_route(todoku, smtp_peer):
+    from world.net import alloc_addr
+    src_global = alloc_addr(ports=())
+    src_route = alloc_addr(ports=())
+    a = smtp_peer(port=2525)
+    b = smtp_peer(port=2525)
+    d = todoku(overrides={
+        "delivery": {"source-ipv4": src_global},
+        'route "a.example"': {"via": "smtp://[%s]:2525" % a.addr},
+        'route "b.example"': {"via": "smtp://[%s]:2525" % b.addr,
+                              "source-ipv4": src_route},
+    })
+    _send(d, "x@a.example")
+    _send(d, "y@b.example")
+    _wait(lambda: _accepted(a) and _accepted(b))
+    assert a.sessions[0].peer_addr[0] == src_global
+    assert b.sessions[0].peer_addr[0] == src_route
