@@ -22,6 +22,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "mail/conf.h"
+#include "todoku/check.h"
 #include "todoku/ctl.h"
 #include "todoku/master.h"
 #include "todoku/role.h"
@@ -46,6 +47,9 @@ usage(FILE *f)
 	      "       todoku queue show ID [--json] [-c FILE]\n"
 	      "       todoku queue flush [ID] | hold ID | release ID |\n"
 	      "                    delete ID | bounce ID [-c FILE]\n"
+	      "       todoku check spf --ip A --mail-from S [--helo H] [..]\n"
+	      "       todoku check dkim [FILE|-] [--json]\n"
+	      "       todoku dkim keygen --domain D --selector S [--ed25519]\n"
 	      "       todoku version\n"
 	      "Without -c, the built-in configuration is used (SMTP on\n"
 	      "127.0.0.1:2525, spool and mailboxes under ./var).\n",
@@ -207,6 +211,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (strcmp(argv[1], "check") == 0)
+		return check_main(argc, argv);
+	if (strcmp(argv[1], "dkim") == 0)
+		return dkim_cli_main(argc, argv);
 	if (cli_parse(argc, argv, 2, &cli) < 0)
 		return EXIT_USAGE;
 	if (strcmp(argv[1], "serve") == 0)
