@@ -411,6 +411,9 @@ job_trace_lines(struct job *j, const char *dir, const char *s, size_t n)
 			smtp_reply_sanitize(s + i, e - i, &clean);
 			buf_addf(&j->trace, "    %s%s\n", dir,
 				 clean.data ? clean.data : "");
+			/* log-level = debug: the dialogue, one line each */
+			log_debug("%s: %s %s%s", j->msg, j->where, dir,
+				  clean.data ? clean.data : "");
 		}
 		i = e;
 		while (i < n && (s[i] == '\r' || s[i] == '\n'))
@@ -604,8 +607,6 @@ job_pump(struct job *j)
 				smtp_client_lost(j->c, "output buffer full");
 				continue;
 			}
-			log_debug("%s > %s", j->where,
-				  smtp_client_transcript(j->c));
 			job_trace_lines(j, "> ", smtp_client_transcript(j->c),
 					strlen(smtp_client_transcript(j->c)));
 			continue;
