@@ -11,6 +11,16 @@
   helper.py wait-empty TIMEOUT DIR...      -> waits until the directory trees
                                               hold no regular files; prints the
                                               time; exit 1 on timeout
+  helper.py smtp-latency HOST PORT N LEN [RAW]
+                                           -> one SMTP connection, N messages of
+                                              LEN payload bytes (MAIL, RCPT,
+                                              DATA each, no pipelining); per
+                                              message the time from writing the
+                                              final "\r\n.\r\n" to reading the
+                                              complete 250 reply; prints
+                                              "median_ms p99_ms max_ms"; every
+                                              sample to RAW if given; exit 1 on
+                                              any unexpected reply
 """
 import os
 import socket
@@ -90,6 +100,73 @@ def wait_empty(timeout, dirs):
         time.sleep(0.01)
 
 
+def percentiles(lat):
+    lat = sorted(lat)
+    p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
+    return statistics.median(lat), p99, lat[-1]
+
+
+class SmtpError(Exception):
+    pass
+
+
+def read_reply(f):
+    """Read one (possibly multi-line) reply; return (code, text)."""
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            raise SmtpError("connection closed")
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+        if len(line) < 4 or line[3:4] != b"-":
+            break
+    return int(lines[-1][:3]), " / ".join(lines)
+
+
+def smtp_latency(host, port, n, length, raw=None):
+    sock = socket.create_connection((host, port), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = sock.makefile("rb")
+
+    def cmd(line, want):
+        sock.sendall(line.encode() + b"\r\n")
+        code, text = read_reply(f)
+        if code != want:
+            raise SmtpError("%s -> %s" % (line, text))
+
+    code, text = read_reply(f)
+    if code != 220:
+        raise SmtpError("banner " + text)
+    cmd("EHLO latency.bench.test", 250)
+    # payload: LEN bytes of 76-character lines, like a 4 KiB text message
+    line = b"x" * 76 + b"\r\n"
+    payload = (line * (length // len(line) + 1))[:length]
+    payload = payload.rstrip(b"\r\n") if payload.endswith(b"\n") else payload
+    lat = []
+    for i in range(n):
+        cmd("MAIL FROM:<a@bench.test>", 250)
+        cmd("RCPT TO:<sink@bench.test>", 250)
+        cmd("DATA", 354)
+        head = ("From: <a@bench.test>\r\nTo: <sink@bench.test>\r\n"
+                "Subject: latency %d\r\nMessage-ID: <lat%d.%d@bench.test>\r\n"
+                "\r\n" % (i, os.getpid(), i)).encode()
+        sock.sendall(head + payload)
+        t0 = time.perf_counter()
+        sock.sendall(b"\r\n.\r\n")
+        code, text = read_reply(f)
+        t1 = time.perf_counter()
+        if code != 250:
+            raise SmtpError("end of data, message %d -> %s" % (i, text))
+        lat.append((t1 - t0) * 1000.0)
+    cmd("QUIT", 221)
+    sock.close()
+    if raw:
+        with open(raw, "w") as out:
+            out.write("".join("%.3f\n" % x for x in lat))
+    print("%.3f %.3f %.3f" % percentiles(lat))
+    return 0
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "fsync-latency":
@@ -104,6 +181,13 @@ def main(argv):
         return wait_count(argv[2], int(argv[3]), float(argv[4]))
     if cmd == "wait-empty":
         return wait_empty(float(argv[2]), argv[3:])
+    if cmd == "smtp-latency":
+        try:
+            return smtp_latency(argv[2], int(argv[3]), int(argv[4]), int(argv[5]),
+                                argv[6] if len(argv) > 6 else None)
+        except (OSError, SmtpError, ValueError) as e:
+            sys.stderr.write("smtp-latency: %s\n" % e)
+            return 1
     sys.stderr.write(__doc__)
     return 2
 

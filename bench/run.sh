@@ -4,7 +4,9 @@
 #
 # Environment knobs:
 #   N1=2000 N16=5000      messages for the 1-session and 16-session runs
-#   NSTRACE=2000          messages for the fsync-counting pass (16 sessions)
+#   NSTRACE=2000          messages for each fsync-counting pass (16 sessions)
+#   NLAT=500              messages for the 1-session latency run (one
+#                         connection, end-of-data -> 250 per message)
 #   MSGLEN=4096           message payload size (smtp-source -l)
 #   SKIP_POSTFIX=1        todoku only
 #   PF_MAILDIR=1          Postfix delivers to a Maildir with virtual(8)
@@ -19,6 +21,7 @@ HELPER="/usr/bin/python3 $REPO/bench/helper.py"
 N1=${N1:-2000}
 N16=${N16:-5000}
 NSTRACE=${NSTRACE:-2000}
+NLAT=${NLAT:-500}
 MSGLEN=${MSGLEN:-4096}
 T_ADDR=127.0.0.77 T_PORT=2525
 P_ADDR=127.0.0.78 P_PORT=2525
@@ -42,11 +45,12 @@ chmod 0755 "$BASE"
 BIN_SRC=$BIN
 BIN=$BASE/todoku-bin
 cp "$BIN_SRC" "$BIN" && chmod 0755 "$BIN" || die "cannot copy $BIN_SRC"
-TPID= STRACE_PIDS= PF_DIR= FAILED=1
+TPID= STRACE_PIDS= PF_DIR= FAILED=1 LSTOPPED=
 
 cleanup() {
 	local p
 	for p in $STRACE_PIDS; do kill -INT "$p" 2>/dev/null; done
+	[ -n "$LSTOPPED" ] && kill -CONT "$LSTOPPED" 2>/dev/null
 	if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
 		kill -TERM "$TPID" 2>/dev/null
 		for _ in $(seq 100); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
@@ -161,6 +165,22 @@ DELIVERED=400
 todoku_run s1 1 "$N1" || die "todoku 1-session run failed"
 todoku_run s16 16 "$N16" || die "todoku 16-session run failed"
 
+# 1-session latency (DESIGN §7): NLAT messages over one connection, time from
+# writing the final "\r\n.\r\n" to the 250.  The queue is empty here; local
+# delivery runs concurrently, as it would in service.  fdatasync is measured
+# again right before, so the comparison uses the disk as it is now.
+read -r FSL_MED FSL_P99 FSL_MAX <<EOF
+$($HELPER fsync-latency "$BASE" 200)
+EOF
+read -r LAT_MED LAT_P99 LAT_MAX <<EOF
+$($HELPER smtp-latency $T_ADDR $T_PORT "$NLAT" "$MSGLEN" "$BASE/latency-ms.txt" 2>"$BASE/latency.err")
+EOF
+[ -n "$LAT_MAX" ] || { cat "$BASE/latency.err" >&2; die "todoku latency run failed"; }
+$HELPER wait-count "$NEWDIR" $(( DELIVERED + NLAT )) 120 >/dev/null || die "todoku latency run: messages not delivered"
+DELIVERED=$(( DELIVERED + NLAT ))
+note "todoku 1-session end-of-data -> 250 ($NLAT msgs, one connection): median $LAT_MED ms, p99 $LAT_P99 ms, max $LAT_MAX ms;" \
+	"fdatasync just before: median $FSL_MED ms, p99 $FSL_P99 ms"
+
 # fsync-counting pass: strace attached to the running roles (slows them; the
 # rate of this pass is not reported).
 ROLE_PIDS=$(pgrep -P "$TPID" -f 'todoku --role') || die "cannot find todoku roles under pid $TPID"
@@ -186,6 +206,29 @@ calls() { awk '$NF == "fsync" || $NF == "fdatasync" || $NF == "sync_file_range" 
 per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 FS_Q=$(calls "$BASE/strace-queue.txt") FS_L=$(calls "$BASE/strace-local.txt") FS_S=$(calls "$BASE/strace-smtpin.txt")
 note "todoku fsync-family calls for $NSTRACE messages: queue $FS_Q ($(per "$FS_Q" "$NSTRACE")/msg), local $FS_L, smtp-in $FS_S"
+
+# Receive-only pass: the same 16-session run with the local role stopped
+# (SIGSTOP), so the queue role commits received messages only: no delivery
+# results, no removals.  The queue keeps at most QUEUE_MAX_INFLIGHT (64)
+# deliveries outstanding and otherwise just queues; strace stops before
+# SIGCONT, so the delivery bookkeeping of this pass is not counted.
+LPID=$(pgrep -P "$TPID" -f 'todoku --role local') || die "cannot find the local role"
+strace -f -c -e trace=fsync,fdatasync,sync_file_range -o "$BASE/strace-queue-rx.txt" -p "$QPID" 2>"$BASE/strace-queue-rx.err" &
+STRACE_PIDS="$!"
+sleep 1
+kill -STOP "$LPID" || die "cannot stop the local role"
+LSTOPPED=$LPID
+run_source todoku-strace-rx 16 "$NSTRACE" $T_ADDR $T_PORT || die "todoku receive-only strace pass failed"
+sleep 1.5   # nothing should be left to commit; a late checkpoint would be counted
+kill -INT $STRACE_PIDS; wait $STRACE_PIDS 2>/dev/null; STRACE_PIDS=
+RX_LEFT=$(( DELIVERED + NSTRACE - $($HELPER count "$NEWDIR") ))
+kill -CONT "$LPID"; LSTOPPED=
+$HELPER wait-count "$NEWDIR" $(( DELIVERED + NSTRACE )) 120 >/dev/null || die "todoku receive-only pass: messages not delivered after SIGCONT"
+DELIVERED=$(( DELIVERED + NSTRACE ))
+sleep 1.5
+FS_QRX=$(calls "$BASE/strace-queue-rx.txt")
+note "todoku receive-only pass (local role stopped): queue role $FS_QRX fsync-family calls for $NSTRACE messages" \
+	"($(per "$FS_QRX" "$NSTRACE")/msg); $RX_LEFT of them undelivered when strace stopped"
 
 # misbehaviour check before stopping
 TODOKU_WARN=$(grep -ciE '\]: (error|warning|fatal|panic)|Sanitizer|runtime error|status=(deferred|bounced)' "$TD/todoku.log")
@@ -327,6 +370,15 @@ mkdir -p "$RESULTS"
 	printf '%-34s %12s %12s\n' "fsync calls/msg, 16 s. (N=$NSTRACE)" "$(per "$((FS_Q + FS_L + FS_S))" "$NSTRACE")" "${FS_P:+$(per "$FS_P" "$NSTRACE")}"
 	echo
 	echo "todoku fsync+fdatasync calls for $NSTRACE messages: queue $FS_Q ($(per "$FS_Q" "$NSTRACE")/msg), local $FS_L ($(per "$FS_L" "$NSTRACE")/msg), smtp-in $FS_S"
+	echo "todoku queue role, receive only (local role SIGSTOPped, 16 s., N=$NSTRACE): $FS_QRX calls = $(per "$FS_QRX" "$NSTRACE")/msg" \
+		"= one per $(awk -v a="$FS_QRX" -v b="$NSTRACE" 'BEGIN { if (a > 0) printf "%.1f", b / a; else print "inf" }') messages" \
+		"(target <= 0.125/msg, one per 8: $(awk -v a="$FS_QRX" -v b="$NSTRACE" 'BEGIN { print (a / b <= 0.125 ? "met" : "NOT met") }'))"
+	echo "todoku 1-session end-of-data -> 250, one connection, N=$NLAT: median $LAT_MED ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
+	echo "  fdatasync measured just before it: median $FSL_MED ms, p99 $FSL_P99 ms, max $FSL_MAX ms"
+	echo "  target p99 <= 2 x fdatasync median (the \"measured fdatasync latency\") = $(awk -v m="$FSL_MED" 'BEGIN { printf "%.3f", 2 * m }') ms:" \
+		"$(awk -v l="$LAT_P99" -v m="$FSL_MED" 'BEGIN { print (l <= 2 * m ? "met" : "NOT met") }');" \
+		"against 2 x fdatasync p99 = $(awk -v m="$FSL_P99" 'BEGIN { printf "%.3f", 2 * m }') ms:" \
+		"$(awk -v l="$LAT_P99" -v m="$FSL_P99" 'BEGIN { print (l <= 2 * m ? "within" : "not within") }')"
 	[ -n "${FS_P:-}" ] && echo "Postfix fsync+fdatasync calls for $NSTRACE messages: $FS_P (whole instance)"
 	echo "todoku 16/1-session accept ratio: $(ratio "$ACC_s16" "$ACC_s1")"
 	if [ -n "${PACC_s16:-}" ]; then
