@@ -17,7 +17,8 @@
  *   Q_OPEN       str client addr, str client name, str helo, str proto,
  *                str sender, u8 body 8bit, u8 smtputf8, u8 ret, str envid,
  *                u32 nrcpt, nrcpt x (str rcpt, str orcpt, u32 notify)
- *   Q_PREPEND    data: trace header(s) to store before the body
+ *   Q_PREPEND    data: trace header(s) to store before the body; each
+ *                one goes above the ones sent before it
  *   Q_CHUNK      data: up to CHUNK_MAX bytes of message (CRLF, unstuffed)
  *   Q_END        (empty) message complete: commit, then Q_RESULT
  *   Q_ABORT      (empty) drop the transaction

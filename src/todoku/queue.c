@@ -993,11 +993,24 @@ queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 	if (t == NULL || t->committing)
 		log_panic("smtp-in sent %u for unknown transaction", h->type);
 	switch (h->type) {
-	case Q_PREPEND:
+	case Q_PREPEND: {
+		/* trace fields go on top: a later prepend is above an
+		 * earlier one (Authentication-Results above our Received) */
+		struct buf nb;
 		data = ipc_get_data(in, &n);
 		ipc_end(in);
-		buf_add(&t->msg->prepend, data, n);
+		buf_init(&nb, t->msg->prepend.max);
+		if (buf_add(&nb, data, n) == 0 &&
+		    buf_add(&nb, t->msg->prepend.data ? t->msg->prepend.data
+						      : "",
+			    t->msg->prepend.len) == 0) {
+			buf_free(&t->msg->prepend);
+			t->msg->prepend = nb;
+		} else {
+			buf_free(&nb);
+		}
 		break;
+	}
 	case Q_CHUNK: {
 		struct ipc_out o;
 		data = ipc_get_data(in, &n);
