@@ -681,6 +681,20 @@ set_choice(struct parser *p, const struct key *k, void *dst, char *val,
 }
 
 static int
+set_spf_policy(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	static const char *const names[] = {"record", "reject"};
+	return set_choice(p, k, dst, val, names, 2);
+}
+
+static int
+set_dmarc_policy(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	static const char *const names[] = {"record", "enforce"};
+	return set_choice(p, k, dst, val, names, 2);
+}
+
+static int
 set_tls(struct parser *p, const struct key *k, void *dst, char *val)
 {
 	return set_choice(p, k, dst, val, conf_tls_names, 3);
@@ -915,6 +929,14 @@ static const struct key smtp_keys[] = {
      "a duration like 3m, from 1s to 1d"},
     {"timeout-data-end", set_duration, OFF_C(timeout_data_end), 1, DAY,
      "a duration like 10m, from 1s to 1d"},
+    {"authserv-id", set_opt_hostname, OFF_C(authserv_id), 0, 0,
+     "a host name like mx.example.com (default: [server] hostname)"},
+    {"auth-eod-budget", set_duration, OFF_C(auth_eod_budget), 1, 300,
+     "a duration like 10s, from 1s to 5m"},
+    {"spf-policy", set_spf_policy, OFF_C(spf_policy), 0, 0,
+     "record or reject"},
+    {"dmarc-policy", set_dmarc_policy, OFF_C(dmarc_policy), 0, 0,
+     "record or enforce"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1055,6 +1077,9 @@ conf_new(struct parser *p)
 	c->warn_after = 4 * 3600;
 	c->give_up_after = 5 * DAY;
 	c->inline_body_max = 128 * 1024;
+	c->auth_eod_budget = 10;
+	c->spf_policy = 0;   /* record */
+	c->dmarc_policy = 1; /* enforce */
 	c->delivery_tls = CONF_TLS_MAY;
 	c->delivery_ip = CONF_IP_ANY;
 	c->delivery_port = 25;
@@ -1093,6 +1118,7 @@ conf_free(struct conf *c)
 	xfree(c->path);
 	xfree(c->hostname);
 	xfree(c->delivery_helo);
+	xfree(c->authserv_id);
 	xfree(c->delivery_source4);
 	xfree(c->delivery_source6);
 	xfree(c->spool);
@@ -2144,8 +2170,14 @@ dump_smtp(const struct conf *c, struct buf *b)
 	r = r ? r : dump_duration(b, "timeout-command", c->timeout_command);
 	r = r ? r
 	      : dump_duration(b, "timeout-data-block", c->timeout_data_block);
+	r = r ? r : dump_duration(b, "timeout-data-end", c->timeout_data_end);
+	r = r ? r : dump_opt(b, "authserv-id", c->authserv_id);
+	r = r ? r : dump_duration(b, "auth-eod-budget", c->auth_eod_budget);
+	r = r ? r
+	      : dump_kv(b, "spf-policy", c->spf_policy ? "reject" : "record");
 	return r ? r
-		 : dump_duration(b, "timeout-data-end", c->timeout_data_end);
+		 : dump_kv(b, "dmarc-policy",
+			   c->dmarc_policy ? "enforce" : "record");
 }
 
 static int

@@ -142,6 +142,10 @@ struct conf {
 	uint64_t timeout_command; /* seconds: greeting, MAIL, RCPT, ... */
 	uint64_t timeout_data_block;
 	uint64_t timeout_data_end;
+	char *authserv_id; /* NULL: hostname */
+	uint64_t auth_eod_budget; /* seconds end of data waits for checks */
+	int spf_policy; /* 0 record, 1 reject on fail */
+	int dmarc_policy; /* 0 record, 1 enforce p=reject */
 
 	/* [queue] */
 	uint64_t retry[CONF_RETRY_MAX]; /* seconds; last one repeats */

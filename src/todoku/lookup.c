@@ -57,11 +57,20 @@ struct lk_query {
 	int type;
 };
 
+/* A role that asks us (queue: routes and queries; smtp-in: queries). */
+struct lk_peer {
+	struct lookup *lk;
+	struct ipc *ipc; /* NULL once closed */
+	int refs;	 /* queries in flight + 1 while connected */
+	struct lk_peer *next;
+};
+
 struct lookup {
 	struct role_env *env;
 	struct ub_ctx *ub;
 	struct ipc *master;
 	struct ipc *queue;
+	struct lk_peer *peers;
 	struct lk_req *reqs;
 	size_t nreqs;
 };
@@ -408,25 +417,111 @@ lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
 
 /* ---- channels ----------------------------------------------------------- */
 
+/* ---- raw DNS queries for the authentication checks (D_QUERY) -------- */
+
+struct lk_raw {
+	struct lk_peer *peer;
+	uint64_t id;
+};
+
 static void
-lk_queue_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
-	     int fd, void *arg)
+lk_peer_put(struct lk_peer *p)
 {
-	if (fd >= 0)
-		close(fd);
-	if (h->type != R_ROUTE)
-		log_panic("lookup: unexpected message %u", h->type);
-	lk_on_route(arg, h, in);
+	if (--p->refs > 0)
+		return;
+	for (struct lk_peer **pp = &p->lk->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	xfree(p);
 }
 
 static void
-lk_queue_close(struct ipc *ipc, void *arg)
+lk_raw_cb(void *arg, int err, void *pkt, int len, int sec, char *why,
+	  int ratelimited)
 {
-	struct lookup *lk = arg;
+	struct lk_raw *q = arg;
+	struct ipc_out o;
+
+	if (q->peer->ipc != NULL) {
+		ipc_out_init(&o);
+		ipc_put_u32(&o, (uint32_t)err);
+		ipc_put_u8(&o, (uint8_t)sec);
+		ipc_put_data(&o, err == 0 && pkt ? pkt : "",
+			     err == 0 && pkt && len > 0 ? (size_t)len : 0);
+		ipc_send(q->peer->ipc, D_ANSWER, q->id, -1, &o);
+		ipc_out_free(&o);
+	}
+	lk_peer_put(q->peer);
+	xfree(q);
+}
+
+static void
+lk_on_query(struct lk_peer *p, const struct ipc_hdr *h, struct ipc_in *in)
+{
+	char name[DNS_NAME_TEXT_MAX + 1];
+	uint32_t type;
+	struct lk_raw *q;
+	int id, rc;
+
+	snprintf(name, sizeof(name), "%s", ipc_get_str(in));
+	type = ipc_get_u32(in);
+	ipc_end(in);
+	q = xcalloc(1, sizeof(*q));
+	q->peer = p;
+	q->id = h->id;
+	p->refs++;
+	rc = ub_resolve_event(p->lk->ub, name, (int)type, DNS_C_IN, q,
+			      lk_raw_cb, &id);
+	if (rc != 0)
+		lk_raw_cb(q, DNS_R_SERVFAIL, NULL, 0, 0, NULL, 0);
+}
+
+/* ---- channels ----------------------------------------------------------- */
+
+static void
+lk_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+	    int fd, void *arg)
+{
+	struct lk_peer *p = arg;
+
+	if (fd >= 0)
+		close(fd);
+	if (h->type == R_ROUTE && p->lk->queue == ipc)
+		lk_on_route(p->lk, h, in);
+	else if (h->type == D_QUERY)
+		lk_on_query(p, h, in);
+	else
+		log_panic("lookup: unexpected message %u", h->type);
+}
+
+static void
+lk_peer_close(struct ipc *ipc, void *arg)
+{
+	struct lk_peer *p = arg;
 
 	/* answers still in flight are dropped when they arrive */
-	ipc_free(lk->queue);
-	lk->queue = NULL;
+	if (p->lk->queue == ipc)
+		p->lk->queue = NULL;
+	ipc_free(p->ipc);
+	p->ipc = NULL;
+	lk_peer_put(p);
+}
+
+static void
+lk_add_peer(struct lookup *lk, int fd, enum role_id role)
+{
+	struct lk_peer *p = xcalloc(1, sizeof(*p));
+
+	p->lk = lk;
+	p->refs = 1;
+	p->ipc = ipc_new(lk->env->base, fd, lk_peer_msg, lk_peer_close, p);
+	p->next = lk->peers;
+	lk->peers = p;
+	if (role == ROLE_QUEUE)
+		lk->queue = p->ipc;
 }
 
 static void
@@ -436,15 +531,13 @@ lk_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 	struct lookup *lk = arg;
 
 	switch (h->type) {
-	case M_PEER:
-		ipc_get_u8(in);
+	case M_PEER: {
+		enum role_id r = (enum role_id)ipc_get_u8(in);
 		ipc_get_u32(in);
 		ipc_end(in);
-		if (lk->queue)
-			ipc_free(lk->queue);
-		lk->queue = ipc_new(lk->env->base, fd, lk_queue_msg,
-				    lk_queue_close, lk);
+		lk_add_peer(lk, fd, r);
 		return;
+	}
 	case M_RELOAD: {
 		struct conf *nc = role_reload_conf(lk->env, in);
 		if (nc != NULL) {

@@ -187,6 +187,18 @@ master_wire(struct master *m, struct child *c)
 		}
 		return;
 	}
+	/* smtp-in asks lookup for the DNS of its authentication checks */
+	if (c->role == ROLE_LOOKUP) {
+		for (size_t i = 0; i < m->nchildren; i++) {
+			struct child *o = &m->children[i];
+			if (o->pid > 0 && o->role == ROLE_SMTP_IN)
+				master_pair(c, o);
+		}
+	} else if (c->role == ROLE_SMTP_IN) {
+		struct child *l = master_find_role(m, ROLE_LOOKUP);
+		if (l != NULL)
+			master_pair(l, c);
+	}
 	if (c->role == ROLE_SMTP_IN) {
 		for (size_t i = 0; i < m->nlisten; i++) {
 			struct ipc_out o;

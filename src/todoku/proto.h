@@ -42,6 +42,12 @@
  *                u32 n, n x (u8 family 4|6, data 16-byte address,
  *                str MX host, u32 preference)
  *
+ * smtp-in (or any peer) -> lookup (id = the asker's query id)
+ *   D_QUERY      str name, u32 type
+ * lookup -> asker
+ *   D_ANSWER     u32 libunbound rcode (0 ok), u8 DNSSEC (0 insecure,
+ *                1 bogus, 2 secure), data answer packet (wire format)
+ *
  * queue -> smtp-out (id = job)
  *   O_DELIVER    fd = body; str queue id, str domain, str sender,
  *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
@@ -96,6 +102,9 @@ enum proto_type {
 
 	O_DELIVER = 400,
 	O_RESULT,
+
+	D_QUERY = 500,
+	D_ANSWER,
 };
 
 /* Chunk size and window of the smtp-in -> queue body stream. */

@@ -22,6 +22,7 @@
 #include "mail/resolve.h"
 #include "mail/smtp_cmd.h"
 #include "mail/smtp_data.h"
+#include "todoku/auth_in.h"
 #include "todoku/proto.h"
 #include "todoku/role.h"
 
@@ -73,6 +74,11 @@ struct session {
 	unsigned messages;
 	int skip_line;
 	int data_ended; /* CRLF.CRLF seen; last chunk and Q_END pending */
+	struct auth_in *auth; /* SPF/DKIM/DMARC of this transaction */
+	uint64_t auth_gen; /* names its DNS questions */
+	int auth_waiting; /* end of data seen, waiting for the checks */
+	int processing; /* inside sess_process: it flushes when done */
+	struct event *auth_timer;
 };
 
 struct smtpd {
@@ -80,6 +86,8 @@ struct smtpd {
 	struct confref *cref;
 	struct ipc *master;
 	struct ipc *queue;
+	struct ipc *lookup;
+	uint64_t next_auth;
 	struct event **listen_ev;
 	size_t nlisten;
 	struct session *sessions;
@@ -89,6 +97,8 @@ struct smtpd {
 };
 
 static void sess_process(struct session *s);
+static void sess_run(struct session *s);
+static void sess_auth_done(void *arg);
 static void sess_close(struct session *s);
 
 /* ---- configuration snapshots ------------------------------------------ */
@@ -210,7 +220,7 @@ sess_txn_abort(struct session *s)
 {
 	/* once Q_END is sent the queue decides; an abort cannot undo it */
 	if (s->txn_open && s->d->queue != NULL && !s->txn_failed &&
-	    s->state != S_WAIT_RESULT)
+	    (s->state != S_WAIT_RESULT || s->auth_waiting))
 		ipc_send(s->d->queue, Q_ABORT, s->txn_id, -1, NULL);
 	s->txn_open = 0;
 }
@@ -228,6 +238,11 @@ sess_mail_reset(struct session *s)
 	buf_reset(&s->chunk);
 	s->txn_failed = 0;
 	s->qid[0] = '\0';
+	auth_in_free(s->auth);
+	s->auth = NULL;
+	s->auth_waiting = 0;
+	if (s->auth_timer)
+		evtimer_del(s->auth_timer);
 }
 
 static void
@@ -542,6 +557,8 @@ sess_send_chunk(struct session *s)
 
 	if (s->chunk.len == 0)
 		return;
+	if (s->auth != NULL && !smtp_data_rejected(&s->dp))
+		auth_in_feed(s->auth, s->chunk.data, s->chunk.len);
 	if (s->txn_open && !s->txn_failed && s->d->queue != NULL) {
 		ipc_out_init(&o);
 		ipc_put_data(&o, s->chunk.data, s->chunk.len);
@@ -579,8 +596,114 @@ sess_data_end(struct session *s)
 		sess_set_state(s, S_CMD);
 		return;
 	}
-	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
 	sess_set_state(s, S_WAIT_RESULT);
+	if (s->auth != NULL) {
+		struct timeval tv = {(time_t)s->conf->auth_eod_budget, 0};
+		s->auth_waiting = 1;
+		evtimer_add(s->auth_timer, &tv);
+		if (auth_in_finished(s->auth))
+			sess_auth_done(s); /* ended early (lookup lost) */
+		else
+			auth_in_end(s->auth); /* may finish at once */
+		return;
+	}
+	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
+}
+
+/* The checks are final: prepend their headers and commit, or refuse. */
+static void
+sess_auth_done(void *arg)
+{
+	struct session *s = arg;
+	const char *text;
+	struct ipc_out o;
+
+	if (!s->auth_waiting)
+		return; /* finished while still receiving: wait for the end */
+	s->auth_waiting = 0;
+	evtimer_del(s->auth_timer);
+	if (s->d->queue == NULL || s->txn_failed) {
+		sess_reply(s, 451, "4.3.0", "Error: queue went away, try again "
+					    "later");
+		s->txn_open = 0;
+		sess_mail_reset(s);
+		sess_set_state(s, S_CMD);
+		if (!s->processing)
+			sess_flush(s);
+		return;
+	}
+	if (auth_in_reject(s->auth, &text)) {
+		log_info("%s: %s refused at end of data: %s", s->addr, s->qid,
+			 text);
+		ipc_send(s->d->queue, Q_ABORT, s->txn_id, -1, NULL);
+		s->txn_open = 0;
+		sess_reply(s, 550, "5.7.1", "%s", text);
+		sess_mail_reset(s);
+		sess_set_state(s, S_CMD);
+		event_add(s->rev, NULL);
+		if (!s->processing)
+			sess_run(s);
+		return;
+	}
+	ipc_out_init(&o);
+	ipc_put_data(&o, auth_in_headers(s->auth),
+		     strlen(auth_in_headers(s->auth)));
+	ipc_send(s->d->queue, Q_PREPEND, s->txn_id, -1, &o);
+	ipc_out_free(&o);
+	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
+}
+
+static void
+sess_auth_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	char why[96];
+
+	snprintf(why, sizeof(why), "auth-eod-budget of %llu s exhausted",
+		 (unsigned long long)s->conf->auth_eod_budget);
+	if (s->auth)
+		auth_in_abort(s->auth, why);
+}
+
+static void
+sess_auth_query(void *arg, uint32_t qid, const char *name, uint16_t type)
+{
+	struct session *s = arg;
+	struct ipc_out o;
+
+	if (s->d->lookup == NULL) {
+		auth_in_answer(s->auth, qid, 2 /* SERVFAIL */, 0, NULL, 0);
+		return;
+	}
+	ipc_out_init(&o);
+	ipc_put_str(&o, name);
+	ipc_put_u32(&o, type);
+	ipc_send(s->d->lookup, D_QUERY, s->auth_gen << 8 | qid, -1, &o);
+	ipc_out_free(&o);
+}
+
+/* Start SPF now and DKIM as the message streams (untrusted clients). */
+static void
+sess_auth_start(struct session *s)
+{
+	struct auth_in_params p = {0};
+	char from[ADDR_PATH_MAX + 2];
+
+	if (s->trusted || s->d->lookup == NULL)
+		return;
+	addr_format(&s->mail.from, from, sizeof(from));
+	p.ip = s->addr;
+	p.helo = s->helo;
+	p.sender = from;
+	p.authserv_id = s->conf->authserv_id ? s->conf->authserv_id
+					     : s->conf->hostname;
+	p.hostname = s->conf->hostname;
+	p.now = clock_now();
+	p.spf_policy = s->conf->spf_policy ? AUTH_SPF_REJECT : AUTH_SPF_RECORD;
+	p.dmarc_policy = s->conf->dmarc_policy ? AUTH_DMARC_ENFORCE
+					       : AUTH_DMARC_RECORD;
+	s->auth_gen = ++s->d->next_auth;
+	s->auth = auth_in_new(&p, sess_auth_query, sess_auth_done, s);
 }
 
 /* May a chunk go to the queue now? (no credit: wait for Q_CREDIT) */
@@ -636,6 +759,8 @@ sess_process(struct session *s)
 {
 	int progress = 1;
 
+	s->processing = 1;
+
 	while (progress && (s->in.len > 0 || s->state == S_DATA)) {
 		if (s->errors > s->conf->max_errors) {
 			sess_hangup(s, 421, "4.7.0",
@@ -655,6 +780,7 @@ sess_process(struct session *s)
 	}
 	if (s->errors > s->conf->max_errors && s->state != S_CLOSING)
 		sess_hangup(s, 421, "4.7.0", "Error: too many errors, closing");
+	s->processing = 0;
 }
 
 /* Process input, then flush; s may be freed: call it last. */
@@ -727,6 +853,7 @@ sess_close(struct session *s)
 	event_free(s->rev);
 	event_free(s->wev);
 	event_free(s->timer);
+	event_free(s->auth_timer);
 	close(s->fd);
 	buf_free(&s->in);
 	buf_free(&s->out);
@@ -756,6 +883,7 @@ sess_new(struct smtpd *d, int fd, const struct sockaddr_storage *ss)
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, sess_on_read, s);
 	s->wev = event_new(base, fd, EV_WRITE, sess_on_write, s);
 	s->timer = evtimer_new(base, sess_on_timeout, s);
+	s->auth_timer = evtimer_new(base, sess_auth_timeout, s);
 	s->next = d->sessions;
 	d->sessions = s;
 	d->nsessions++;
@@ -832,6 +960,7 @@ smtpd_on_open_ok(struct session *s, struct ipc_in *in)
 	s->credit = ipc_get_u32(in);
 	ipc_end(in);
 	sess_prepend_received(s);
+	sess_auth_start(s);
 	smtp_data_init(&s->dp, s->conf->max_message_size);
 	sess_set_state(s, S_DATA);
 	sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -891,6 +1020,49 @@ smtpd_queue_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		break;
 	default:
 		log_panic("smtp-in: unexpected queue message %u", h->type);
+	}
+}
+
+static void
+smtpd_lookup_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+		 int fd, void *arg)
+{
+	struct smtpd *d = arg;
+	uint32_t rcode;
+	int sec;
+	const void *pkt;
+	size_t len;
+
+	if (fd >= 0)
+		close(fd);
+	if (h->type != D_ANSWER)
+		log_panic("smtp-in: unexpected lookup message %u", h->type);
+	rcode = ipc_get_u32(in);
+	sec = ipc_get_u8(in);
+	pkt = ipc_get_data(in, &len);
+	ipc_end(in);
+	for (struct session *s = d->sessions; s; s = s->next) {
+		if (s->auth != NULL && s->auth_gen == h->id >> 8) {
+			auth_in_answer(s->auth, (uint32_t)(h->id & 0xff),
+				       (int)rcode, sec, pkt, len);
+			return;
+		}
+	}
+}
+
+static void
+smtpd_lookup_close(struct ipc *ipc, void *arg)
+{
+	struct smtpd *d = arg;
+
+	log_warn("lookup went away; open authentication checks end as "
+		 "temperror");
+	ipc_free(d->lookup);
+	d->lookup = NULL;
+	for (struct session *s = d->sessions, *n; s; s = n) {
+		n = s->next;
+		if (s->auth != NULL)
+			auth_in_abort(s->auth, "lookup role went away");
 	}
 }
 
@@ -966,15 +1138,23 @@ smtpd_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 	struct smtpd *d = arg;
 
 	switch (h->type) {
-	case M_PEER:
-		ipc_get_u8(in);
+	case M_PEER: {
+		enum role_id r = (enum role_id)ipc_get_u8(in);
 		ipc_get_u32(in);
 		ipc_end(in);
+		if (r == ROLE_LOOKUP) {
+			if (d->lookup)
+				ipc_free(d->lookup);
+			d->lookup = ipc_new(d->env->base, fd, smtpd_lookup_msg,
+					    smtpd_lookup_close, d);
+			return;
+		}
 		if (d->queue)
 			ipc_free(d->queue);
 		d->queue = ipc_new(d->env->base, fd, smtpd_queue_msg,
 				   smtpd_queue_close, d);
 		return;
+	}
 	case M_LISTEN:
 		ipc_get_str(in);
 		ipc_end(in);
