@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "mail/addr.h"
+#include "mail/ar_strip.h"
 #include "mail/conf.h"
 #include "mail/resolve.h"
 #include "mail/smtp_cmd.h"
@@ -78,6 +79,7 @@ struct session {
 	uint64_t auth_gen; /* names its DNS questions */
 	int auth_waiting; /* end of data seen, waiting for the checks */
 	int processing; /* inside sess_process: it flushes when done */
+	int hdr_phase; /* the chunk still holds only the header block */
 	struct event *auth_timer;
 };
 
@@ -706,6 +708,51 @@ sess_auth_start(struct session *s)
 	s->auth = auth_in_new(&p, sess_auth_query, sess_auth_done, s);
 }
 
+/*
+ * While the header block is in the first chunk, hold it; once it is
+ * complete, drop Authentication-Results fields that claim our
+ * authserv-id (RFC 8601 §5) before anything is stored or verified. A
+ * header block longer than one chunk is passed on unfiltered (logged).
+ */
+static void
+sess_filter_header(struct session *s, bool end)
+{
+	const char *id = s->conf->authserv_id ? s->conf->authserv_id
+					      : s->conf->hostname;
+	const char *hend = NULL;
+	size_t hlen;
+	struct buf out;
+	int removed;
+
+	if (s->chunk.len >= 2 && memcmp(s->chunk.data, "\r\n", 2) == 0)
+		hend = s->chunk.data; /* no header at all */
+	else if (s->chunk.len > 0)
+		hend = strstr(s->chunk.data, "\r\n\r\n");
+	if (hend == NULL && !end) {
+		if (s->chunk.len >= CHUNK_MAX) {
+			s->hdr_phase = 0;
+			log_warn("%s: %s: header block longer than %d octets "
+				 "not checked for forged Authentication-Results",
+				 s->addr, s->qid, CHUNK_MAX);
+		}
+		return;
+	}
+	s->hdr_phase = 0;
+	hlen = hend ? (size_t)(hend - s->chunk.data) + 2 : s->chunk.len;
+	buf_init(&out, s->chunk.max);
+	removed = ar_strip(s->chunk.data, hlen, id, &out);
+	if (removed > 0 &&
+	    buf_add(&out, s->chunk.data + hlen, s->chunk.len - hlen) == 0) {
+		log_info("%s: %s: removed %d Authentication-Results field(s) "
+			 "claiming our authserv-id %s",
+			 s->addr, s->qid, removed, id);
+		buf_free(&s->chunk);
+		s->chunk = out;
+		return;
+	}
+	buf_free(&out);
+}
+
 /* May a chunk go to the queue now? (no credit: wait for Q_CREDIT) */
 static int
 sess_chunk_blocked(const struct session *s)
@@ -725,7 +772,8 @@ sess_take_data(struct session *s)
 	bool end = false;
 	size_t used;
 
-	if (s->chunk.len > 0 && (s->chunk.len >= CHUNK_MAX || s->data_ended)) {
+	if (s->chunk.len > 0 && !s->hdr_phase &&
+	    (s->chunk.len >= CHUNK_MAX || s->data_ended)) {
 		if (sess_chunk_blocked(s))
 			return 0;
 		sess_send_chunk(s);
@@ -739,6 +787,8 @@ sess_take_data(struct session *s)
 		return 0;
 	used = smtp_data_feed(&s->dp, s->in.data, s->in.len, &s->chunk, &end);
 	buf_consume(&s->in, used);
+	if (s->hdr_phase)
+		sess_filter_header(s, end);
 	if (!was_rejected && smtp_data_rejected(&s->dp)) {
 		log_info("%s: message %s refused in DATA (%s)", s->addr, s->qid,
 			 s->dp.too_big ? "too big" : "bare CR/LF or NUL");
@@ -961,6 +1011,7 @@ smtpd_on_open_ok(struct session *s, struct ipc_in *in)
 	ipc_end(in);
 	sess_prepend_received(s);
 	sess_auth_start(s);
+	s->hdr_phase = 1;
 	smtp_data_init(&s->dp, s->conf->max_message_size);
 	sess_set_state(s, S_DATA);
 	sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");

@@ -123,3 +123,20 @@ def test_dkim_signature_verified(todoku, dns, tmp_world):
     ar = _ar(d.maildir("someone")[0])
     assert "dkim=pass" in ar and "header.d=signed.test" in ar, ar
     assert "spf=fail" in ar and "dmarc=pass" in ar, ar
+
+
+def test_forged_authentication_results_removed(todoku, dns):
+    d = _auth_world(todoku, dns)
+    forged = (b"Authentication-Results: MX.TEST; dkim=pass header.d=paypal.example;\r\n"
+              b"\tdmarc=pass header.from=paypal.example\r\n"
+              b"Authentication-Results: relay.other.example; spf=pass\r\n")
+    r = _send(d, "alice@good.test",
+              forged + make_message(subject="forged ar", sender="alice@good.test",
+                                    to="someone@localhost"))
+    assert r.code == 250, r
+    d.wait_delivered("someone", 1)
+    msg = d.maildir("someone")[0]
+    fields = re.findall(rb"(?mi)^Authentication-Results: *(\S+)", msg)
+    assert fields == [b"mx.test;", b"relay.other.example;"], fields
+    assert b"paypal.example" not in msg
+    assert "removed 1 Authentication-Results" in d.log_text()
