@@ -9,6 +9,7 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/arc.h"
 #include "mail/dkim_verify.h"
 #include "mail/dmarc.h"
 #include "mail/dns_answer.h"
@@ -18,7 +19,7 @@
 #define AUTH_IN_RECORDS 64
 #define AUTH_IN_ANSWER_MAX (64 * 1024)
 
-enum qkind { Q_FREE = 0, Q_SPF, Q_DKIM, Q_DMARC };
+enum qkind { Q_FREE = 0, Q_SPF, Q_DKIM, Q_DMARC, Q_ARC };
 
 struct pending {
 	enum qkind kind;
@@ -42,6 +43,8 @@ struct auth_in {
 	/* DKIM */
 	struct dkim_verifier *dkim;
 	int dkim_finished;
+	/* ARC (its key lookups count with DKIM's: both end together) */
+	struct arc_verifier *arc;
 	/* header block, for From: */
 	struct buf hdr;
 	int hdr_complete;
@@ -71,7 +74,7 @@ auth_ask(struct auth_in *a, enum qkind kind, uint16_t idx, const char *name,
 		a->q[i].idx = idx;
 		a->q[i].type = type;
 		a->outstanding++;
-		if (kind == Q_DKIM)
+		if (kind == Q_DKIM || kind == Q_ARC)
 			a->dkim_outstanding++;
 		a->query(a->arg, i, name, type);
 		return;
@@ -278,6 +281,19 @@ auth_compose_dkim(struct auth_in *a)
 }
 
 static void
+auth_compose_arc(struct auth_in *a)
+{
+	struct buf t;
+
+	buf_init(&t, 1024);
+	if (arc_verify_ar(arc_verify_result(a->arc), &t) == 0 && t.len > 0) {
+		buf_adds(&a->out, ";\r\n\t");
+		auth_comment(&a->out, t.data);
+	}
+	buf_free(&t);
+}
+
+static void
 auth_compose_dmarc(struct auth_in *a)
 {
 	if (a->dmarc == NULL) {
@@ -333,6 +349,7 @@ auth_compose(struct auth_in *a)
 	auth_token(&a->out, a->authserv_id);
 	auth_compose_spf(a);
 	auth_compose_dkim(a);
+	auth_compose_arc(a);
 	auth_compose_dmarc(a);
 	buf_adds(&a->out, "\r\nReceived-SPF: ");
 	buf_adds(&a->out, spf_result_name(a->spf_res));
@@ -356,6 +373,7 @@ auth_maybe_progress(struct auth_in *a)
 		return;
 	if (!a->dkim_finished && a->dkim_outstanding == 0) {
 		dkim_verify_finish(a->dkim);
+		arc_verify_finish(a->arc);
 		a->dkim_finished = 1;
 	}
 	if (a->spf_done && a->dkim_finished && !a->dmarc_started)
@@ -391,8 +409,9 @@ auth_in_new(const struct auth_in_params *p, auth_in_query_cb *query,
 	buf_init(&a->out, 64 * 1024);
 	dko.now = (uint64_t)p->now;
 	a->dkim = dkim_verify_new(&dko);
+	a->arc = arc_verify_new(NULL);
 	a->spf = spf_new();
-	if (a->dkim == NULL || a->spf == NULL)
+	if (a->dkim == NULL || a->spf == NULL || a->arc == NULL)
 		log_fatal("auth: out of memory");
 	so.receiver = a->hostname;
 	so.now = p->now;
@@ -408,6 +427,7 @@ auth_in_free(struct auth_in *a)
 		return;
 	spf_free(a->spf);
 	dkim_verify_free(a->dkim);
+	arc_verify_free(a->arc);
 	dmarc_free(a->dmarc);
 	xfree(a->ip);
 	xfree(a->helo);
@@ -441,6 +461,14 @@ void
 auth_in_feed(struct auth_in *a, const void *p, size_t n)
 {
 	auth_header_capture(a, p, n);
+	if (arc_verify_feed(a->arc, p, n) == 1) {
+		for (size_t k = 0; k < arc_verify_nqueries(a->arc); k++) {
+			const char *name = arc_verify_query(a->arc, k);
+			if (name != NULL)
+				auth_ask(a, Q_ARC, (uint16_t)k, name,
+					 DNS_T_TXT);
+		}
+	}
 	if (dkim_verify_feed(a->dkim, p, n) == 1) {
 		for (size_t i = 0; i < dkim_verify_nsigs(a->dkim); i++) {
 			const char *name = dkim_verify_query(a->dkim, i);
@@ -493,6 +521,26 @@ auth_answer_dkim(struct auth_in *a, uint16_t idx, enum dns_answer_kind k,
 }
 
 static void
+auth_answer_arc(struct auth_in *a, uint16_t idx, enum dns_answer_kind k,
+		const struct buf *data, const size_t *off, const size_t *len,
+		size_t n)
+{
+	struct dkim_slice rec[AUTH_IN_RECORDS];
+
+	for (size_t i = 0; i < n; i++) {
+		rec[i].p = data->data + off[i];
+		rec[i].n = len[i];
+	}
+	arc_verify_answer(a->arc, idx,
+			  k == DNS_ANS_RECORDS || k == DNS_ANS_NODATA
+			      ? DKIM_DNS_OK
+			  : k == DNS_ANS_NXDOMAIN ? DKIM_DNS_NXDOMAIN
+						  : DKIM_DNS_TEMPFAIL,
+			  rec, k == DNS_ANS_RECORDS ? n : 0);
+	a->dkim_outstanding--;
+}
+
+static void
 auth_answer_dmarc(struct auth_in *a, enum dns_answer_kind k,
 		  const struct buf *data, const size_t *off, const size_t *len,
 		  size_t n)
@@ -525,6 +573,8 @@ auth_fail_query(struct auth_in *a, enum qkind kind, uint16_t idx)
 		auth_answer_spf(a, DNS_ANS_TEMPFAIL, &none, &z, &z, 0);
 	else if (kind == Q_DKIM)
 		dkim_verify_answer(a->dkim, idx, DKIM_DNS_TEMPFAIL, NULL, 0);
+	else if (kind == Q_ARC)
+		arc_verify_answer(a->arc, idx, DKIM_DNS_TEMPFAIL, NULL, 0);
 	else
 		auth_answer_dmarc(a, DNS_ANS_TEMPFAIL, &none, &z, &z, 0);
 	buf_free(&none);
@@ -552,6 +602,8 @@ auth_in_answer(struct auth_in *a, uint32_t qid, int rcode, int sec,
 		auth_answer_spf(a, k, &data, off, rl, n);
 	else if (q.kind == Q_DKIM)
 		auth_answer_dkim(a, q.idx, k, &data, off, rl, n);
+	else if (q.kind == Q_ARC)
+		auth_answer_arc(a, q.idx, k, &data, off, rl, n);
 	else
 		auth_answer_dmarc(a, k, &data, off, rl, n);
 	buf_free(&data);
@@ -575,6 +627,9 @@ auth_in_abort(struct auth_in *a, const char *why)
 		if (a->q[i].kind == Q_DKIM)
 			dkim_verify_answer(a->dkim, a->q[i].idx,
 					   DKIM_DNS_TEMPFAIL, NULL, 0);
+		else if (a->q[i].kind == Q_ARC)
+			arc_verify_answer(a->arc, a->q[i].idx,
+					  DKIM_DNS_TEMPFAIL, NULL, 0);
 		a->q[i].kind = Q_FREE;
 	}
 	a->outstanding = a->dkim_outstanding = 0;
@@ -590,6 +645,7 @@ auth_in_abort(struct auth_in *a, const char *why)
 	a->ended = 1;
 	if (!a->dkim_finished) {
 		dkim_verify_finish(a->dkim);
+		arc_verify_finish(a->arc);
 		a->dkim_finished = 1;
 	}
 	if (!a->dmarc_started) {

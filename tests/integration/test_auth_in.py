@@ -54,6 +54,7 @@ def test_spf_and_dmarc_pass_recorded(todoku, dns):
     assert ar.startswith("mx.test;"), ar
     assert "spf=pass" in ar and "smtp.mailfrom=alice@good.test" in ar
     assert "dkim=none" in ar
+    assert "arc=none" in ar
     assert "dmarc=pass" in ar and "header.from=good.test" in ar
     assert re.search(rb"(?m)^Received-SPF: pass ", msg)
     # our trace fields sit above the Received: header we added
@@ -140,3 +141,37 @@ def test_forged_authentication_results_removed(todoku, dns):
     assert fields == [b"mx.test;", b"relay.other.example;"], fields
     assert b"paypal.example" not in msg
     assert "removed 1 Authentication-Results" in d.log_text()
+
+
+def test_arc_chain_verified(todoku, dns, tmp_world):
+    """A message sealed by a forwarder (dkimpy's ARC signer, key in the
+    test DNS): the chain verifies, arc=pass in our header; a body changed
+    after sealing: arc=fail."""
+    import subprocess
+    dkim = __import__("dkim")
+    d0 = todoku(start=False)
+    out = subprocess.run([d0.bin, "dkim", "keygen", "--domain", "fwd.test",
+                          "--selector", "arc1", "--out", str(tmp_world)],
+                         capture_output=True, check=True)
+    txt = "".join(re.findall(r'"([^"]*)"', out.stdout.decode()))
+    zone_txt = " ".join('"%s"' % txt[i:i + 200] for i in range(0, len(txt), 200))
+    dns.zone("fwd.test", ["arc1._domainkey TXT %s" % zone_txt])
+    ov = dict(UNTRUSTED)
+    ov["smtp"] = {"authserv-id": "mx.test"}
+    d = todoku(dns_servers=[dns.addr], overrides=ov)
+    key = (tmp_world / "arc1.fwd.test.key").read_bytes()
+    msg = (b"Authentication-Results: fwd.test; spf=pass smtp.mailfrom=a@orig.test\r\n"
+           + make_message(subject="forwarded", sender="a@orig.test",
+                          to="someone@localhost"))
+    sealed = dkim.arc_sign(msg, b"arc1", b"fwd.test", key, b"fwd.test")
+    r = _send(d, "list@fwd.test", b"".join(sealed) + msg)
+    assert r.code == 250, r
+    d.wait_delivered("someone", 1)
+    ar = _ar(d.maildir("someone")[0])
+    assert "arc=pass" in ar, ar
+    tampered = b"".join(sealed) + msg.replace(b"forwarded", b"FORWARDED")
+    r = _send(d, "list@fwd.test", tampered)
+    assert r.code == 250, r
+    d.wait_delivered("someone", 2)
+    ars = [_ar(m) for m in d.maildir("someone")]
+    assert any("arc=fail" in a for a in ars), ars
