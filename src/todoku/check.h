@@ -5,12 +5,17 @@
  *                    [--timeout SECONDS] [--json] [-c FILE]
  *   todoku check dkim [FILE|-] [--dns ADDR[:PORT]] [--timeout SECONDS]
  *                    [--json] [-c FILE]
+ *   todoku check dmarc --ip A --mail-from S [--helo H] [FILE|-]
+ *                    [--dns ADDR[:PORT]] [--timeout SECONDS] [--json]
+ *                    [-c FILE]
+ *   todoku check arc [FILE|-] [--dns ADDR[:PORT]] [--timeout SECONDS]
+ *                    [--json] [-c FILE]
  *   todoku dkim keygen --domain D --selector S [--ed25519] [--out DIR]
  *
  * The checks run the same library code as the daemon (mail/spf,
- * mail/dkim_verify) with real DNS: one libunbound context on a private
- * libevent base in this process. DNS servers: --dns, else [dns] servers
- * of the configuration (-c FILE or the built-in one), else
+ * mail/dkim_verify, mail/dmarc, mail/arc) with real DNS: one libunbound context
+ * on a private libevent base in this process. DNS servers: --dns, else [dns]
+ * servers of the configuration (-c FILE or the built-in one), else
  * /etc/resolv.conf.
  *
  * Exit codes: 0 the evaluation completed (whatever the result: the
@@ -22,7 +27,7 @@
 #define TODOKU_CHECK_H
 
 #define CHECK_TIMEOUT_DEFAULT 20      /* seconds per evaluation */
-#define CHECK_MESSAGE_MAX (64u << 20) /* check dkim input */
+#define CHECK_MESSAGE_MAX (64u << 20) /* check dkim/dmarc/arc input */
 
 /* argv[1] is "check". */
 int check_main(int argc, char **argv);

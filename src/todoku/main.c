@@ -49,6 +49,8 @@ usage(FILE *f)
 	      "                    delete ID | bounce ID [-c FILE]\n"
 	      "       todoku check spf --ip A --mail-from S [--helo H] [..]\n"
 	      "       todoku check dkim [FILE|-] [--json]\n"
+	      "       todoku check dmarc --ip A --mail-from S [FILE|-] [..]\n"
+	      "       todoku check arc [FILE|-] [--json]\n"
 	      "       todoku dkim keygen --domain D --selector S [--ed25519]\n"
 	      "       todoku version\n"
 	      "Without -c, the built-in configuration is used (SMTP on\n"

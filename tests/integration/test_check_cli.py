@@ -341,3 +341,247 @@ def test_dkim_keygen_refuses_overwrite_and_bad_names(tmp_world):
     assert r.returncode == 64
     r = run("dkim", "frobnicate")
     assert r.returncode == 64
+
+
+# ---------------------------------------------------------------------------
+# DMARC
+# ---------------------------------------------------------------------------
+
+def dmarc_message(from_="Alice <alice@dm.test>", extra=b""):
+    return (("From: %s\r\n" % from_).encode() + extra +
+            b"To: bob@example.test\r\n"
+            b"Subject: dmarc check\r\n"
+            b"Date: Tue, 25 Nov 2025 10:00:00 +0000\r\n"
+            b"Message-ID: <dmarc@dm.test>\r\n"
+            b"\r\n"
+            b"Hello Bob.\r\n")
+
+
+def check_dmarc(dns, ip, mail_from, msg, helo=None, json_out=False):
+    args = ["check", "dmarc", "--ip", ip, "--mail-from", mail_from,
+            "--dns", dns.addr, "-"]
+    if helo is not None:
+        args += ["--helo", helo]
+    if json_out:
+        args.append("--json")
+    r = run(*args, stdin=msg)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    if json_out:
+        return json.loads(r.stdout)
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        k, _, v = line.partition(": ")
+        out.setdefault(k, []).append(v)
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+
+
+def test_dmarc_pass_by_aligned_spf(dns):
+    dns.zone("dm1.test", [
+        '@ TXT "v=spf1 -all"',
+        'mail TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+        '_dmarc TXT "v=DMARC1; p=reject"',
+    ])
+    # relaxed alignment walks up to _dmarc.test: served (NXDOMAIN) like a
+    # real TLD would, else the walk ends in temperror
+    dns.zone("test", [])
+    msg = dmarc_message("Alice <alice@dm1.test>")
+    r = check_dmarc(dns, "192.0.2.5", "bounce@mail.dm1.test", msg)
+    assert r["dmarc"] == "pass", r
+    assert r["from-domain"] == "dm1.test"
+    assert r["policy"] == "reject (p= at dm1.test)"
+    assert r["disposition"] == "none"
+    assert r["aligned"] == "spf (relaxed) mail.dm1.test", r
+    assert r["spf"].startswith("pass (mailfrom mail.dm1.test: ")
+    assert r["dkim"].startswith("none")
+    assert r["authentication-results"] == \
+        "dmarc=pass (p=reject) header.from=dm1.test"
+    j = check_dmarc(dns, "192.0.2.5", "bounce@mail.dm1.test", msg,
+                    json_out=True)
+    assert j["result"] == "pass" and j["applicable"] is True
+    assert j["aligned"] == {"spf": {"domain": "mail.dm1.test",
+                                    "mode": "relaxed"}, "dkim": None}
+    assert (j["policy"], j["policy_tag"], j["policy_domain"]) == \
+        ("reject", "p", "dm1.test")
+    assert j["spf"]["result"] == "pass" and j["dkim"] == []
+    assert j["authentication_results"] == \
+        "dmarc=pass (p=reject) header.from=dm1.test"
+    # the null sender: SPF checks the HELO name, which aligns too
+    r = check_dmarc(dns, "192.0.2.5", "<>", msg, helo="mail.dm1.test")
+    assert r["dmarc"] == "pass" and r["spf"].startswith("pass (helo ")
+
+
+def test_dmarc_pass_by_aligned_dkim_spf_fails(dns, tmp_world):
+    key, strings = keygen(tmp_world, "dm", domain="dm2.test")
+    dns.zone("dm2.test", [
+        '@ TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+        '_dmarc TXT "v=DMARC1; p=reject; adkim=s"',
+        'dm._domainkey TXT %s' % " ".join('"%s"' % s for s in strings),
+    ])
+    msg = dmarc_message("Alice <alice@dm2.test>")
+    signed = dkim.sign(msg, b"dm", b"dm2.test", key.read_bytes())
+    r = check_dmarc(dns, "198.51.100.7", "alice@dm2.test", signed + msg)
+    assert r["dmarc"] == "pass", r
+    assert r["aligned"] == "dkim (strict) dm2.test", r
+    assert r["spf"].startswith("fail (mailfrom dm2.test: "), r
+    assert r["dkim"].startswith("pass: signature verified (d=dm2.test s=dm")
+    j = check_dmarc(dns, "198.51.100.7", "alice@dm2.test", signed + msg,
+                    json_out=True)
+    assert j["aligned"]["dkim"] == {"domain": "dm2.test", "mode": "strict"}
+    assert j["aligned"]["spf"] is None
+    assert j["spf"]["result"] == "fail"
+    assert j["dkim"][0]["result"] == "pass"
+
+
+def test_dmarc_fail_reject(dns):
+    dns.zone("dm3.test", [
+        '@ TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+        '_dmarc TXT "v=DMARC1; p=reject"',
+    ])
+    msg = dmarc_message("<alice@dm3.test>")
+    r = check_dmarc(dns, "203.0.113.9", "alice@dm3.test", msg)
+    assert r["dmarc"] == "fail", r
+    assert r["policy"] == "reject (p= at dm3.test)"
+    assert r["disposition"] == "reject"
+    assert r["aligned"] == "none"
+    assert r["spf"].startswith("fail ")
+    assert r["authentication-results"] == \
+        "dmarc=fail (p=reject) header.from=dm3.test"
+    j = check_dmarc(dns, "203.0.113.9", "alice@dm3.test", msg, json_out=True)
+    assert (j["result"], j["disposition"]) == ("fail", "reject")
+    # no record at all: none (the walk ends at _dmarc.test: NXDOMAIN)
+    dns.zone("dm3b.test", ['@ TXT "v=spf1 -all"'])
+    r = check_dmarc(dns, "203.0.113.9", "a@dm3b.test",
+                    dmarc_message("a@dm3b.test"))
+    assert r["dmarc"] == "temperror" and "_dmarc.test" in r["reason"], r
+    dns.zone("test", [])
+    r = check_dmarc(dns, "203.0.113.9", "a@dm3b.test",
+                    dmarc_message("a@dm3b.test"))
+    assert r["dmarc"] == "none" and "no DMARC record" in r["reason"], r
+
+
+def test_dmarc_subdomain_sp_and_np(dns):
+    dns.zone("dm4.test", [
+        '@ TXT "v=spf1 -all"',
+        '_dmarc TXT "v=DMARC1; p=none; sp=quarantine; np=reject"',
+        'sub A 192.0.2.1',
+    ])
+    r = check_dmarc(dns, "203.0.113.9", "x@sub.dm4.test",
+                    dmarc_message("x@sub.dm4.test"))
+    assert r["dmarc"] == "fail", r
+    assert r["from-domain"] == "sub.dm4.test"
+    assert r["policy"] == "quarantine (sp= at dm4.test)", r
+    assert r["disposition"] == "quarantine"
+    # a From domain that does not exist (A, AAAA, MX asked): np=
+    r = check_dmarc(dns, "203.0.113.9", "x@sub.dm4.test",
+                    dmarc_message("x@ghost.dm4.test"))
+    assert r["dmarc"] == "fail", r
+    assert r["policy"] == "reject (np= at dm4.test)", r
+    assert r["disposition"] == "reject"
+    # the organizational domain itself: p=
+    r = check_dmarc(dns, "203.0.113.9", "x@dm4.test",
+                    dmarc_message("x@dm4.test"))
+    assert r["policy"] == "none (p= at dm4.test)" and r["disposition"] == "none"
+
+
+def test_dmarc_testing_lowers_disposition(dns):
+    dns.zone("dm5.test", [
+        '@ TXT "v=spf1 -all"',
+        '_dmarc TXT "v=DMARC1; p=reject; t=y"',
+    ])
+    r = check_dmarc(dns, "203.0.113.9", "x@dm5.test",
+                    dmarc_message("x@dm5.test"))
+    assert r["dmarc"] == "fail", r
+    assert r["policy"] == "reject (p= at dm5.test)"
+    assert r["disposition"].startswith("quarantine (t=y"), r
+    assert "dis=quarantine" in r["authentication-results"]
+    j = check_dmarc(dns, "203.0.113.9", "x@dm5.test",
+                    dmarc_message("x@dm5.test"), json_out=True)
+    assert (j["policy"], j["disposition"], j["testing"]) == \
+        ("reject", "quarantine", True)
+
+
+def test_dmarc_several_from_not_applicable(dns):
+    dns.zone("dm6.test", [
+        '@ TXT "v=spf1 ip4:192.0.2.0/24 -all"',
+        '_dmarc TXT "v=DMARC1; p=reject"',
+    ])
+    msg = dmarc_message("a@dm6.test", extra=b"From: b@other.test\r\n")
+    r = check_dmarc(dns, "192.0.2.1", "a@dm6.test", msg)
+    assert r["dmarc"] == "none", r
+    assert r["reason"].startswith("DMARC does not apply: the message has 2 "
+                                  "From header fields"), r
+    assert r["spf"].startswith("pass ")
+    j = check_dmarc(dns, "192.0.2.1", "a@dm6.test", msg, json_out=True)
+    assert j["result"] == "none" and j["applicable"] is False
+    assert j["policy"] is None and "2 From header fields" in j["reason"]
+    msg = dmarc_message("a@dm6.test").replace(b"From: a@dm6.test\r\n", b"")
+    r = check_dmarc(dns, "192.0.2.1", "a@dm6.test", msg)
+    assert r["dmarc"] == "none" and "no From header field" in r["reason"]
+
+
+def test_dmarc_usage_errors():
+    r = run("check", "dmarc", "--mail-from", "a@b.test", "-")
+    assert r.returncode == 64 and b"--ip" in r.stderr
+    r = run("check", "dmarc", "--ip", "192.0.2.1", "-")
+    assert r.returncode == 64 and b"--mail-from" in r.stderr
+    r = run("check", "dmarc", "--ip", "192.0.2.1", "--mail-from", "a@b.test",
+            "--dns", "127.0.0.1", "/nonexistent/message.eml")
+    assert r.returncode == 1 and b"cannot read" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# ARC
+# ---------------------------------------------------------------------------
+
+ARC_MESSAGE = (b"Authentication-Results: fwd.test; spf=pass "
+               b"smtp.mailfrom=a@orig.test\r\n"
+               b"From: Alice <a@orig.test>\r\n"
+               b"To: list@fwd.test\r\n"
+               b"Subject: forwarded through a list\r\n"
+               b"Date: Tue, 25 Nov 2025 10:00:00 +0000\r\n"
+               b"Message-ID: <arc@orig.test>\r\n"
+               b"\r\n"
+               b"This body is sealed.\r\n")
+
+
+def check_arc(dns, msg, json_out=False):
+    args = ["check", "arc", "--dns", dns.addr]
+    if json_out:
+        args.append("--json")
+    r = run(*args, stdin=msg)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    if json_out:
+        return json.loads(r.stdout)
+    return dict(line.partition(": ")[::2]
+                for line in r.stdout.decode().splitlines())
+
+
+def test_arc_pass_fail_none(dns, tmp_world):
+    key, strings = keygen(tmp_world, "arc1", domain="fwd.test")
+    publish(dns, "fwd.test", "arc1", strings)
+    sealed = b"".join(dkim.arc_sign(ARC_MESSAGE, b"arc1", b"fwd.test",
+                                    key.read_bytes(), b"fwd.test"))
+    assert sealed.startswith(b"ARC-Seal:")
+    msg = sealed + ARC_MESSAGE
+    f = tmp_world / "sealed.eml"
+    f.write_bytes(msg.replace(b"\r\n", b"\n"))
+    r = run("check", "arc", f, "--dns", dns.addr)
+    assert r.returncode == 0, r.stderr
+    out = dict(line.partition(": ")[::2]
+               for line in r.stdout.decode().splitlines())
+    assert out["arc"] == "pass", out
+    assert out["instances"] == "1"
+    assert out["authentication-results"].startswith("arc=pass (i=1)")
+    j = check_arc(dns, msg, json_out=True)
+    assert (j["result"], j["instances"], j["temporary"]) == ("pass", 1, False)
+    # the body changed after sealing
+    bad = msg.replace(b"This body is sealed.", b"This body was altered")
+    out = check_arc(dns, bad)
+    assert out["arc"] == "fail", out
+    assert "AMS(1)" in out["reason"] and "body" in out["reason"], out
+    assert out["authentication-results"].startswith("arc=fail (")
+    # no ARC header fields
+    out = check_arc(dns, ARC_MESSAGE)
+    assert out["arc"] == "none" and out["instances"] == "0", out
+    assert out["authentication-results"] == "arc=none"
+    assert check_arc(dns, ARC_MESSAGE, json_out=True)["result"] == "none"
