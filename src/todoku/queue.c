@@ -4,6 +4,7 @@
 #include "todoku/queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +25,12 @@
 #include "mail/mx.h"
 #include "mail/resolve.h"
 #include "mail/smtp_client.h"
+#include "mail/smtp_reply.h"
 #include "todoku/ctl.h"
 #include "todoku/maildir.h"
 #include "todoku/proto.h"
 #include "todoku/role.h"
+#include "todoku/smtp_out.h"
 #include "todoku/spool.h"
 
 struct queue;
@@ -79,22 +82,7 @@ struct attempt {
 	char *remote_mta;
 };
 
-/* One outbound attempt: the due recipients of one message at one domain. */
-struct rjob {
-	struct queue *q;
-	uint64_t id;
-	char msg[SPOOL_ID_LEN + 1];
-	char domain[ADDR_DOMAIN_MAX + 1];
-	char *sender;
-	struct entry **ents;
-	size_t n;
-	int phase; /* 0 route, 1 body, 2 smtp-out */
-	char *facts; /* DNS facts from lookup */
-	const struct conf_route *route; /* smarthost, or NULL: MX */
-	struct ipc_out targets; /* encoded target list for O_DELIVER */
-	uint32_t ntargets;
-	struct rjob *next;
-};
+struct rjob;
 
 struct ctlconn {
 	struct queue *q;
@@ -413,6 +401,87 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
 
 /* ---- remote delivery ---------------------------------------------------- */
 
+/*
+ * Destinations (DESIGN §7). After routing, a job belongs to the
+ * destination of its next hop: the sorted set of MX host names, or the
+ * [route]'s smarthost. The destination owns the concurrency limit with
+ * slow start (DEST_INIT, +1/c per successful session, -1/c per
+ * connection-level failure, never for MAIL/RCPT/DATA replies), the
+ * dead state (DEST_DEAD_AFTER consecutive failures at c = 1: the
+ * backlog is deferred with one reason and one job probes per backoff
+ * step, the steps being [queue] retry), and the IPv4-first mark.
+ *
+ * Sessions: jobs ready at a destination are sent to smtp-out with a
+ * session id; jobs with the same id share one connection. A ready job
+ * joins an open session that has fewer than DEST_SESSION_DEPTH jobs
+ * unanswered (and room under the per-connection limits) before a new
+ * session is opened, so a burst for one destination uses few
+ * connections; a new session needs a free slot under the destination's
+ * limit and under QUEUE_REMOTE_MAX overall.
+ */
+struct dest {
+	char *key;
+	double limit;
+	unsigned active; /* sessions open */
+	unsigned fails;	 /* consecutive failures at limit 1 */
+	int dead;
+	unsigned dead_step;
+	time_t probe_at;
+	int probing;
+	time_t v4first_until;
+	struct rjob *ready, **ready_tail;
+	time_t last_used;
+	struct dest *next;
+};
+
+struct osess {
+	uint64_t id;
+	struct dest *d;
+	unsigned pending; /* jobs sent, not answered */
+	unsigned msgs;
+	time_t born;
+	int closed; /* no more jobs: its connection failed */
+	int ok, failed, probe;
+	struct osess *next;
+};
+
+struct rtarget {
+	uint8_t family;
+	uint8_t addr[16];
+	size_t alen;
+	char *host;
+};
+
+/* One outbound attempt: the due recipients of one message at one domain. */
+struct rjob {
+	struct queue *q;
+	uint64_t id;
+	char msg[SPOOL_ID_LEN + 1];
+	char domain[ADDR_DOMAIN_MAX + 1];
+	char *sender;
+	struct entry **ents;
+	size_t n;
+	int phase; /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
+	char *facts; /* DNS facts from lookup */
+	const struct conf_route *route; /* smarthost, or NULL: MX */
+	struct rtarget *t;
+	size_t nt;
+	struct dest *d;
+	struct osess *s;
+	int body_fd;		/* phase 3: dup of the stored body */
+	struct ipc_out deliver; /* O_DELIVER up to the recipients */
+	unsigned reparks;	/* connection failures that returned it */
+	struct rjob *dnext;	/* in d->ready */
+	struct rjob *next;
+};
+
+static struct dest *dests;
+static struct osess *osessions;
+static unsigned nsessions;
+static uint64_t next_osess;
+
+static void dest_pump(struct queue *q, struct dest *d);
+
 static void
 rjob_free(struct queue *q, struct rjob *r)
 {
@@ -423,10 +492,15 @@ rjob_free(struct queue *q, struct rjob *r)
 		}
 	}
 	q->inflight--;
+	if (r->body_fd >= 0)
+		close(r->body_fd);
+	for (size_t i = 0; i < r->nt; i++)
+		xfree(r->t[i].host);
+	xfree(r->t);
 	xfree(r->ents);
 	xfree(r->sender);
 	xfree(r->facts);
-	ipc_out_free(&r->targets);
+	ipc_out_free(&r->deliver);
 	xfree(r);
 }
 
@@ -457,6 +531,319 @@ domain_of(const char *addr)
 	return at ? at + 1 : "";
 }
 
+/* ---- destinations ---- */
+
+static struct dest *
+dest_get(const char *key)
+{
+	struct dest *d;
+
+	for (d = dests; d; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->key = xstrdup(key);
+	d->limit = DEST_INIT;
+	d->ready_tail = &d->ready;
+	d->next = dests;
+	dests = d;
+	return d;
+}
+
+/* Forget destinations with nothing going on and no state worth keeping. */
+static void
+dest_gc(time_t now)
+{
+	for (struct dest **pp = &dests, *d; (d = *pp) != NULL;) {
+		if (d->active == 0 && d->ready == NULL && !d->dead &&
+		    d->v4first_until <= now && d->fails == 0 &&
+		    now - d->last_used > DEST_FORGET_AFTER) {
+			*pp = d->next;
+			xfree(d->key);
+			xfree(d);
+			continue;
+		}
+		pp = &d->next;
+	}
+}
+
+static time_t
+dest_backoff(const struct conf *c, unsigned step)
+{
+	if (c->nretry == 0)
+		return 300;
+	return (time_t)c->retry[step < c->nretry ? step : c->nretry - 1];
+}
+
+static void
+dest_push(struct dest *d, struct rjob *r, int front)
+{
+	r->dnext = NULL;
+	r->phase = 3;
+	r->d = d;
+	if (front) {
+		r->dnext = d->ready;
+		d->ready = r;
+		if (d->ready_tail == &d->ready)
+			d->ready_tail = &r->dnext;
+		return;
+	}
+	*d->ready_tail = r;
+	d->ready_tail = &r->dnext;
+}
+
+static struct rjob *
+dest_pop(struct dest *d)
+{
+	struct rjob *r = d->ready;
+
+	if (r == NULL)
+		return NULL;
+	d->ready = r->dnext;
+	if (d->ready == NULL)
+		d->ready_tail = &d->ready;
+	r->dnext = NULL;
+	return r;
+}
+
+/* The destination's key: its smarthost, or its MX host names sorted. */
+static char *
+dest_key(const struct rjob *r)
+{
+	struct buf b;
+	const char **names = xcalloc(r->nt ? r->nt : 1, sizeof(*names));
+	size_t n = 0;
+
+	buf_init(&b, 64 * 1024);
+	if (r->route) {
+		buf_addf(&b, "[route \"%s\"] %s:%u", r->route->name,
+			 r->route->host, r->route->port);
+	} else {
+		for (size_t i = 0; i < r->nt; i++) {
+			size_t k = 0;
+			while (k < n && strcasecmp(names[k], r->t[i].host) != 0)
+				k++;
+			if (k == n)
+				names[n++] = r->t[i].host;
+		}
+		for (size_t i = 1; i < n; i++)
+			for (size_t k = i; k > 0 &&
+					   strcasecmp(names[k - 1], names[k]) > 0;
+			     k--) {
+				const char *t = names[k];
+				names[k] = names[k - 1];
+				names[k - 1] = t;
+			}
+		for (size_t i = 0; i < n; i++)
+			buf_addf(&b, "%s%s", i ? " " : "", names[i]);
+	}
+	xfree(names);
+	if (b.data == NULL)
+		buf_adds(&b, r->domain);
+	return buf_steal(&b);
+}
+
+/* Record a deferral with an explicit next attempt time. */
+static void
+rjob_defer_until(struct queue *q, struct rjob *r, const char *status,
+		 const char *where, const char *reply, time_t next)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		struct attempt *a;
+		q->last_attempt = NULL;
+		q->defer_submit = 1;
+		queue_finish_ex(q, r->ents[i], MAILDIR_TEMP, status, where,
+				reply, r->facts, NULL);
+		q->defer_submit = 0;
+		a = q->last_attempt;
+		if (a == NULL)
+			continue;
+		if (a->res.new_state == SPOOL_DEFERRED && next > a->res.time)
+			a->res.next_attempt = next;
+		spool_record(q->spool, &a->res, queue_on_recorded, a);
+	}
+	rjob_free(q, r);
+}
+
+static void
+dest_log_limit(const struct dest *d, const char *why)
+{
+	log_info("destination %s: concurrency %.2f after %s", d->key, d->limit,
+		 why);
+}
+
+/* A session ended: slow start, back-off, dead state, probes. */
+static void
+dest_session_end(struct queue *q, struct osess *s)
+{
+	struct dest *d = s->d;
+	const struct conf *c = q->env->conf;
+	time_t now = clock_now();
+	char when[64];
+
+	for (struct osess **pp = &osessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	nsessions--;
+	d->active--;
+	d->last_used = now;
+	if (s->probe) {
+		d->probing = 0;
+		if (s->ok && !s->failed) {
+			d->dead = 0;
+			d->fails = 0;
+			d->dead_step = 0;
+			d->limit = DEST_INIT;
+			log_info("destination %s answers again", d->key);
+		} else if (s->failed) {
+			d->dead_step++;
+			d->probe_at = now + dest_backoff(c, d->dead_step);
+			clock_iso8601(d->probe_at, when, sizeof(when));
+			log_info("destination %s: probe failed; next probe at "
+				 "%s",
+				 d->key, when);
+		}
+	} else if (s->failed) {
+		if (d->limit <= 1.0) {
+			d->limit = 1.0;
+			if (++d->fails >= DEST_DEAD_AFTER && !d->dead) {
+				d->dead = 1;
+				d->dead_step = 0;
+				d->probe_at = now + dest_backoff(c, 0);
+				clock_iso8601(d->probe_at, when, sizeof(when));
+				log_warn("destination %s is not responding "
+					 "(%u failed connections at "
+					 "concurrency 1): its mail is "
+					 "deferred; next probe at %s",
+					 d->key, d->fails, when);
+			}
+		} else {
+			d->limit -= 1.0 / d->limit;
+			if (d->limit < 1.0)
+				d->limit = 1.0;
+			dest_log_limit(d, "a failed connection");
+		}
+	} else if (s->ok) {
+		d->fails = 0;
+		if (d->limit < DEST_LIMIT_MAX) {
+			d->limit += 1.0 / d->limit;
+			if (d->limit > DEST_LIMIT_MAX)
+				d->limit = DEST_LIMIT_MAX;
+			dest_log_limit(d, "a successful session");
+		}
+	}
+	xfree(s);
+}
+
+/* Send a ready job into session s. */
+static void
+rjob_send(struct queue *q, struct rjob *r, struct osess *s)
+{
+	struct dest *d = r->d;
+	struct ipc_out o;
+	int v4first = d->v4first_until > clock_now();
+
+	r->phase = 2;
+	r->s = s;
+	s->pending++;
+	s->msgs++;
+	ipc_out_init(&o);
+	buf_add(&o.b, r->deliver.b.data, r->deliver.b.len);
+	ipc_put_u32(&o, (uint32_t)r->nt);
+	/* IPv4-first: every IPv4 address before the IPv6 ones, order kept */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < r->nt; i++) {
+			int first = !v4first || r->t[i].family == 4;
+			if ((pass == 0) != first)
+				continue;
+			ipc_put_u8(&o, r->t[i].family);
+			ipc_put_data(&o, r->t[i].addr, r->t[i].alen);
+			ipc_put_str(&o, r->t[i].host);
+		}
+	}
+	ipc_put_u64(&o, s->id);
+	ipc_send(q->smtp_out->ipc, O_DELIVER, r->id, r->body_fd, &o);
+	ipc_out_free(&o);
+}
+
+static struct osess *
+osess_new(struct dest *d, int probe)
+{
+	struct osess *s = xcalloc(1, sizeof(*s));
+
+	s->id = ++next_osess;
+	s->d = d;
+	s->born = clock_now();
+	s->probe = probe;
+	s->next = osessions;
+	osessions = s;
+	nsessions++;
+	d->active++;
+	return s;
+}
+
+static void
+dest_pump(struct queue *q, struct dest *d)
+{
+	time_t now = clock_now();
+	char when[64], why[700];
+	struct rjob *r;
+
+	if (q->smtp_out == NULL || q->stopping)
+		return;
+	d->last_used = now;
+	if (d->dead) {
+		while ((r = dest_pop(d)) != NULL) {
+			time_t next;
+			if (!d->probing && now >= d->probe_at &&
+			    nsessions < QUEUE_REMOTE_MAX) {
+				log_info("%s: probing destination %s", r->msg,
+					 d->key);
+				d->probing = 1;
+				rjob_send(q, r, osess_new(d, 1));
+				continue;
+			}
+			next = d->probing ? now + dest_backoff(q->env->conf,
+							       d->dead_step + 1)
+					  : d->probe_at;
+			clock_iso8601(next, when, sizeof(when));
+			snprintf(why, sizeof(why),
+				 "destination %s is not responding; next "
+				 "probe at %s",
+				 d->key, when);
+			rjob_defer_until(q, r, "4.4.1", "smtp", why, next);
+		}
+		return;
+	}
+	while (d->ready != NULL) {
+		struct osess *s;
+		for (s = osessions; s; s = s->next)
+			if (s->d == d && !s->closed && !s->probe &&
+			    s->pending < DEST_SESSION_DEPTH &&
+			    s->msgs < SMTPO_CONN_MAX_MSGS &&
+			    now - s->born < SMTPO_CONN_MAX_AGE - 5)
+				break;
+		if (s == NULL && d->active < (unsigned)d->limit &&
+		    nsessions < QUEUE_REMOTE_MAX)
+			s = osess_new(d, 0);
+		if (s == NULL)
+			break;
+		rjob_send(q, dest_pop(d), s);
+	}
+}
+
+static void
+dest_pump_all(struct queue *q)
+{
+	for (struct dest *d = dests; d; d = d->next)
+		if (d->ready != NULL)
+			dest_pump(q, d);
+	dest_gc(clock_now());
+}
+
 static void
 queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 {
@@ -470,10 +857,11 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	r = xcalloc(1, sizeof(*r));
 	r->q = q;
 	r->id = ++q->next_rjob;
+	r->body_fd = -1;
 	snprintf(r->msg, sizeof(r->msg), "%s", e->msg);
 	snprintf(r->domain, sizeof(r->domain), "%s", domain);
 	r->sender = xstrdup(e->sender);
-	ipc_out_init(&r->targets);
+	ipc_out_init(&r->deliver);
 	/* every due recipient of this message at this domain goes along */
 	for (struct entry *x = q->entries; x; x = x->next) {
 		if (x->in_flight || x->held || x->next_attempt > now ||
@@ -524,9 +912,11 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 {
 	struct rjob *r = arg;
 	struct queue *q = r->q;
-	struct ipc_out o;
+	struct ipc_out *o = &r->deliver;
 
-	if (err || q->smtp_out == NULL) {
+	if (!err)
+		r->body_fd = fcntl(body_fd, F_DUPFD_CLOEXEC, 0);
+	if (err || r->body_fd < 0 || q->smtp_out == NULL) {
 		for (size_t i = 0; i < r->n; i++) {
 			r->ents[i]->in_flight = 0;
 			r->ents[i]->next_attempt = clock_now() + (err ? 60 : 1);
@@ -536,29 +926,29 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 		rjob_free(q, r);
 		return;
 	}
-	r->phase = 2;
-	ipc_out_init(&o);
-	ipc_put_str(&o, r->msg);
-	ipc_put_str(&o, r->domain);
-	ipc_put_str(&o, r->sender);
-	ipc_put_u64(&o, info->size + prepend_len);
-	ipc_put_u8(&o, (uint8_t)info->body8);
-	ipc_put_u8(&o, (uint8_t)info->smtputf8);
-	ipc_put_u8(&o, (uint8_t)info->ret);
-	ipc_put_str(&o, info->envid);
-	rjob_put_session(q->env->conf, r->route, &o);
-	ipc_put_data(&o, prepend, prepend_len);
-	ipc_put_u32(&o, (uint32_t)r->n);
+	ipc_put_str(o, r->msg);
+	ipc_put_str(o, r->domain);
+	ipc_put_str(o, r->sender);
+	ipc_put_u64(o, info->size + prepend_len);
+	ipc_put_u8(o, (uint8_t)info->body8);
+	ipc_put_u8(o, (uint8_t)info->smtputf8);
+	ipc_put_u8(o, (uint8_t)info->ret);
+	ipc_put_str(o, info->envid);
+	rjob_put_session(q->env->conf, r->route, o);
+	ipc_put_data(o, prepend, prepend_len);
+	ipc_put_u32(o, (uint32_t)r->n);
 	for (size_t i = 0; i < r->n; i++) {
-		ipc_put_u64(&o, r->ents[i]->rcpt_id);
-		ipc_put_str(&o, r->ents[i]->addr);
-		ipc_put_u32(&o, 0);
-		ipc_put_str(&o, "");
+		ipc_put_u64(o, r->ents[i]->rcpt_id);
+		ipc_put_str(o, r->ents[i]->addr);
+		ipc_put_u32(o, 0);
+		ipc_put_str(o, "");
 	}
-	ipc_put_u32(&o, r->ntargets);
-	buf_add(&o.b, r->targets.b.data, r->targets.b.len);
-	ipc_send(q->smtp_out->ipc, O_DELIVER, r->id, body_fd, &o);
-	ipc_out_free(&o);
+	{
+		char *key = dest_key(r);
+		dest_push(dest_get(key), r, 0);
+		xfree(key);
+	}
+	dest_pump(q, r->d);
 }
 
 static void
@@ -576,16 +966,18 @@ queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
 		return;
 	}
 	r->facts = xstrdup(facts);
+	r->t = xcalloc(n ? n : 1, sizeof(*r->t));
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		size_t alen;
-		uint8_t fam = ipc_get_u8(in);
-		const void *a = ipc_get_data(in, &alen);
-		const char *host = ipc_get_str(in);
+		struct rtarget *t = &r->t[r->nt];
+		const void *a;
+		t->family = ipc_get_u8(in);
+		a = ipc_get_data(in, &alen);
+		t->alen = alen < 16 ? alen : 16;
+		memcpy(t->addr, a, t->alen);
+		t->host = xstrdup(ipc_get_str(in));
 		ipc_get_u32(in);
-		ipc_put_u8(&r->targets, fam);
-		ipc_put_data(&r->targets, a, alen);
-		ipc_put_str(&r->targets, host);
-		r->ntargets++;
+		r->nt++;
 	}
 	ipc_end(in);
 	if (*warning)
@@ -612,6 +1004,42 @@ queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
 	spool_load_body(q->spool, r->msg, rjob_on_body, r);
 }
 
+/* The job's session got its answer. */
+static void
+rjob_session_done(struct rjob *r, int verdict)
+{
+	struct osess *s = r->s;
+
+	r->s = NULL;
+	if (s == NULL)
+		return;
+	s->pending--;
+	if (verdict == SMTPO_V_OK)
+		s->ok = 1;
+	else if (verdict == SMTPO_V_CONN_FAILED || verdict == SMTPO_V_FAILED)
+		s->failed = s->closed = 1;
+	else if (verdict == SMTPO_V_UNTRIED)
+		s->closed = 1;
+}
+
+/* End the sessions of d that have nothing in flight (closed ones first,
+ * so their verdict counts before new sessions open), then fill slots. */
+static void
+dest_settle(struct queue *q, struct dest *d)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct osess *s = osessions, *n; s; s = n) {
+			n = s->next;
+			if (s->d == d && s->pending == 0 &&
+			    (pass == 1 || s->closed))
+				dest_session_end(q, s);
+		}
+		if (pass == 0)
+			dest_pump(q, d);
+	}
+	dest_pump(q, d);
+}
+
 static void
 queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 		     struct ipc_in *in)
@@ -622,11 +1050,55 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	struct buf detail;
 	char host[300];
 	const char *sp;
+	struct dest *d;
+	int verdict, v4retry, untried = 0;
+	const char *v6reply;
+	size_t off;
 
 	if (r == NULL) {
 		in->off = in->len;
 		return;
 	}
+	d = r->d;
+	/* the appended fields first: they decide what the outcomes mean */
+	off = in->off;
+	for (uint32_t i = 0; i < n && !in->err; i++) {
+		ipc_get_u64(in);
+		untried |= ipc_get_u8(in) == SMTPC_PENDING;
+		ipc_get_str(in);
+		ipc_get_str(in);
+		ipc_get_str(in);
+	}
+	verdict = ipc_get_u8(in);
+	v4retry = ipc_get_u8(in);
+	v6reply = ipc_get_str(in);
+	ipc_end(in);
+	if (v4retry && d != NULL) {
+		struct buf clean;
+		buf_init(&clean, 4096);
+		smtp_reply_sanitize(v6reply, strlen(v6reply), &clean);
+		d->v4first_until = clock_now() + DEST_V4FIRST_FOR;
+		log_warn("destination %s: IPv4 first for %u h: refused over "
+			 "IPv6 with: %s",
+			 d->key, DEST_V4FIRST_FOR / 3600,
+			 clean.data ? clean.data : "");
+		buf_free(&clean);
+	}
+	rjob_session_done(r, verdict);
+	if (d != NULL && !q->stopping &&
+	    ((verdict == SMTPO_V_UNTRIED && untried) ||
+	     (verdict == SMTPO_V_CONN_FAILED && !d->dead &&
+	      r->reparks < DEST_REPARK_MAX))) {
+		/* not tried, or its connection failed while the destination
+		 * is still being backed off: back to the destination, nothing
+		 * recorded (the concurrency limit took the failure) */
+		if (verdict == SMTPO_V_CONN_FAILED)
+			r->reparks++;
+		dest_push(d, r, 1);
+		dest_settle(q, d);
+		return;
+	}
+	in->off = off;
 	buf_init(&detail, 128 * 1024);
 	buf_addf(&detail, "%s%s", r->facts ? r->facts : "", trace);
 	sp = strchr(where, ' ');
@@ -649,9 +1121,11 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 						reply, detail.data,
 						host[0] ? host : NULL);
 	}
-	ipc_end(in);
+	in->off = in->len;
 	buf_free(&detail);
 	rjob_free(q, r);
+	if (d != NULL)
+		dest_settle(q, d);
 }
 
 /* A role died under these jobs: return their recipients to the queue. */
@@ -672,6 +1146,18 @@ queue_rjobs_lost(struct queue *q, int phase, const char *why)
 				entry_remove(q, r->ents[i]);
 		}
 		rjob_free(q, r);
+	}
+	if (phase == 2) {
+		/* their connections are gone with the role */
+		while (osessions != NULL) {
+			struct osess *s = osessions;
+			osessions = s->next;
+			s->d->active--;
+			if (s->probe)
+				s->d->probing = 0;
+			nsessions--;
+			xfree(s);
+		}
 	}
 }
 
@@ -726,6 +1212,7 @@ queue_dispatch(struct queue *q)
 
 	if (q->stopping)
 		return;
+	dest_pump_all(q);
 	for (struct entry *e = q->entries, *n; e; e = n) {
 		n = e->next;
 		if (q->inflight >= QUEUE_MAX_INFLIGHT)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
@@ -26,7 +27,7 @@
 #include "todoku/proto.h"
 #include "todoku/role.h"
 
-enum io_state { IO_CONNECT, IO_TALK, IO_HANDSHAKE, IO_DONE };
+enum io_state { IO_CONNECT, IO_TALK, IO_HANDSHAKE, IO_IDLE, IO_DONE };
 
 struct target {
 	int family;
@@ -35,29 +36,63 @@ struct target {
 };
 
 struct smtpo;
+struct conn;
 
-struct job {
-	struct smtpo *o;
-	uint64_t id;
-	char msg[32];
-	char domain[256];
-	int body_fd;
-	char *sender, *envid;
-	/* the session: [delivery] for MX, the [route] for a smarthost */
+/* The final outcome of one recipient, kept past the engine's lifetime. */
+struct rres {
+	int result; /* enum smtpc_result; PENDING: not tried */
+	char status[SMTP_STATUS_MAX];
+	char *reply;
+	const char *cmd;
+	int code;
+	int retry; /* to be tried again over IPv4 */
+};
+
+/* How to reach the next hop; the connection cache key is made of it. */
+struct sess {
 	unsigned port;
 	int tls; /* enum conf_tls */
 	int implicit_tls;
 	char *helo, *auth_user, *auth_pass;
 	char *source4, *source6; /* "" or the address to bind */
+};
+
+/* One O_DELIVER: one message, the recipients of one domain. */
+struct job {
+	struct smtpo *o;
+	uint64_t id;
+	uint64_t session; /* queue's session id, 0: none */
+	char msg[32];
+	char domain[256];
+	int body_fd;
+	char *sender, *envid;
+	struct sess s;
 	struct buf prepend; /* trace headers sent before the stored body */
-	struct smtp_client_msg m;
+	struct smtp_client_msg m; /* every recipient */
 	struct smtp_client_rcpt *rcpts;
 	uint64_t *rcpt_ids;
+	struct rres *res;
+	/* the transaction in progress: a subset of m (IPv4 retry) */
+	struct smtp_client_msg tm;
+	struct smtp_client_rcpt *trc;
+	size_t *tidx;
 	struct target t[SMTPO_TARGETS_MAX];
-	size_t nt, ti;
+	size_t nt;
 	struct buf trace;
 	char where[400];
-	/* the connection to t[ti] */
+	int verdict;	 /* SMTPO_V_* for O_RESULT */
+	int v4_retry;	 /* 1: a 4.7/5.7 over IPv6 sent it to IPv4 */
+	char *v6_reply;	 /* that reply, verbatim */
+	struct job *next; /* in the connection's waiting list */
+};
+
+/* One outbound connection, carrying jobs one after another. */
+struct conn {
+	struct smtpo *o;
+	uint64_t session;
+	struct sess s;
+	struct target t[SMTPO_TARGETS_MAX];
+	size_t nt, ti;
 	int fd;
 	SSL *ssl;
 	enum io_state io;
@@ -66,13 +101,20 @@ struct job {
 	struct smtp_reply_parser rp;
 	struct buf in; /* received, not yet parsed */
 	struct buf out;
-	int started; /* msg_start done */
+	struct job *cur; /* its transaction is on the wire */
+	struct job *wait, **wait_tail;
 	int in_body;
 	off_t body_off;
 	struct smtp_dotstuff ds;
 	int body_end_pending;
 	int implicit_pending; /* smtps: handshake before the engine runs */
+	time_t born;	      /* connected (monotonic) */
+	unsigned msgs;	      /* transactions started on this connection */
+	int conn_failed;      /* reconnects are not tried after this */
+	struct buf trace;     /* not yet handed to a job */
+	char where[400];
 	char last_fail[512];
+	struct conn *next;
 };
 
 struct smtpo {
@@ -80,10 +122,22 @@ struct smtpo {
 	struct ipc *master;
 	struct ipc *queue;
 	SSL_CTX *tls;
+	struct conn *conns;
 };
 
-static void job_pump(struct job *j);
-static void job_next_target(struct job *j, const char *why);
+static void conn_pump(struct conn *cn);
+static void conn_next_target(struct conn *cn, const char *why);
+static void conn_connect(struct conn *cn);
+static void job_finish(struct job *j);
+
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 /* ---- address health memory -------------------------------------------- */
 
@@ -162,13 +216,13 @@ health_dead(const struct target *t, unsigned port)
 
 /* Move recently dead addresses behind the live ones, order kept. */
 static void
-health_order(struct job *j)
+health_order(struct conn *j)
 {
 	struct target live[SMTPO_TARGETS_MAX], dead[SMTPO_TARGETS_MAX];
 	size_t nl = 0, nd = 0;
 
 	for (size_t i = 0; i < j->nt; i++) {
-		if (health_dead(&j->t[i], j->port))
+		if (health_dead(&j->t[i], j->s.port))
 			dead[nd++] = j->t[i];
 		else
 			live[nl++] = j->t[i];
@@ -184,70 +238,100 @@ health_order(struct job *j)
 /* ---- helpers ------------------------------------------------------------ */
 
 static void
-job_addr_text(const struct target *t, char *dst, size_t len)
+addr_text(const struct target *t, char *dst, size_t len)
 {
 	inet_ntop(t->family == 6 ? AF_INET6 : AF_INET, t->addr, dst,
 		  (socklen_t)len);
 }
 
 static void
-job_conn_close(struct job *j)
+sess_copy(struct sess *d, const struct sess *s)
 {
-	if (j->ev) {
-		event_free(j->ev);
-		j->ev = NULL;
-	}
-	if (j->ssl) {
-		SSL_free(j->ssl);
-		j->ssl = NULL;
-	}
-	if (j->fd >= 0)
-		close(j->fd);
-	j->fd = -1;
-	if (j->c) {
-		smtp_client_free(j->c);
-		j->c = NULL;
-	}
-	smtp_reply_parser_free(&j->rp);
-	buf_reset(&j->out);
-	buf_reset(&j->in);
-	j->in_body = 0;
-	j->started = 0;
-	j->body_end_pending = 0;
-	j->implicit_pending = 0;
-	evtimer_del(j->timer);
+	d->port = s->port;
+	d->tls = s->tls;
+	d->implicit_tls = s->implicit_tls;
+	d->helo = xstrdup(s->helo);
+	d->auth_user = xstrdup(s->auth_user);
+	d->auth_pass = xstrdup(s->auth_pass);
+	d->source4 = xstrdup(s->source4);
+	d->source6 = xstrdup(s->source6);
 }
+
+static void
+sess_free(struct sess *s)
+{
+	xfree(s->helo);
+	xfree(s->source4);
+	xfree(s->source6);
+	xfree(s->auth_user);
+	if (s->auth_pass)
+		explicit_bzero(s->auth_pass, strlen(s->auth_pass));
+	xfree(s->auth_pass);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The connection cache key, DESIGN §7: address, port, source address,
+ * HELO, TLS policy, SASL identity (verify name: no verification yet). */
+static int
+sess_same(const struct sess *a, const struct sess *b, int family)
+{
+	return a->port == b->port && a->tls == b->tls &&
+	       a->implicit_tls == b->implicit_tls &&
+	       strcmp(a->helo, b->helo) == 0 &&
+	       strcmp(a->auth_user, b->auth_user) == 0 &&
+	       strcmp(a->auth_pass, b->auth_pass) == 0 &&
+	       strcmp(family == 6 ? a->source6 : a->source4,
+		      family == 6 ? b->source6 : b->source4) == 0;
+}
+
+static int
+is_policy_status(const char *st)
+{
+	return (st[0] == '4' || st[0] == '5') && strncmp(st + 1, ".7.", 3) == 0;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
 
 static void
 job_free(struct job *j)
 {
-	job_conn_close(j);
-	event_free(j->timer);
 	if (j->body_fd >= 0)
 		close(j->body_fd);
 	for (size_t i = 0; i < j->m.nrcpts; i++) {
 		xfree((char *)j->rcpts[i].addr);
 		xfree((char *)j->rcpts[i].orcpt);
+		xfree(j->res[i].reply);
 	}
 	xfree(j->rcpts);
 	xfree(j->rcpt_ids);
+	xfree(j->res);
+	xfree(j->trc);
+	xfree(j->tidx);
 	xfree(j->sender);
 	xfree(j->envid);
-	xfree(j->helo);
-	xfree(j->source4);
-	xfree(j->source6);
-	xfree(j->auth_user);
-	if (j->auth_pass)
-		explicit_bzero(j->auth_pass, strlen(j->auth_pass));
-	xfree(j->auth_pass);
+	xfree(j->v6_reply);
+	sess_free(&j->s);
 	buf_free(&j->trace);
-	buf_free(&j->out);
-	buf_free(&j->in);
 	buf_free(&j->prepend);
 	xfree(j);
 }
 
-/* ---- results ------------------------------------------------------------ */
+/* The next transaction carries the recipients still PENDING. */
+static void
+job_txn_prepare(struct job *j)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < j->m.nrcpts; i++) {
+		if (j->res[i].result != SMTPC_PENDING && !j->res[i].retry)
+			continue;
+		j->trc[n] = j->rcpts[i];
+		j->tidx[n++] = i;
+	}
+	j->tm = j->m;
+	j->tm.rcpts = j->trc;
+	j->tm.nrcpts = n;
+}
 
 static void
 job_send_result(struct job *j, const char *fallback_status,
@@ -260,65 +344,247 @@ job_send_result(struct job *j, const char *fallback_status,
 	ipc_put_str(&o, j->trace.data ? j->trace.data : "");
 	ipc_put_u32(&o, (uint32_t)j->m.nrcpts);
 	for (size_t i = 0; i < j->m.nrcpts; i++) {
-		const struct smtp_client_outcome *oc =
-			j->c ? smtp_client_outcome(j->c, i) : NULL;
+		const struct rres *r = &j->res[i];
 		ipc_put_u64(&o, j->rcpt_ids[i]);
-		if (oc == NULL || oc->result == SMTPC_PENDING) {
+		if (r->result == SMTPC_PENDING && j->verdict == SMTPO_V_UNTRIED) {
+			ipc_put_u8(&o, SMTPC_PENDING);
+			ipc_put_str(&o, "4.4.2");
+			ipc_put_str(&o, "not attempted: the connection ended "
+					"before this message");
+			ipc_put_str(&o, "");
+		} else if (r->result == SMTPC_PENDING) {
 			ipc_put_u8(&o, SMTPC_DEFERRED);
 			ipc_put_str(&o, fallback_status);
 			ipc_put_str(&o, fallback_reply);
 			ipc_put_str(&o, "");
 		} else {
-			ipc_put_u8(&o, (uint8_t)oc->result);
-			ipc_put_str(&o, oc->status);
-			ipc_put_str(&o, oc->reply.data ? oc->reply.data : "");
-			ipc_put_str(&o, smtp_client_cmd_name(oc->cmd));
+			ipc_put_u8(&o, (uint8_t)r->result);
+			ipc_put_str(&o, r->status);
+			ipc_put_str(&o, r->reply ? r->reply : "");
+			ipc_put_str(&o, r->cmd ? r->cmd : "");
 		}
 	}
+	/* appended fields: see smtp_out.h */
+	ipc_put_u8(&o, (uint8_t)j->verdict);
+	ipc_put_u8(&o, (uint8_t)j->v4_retry);
+	ipc_put_str(&o, j->v6_reply ? j->v6_reply : "");
 	if (j->o->queue)
 		ipc_send(j->o->queue, O_RESULT, j->id, -1, &o);
 	ipc_out_free(&o);
 }
 
+/* Connection-level failure before this message was tried anywhere. */
 static void
-job_done(struct job *j)
+job_fail_conn(struct job *j, const char *domain, const char *last_fail)
 {
 	char reply[1024];
 
 	snprintf(reply, sizeof(reply),
 		 "no address of %s accepted a connection for this message%s%s",
-		 j->domain, j->last_fail[0] ? "; last error: " : "",
-		 j->last_fail);
+		 domain, last_fail[0] ? "; last error: " : "", last_fail);
+	if (j->verdict == SMTPO_V_NONE)
+		j->verdict = SMTPO_V_CONN_FAILED;
 	job_send_result(j, "4.4.1", reply);
 	job_free(j);
 }
 
-/* ---- byte layer ------------------------------------------------------- */
-
-static void job_on_event(evutil_socket_t fd, short what, void *arg);
+/* ---- connections: lifetime --------------------------------------------- */
 
 static void
-job_wait(struct job *j, short what, uint64_t secs)
+conn_wait_push(struct conn *cn, struct job *j, int front)
+{
+	j->next = NULL;
+	if (front) {
+		j->next = cn->wait;
+		cn->wait = j;
+		if (cn->wait_tail == &cn->wait)
+			cn->wait_tail = &j->next;
+		return;
+	}
+	*cn->wait_tail = j;
+	cn->wait_tail = &j->next;
+}
+
+static struct job *
+conn_wait_pop(struct conn *cn)
+{
+	struct job *j = cn->wait;
+
+	if (j == NULL)
+		return NULL;
+	cn->wait = j->next;
+	if (cn->wait == NULL)
+		cn->wait_tail = &cn->wait;
+	j->next = NULL;
+	return j;
+}
+
+/* Close the socket and forget the engine; jobs stay. */
+static void
+conn_close_socket(struct conn *cn)
+{
+	if (cn->ev) {
+		event_free(cn->ev);
+		cn->ev = NULL;
+	}
+	if (cn->ssl) {
+		SSL_free(cn->ssl);
+		cn->ssl = NULL;
+	}
+	if (cn->fd >= 0)
+		close(cn->fd);
+	cn->fd = -1;
+	if (cn->c) {
+		smtp_client_free(cn->c);
+		cn->c = NULL;
+	}
+	smtp_reply_parser_free(&cn->rp);
+	buf_reset(&cn->out);
+	buf_reset(&cn->in);
+	cn->in_body = 0;
+	cn->body_end_pending = 0;
+	cn->implicit_pending = 0;
+	cn->io = IO_DONE;
+	evtimer_del(cn->timer);
+}
+
+static void
+conn_free(struct conn *cn)
+{
+	struct smtpo *o = cn->o;
+
+	conn_close_socket(cn);
+	for (struct conn **pp = &o->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == cn) {
+			*pp = cn->next;
+			break;
+		}
+	}
+	event_free(cn->timer);
+	sess_free(&cn->s);
+	buf_free(&cn->trace);
+	buf_free(&cn->out);
+	buf_free(&cn->in);
+	xfree(cn);
+}
+
+static void conn_on_timeout(evutil_socket_t fd, short what, void *arg);
+
+static struct conn *
+conn_new(struct smtpo *o, const struct job *j, int only_family)
+{
+	struct conn *cn = xcalloc(1, sizeof(*cn));
+
+	cn->o = o;
+	cn->fd = -1;
+	cn->session = j->session;
+	sess_copy(&cn->s, &j->s);
+	for (size_t i = 0; i < j->nt; i++)
+		if (only_family == 0 || j->t[i].family == only_family)
+			cn->t[cn->nt++] = j->t[i];
+	cn->wait_tail = &cn->wait;
+	buf_init(&cn->trace, SMTPO_TRACE_MAX);
+	buf_init(&cn->out, SMTPC_OUT_MAX);
+	buf_init(&cn->in, 256 * 1024);
+	cn->timer = evtimer_new(o->env->base, conn_on_timeout, cn);
+	cn->io = IO_DONE;
+	cn->next = o->conns;
+	o->conns = cn;
+	return cn;
+}
+
+/* Every address failed: the jobs waiting on this connection are done. */
+static void
+conn_give_up(struct conn *cn)
+{
+	struct job *j;
+	char domain[256];
+
+	while ((j = conn_wait_pop(cn)) != NULL) {
+		snprintf(domain, sizeof(domain), "%s", j->domain);
+		snprintf(j->where, sizeof(j->where), "%s", cn->where);
+		if (cn->trace.len)
+			buf_add(&j->trace, cn->trace.data, cn->trace.len);
+		if (j->v4_retry) {
+			/* the IPv6 outcome stands; IPv4 was unreachable */
+			buf_addf(&j->trace, "  IPv4 retry: no address "
+					    "accepted a connection\n");
+			if (j->verdict == SMTPO_V_NONE)
+				j->verdict = SMTPO_V_OK;
+			for (size_t i = 0; i < j->m.nrcpts; i++)
+				j->res[i].retry = 0;
+			job_send_result(j, "4.4.1", "IPv4 retry failed");
+			job_free(j);
+			continue;
+		}
+		job_fail_conn(j, domain, cn->last_fail);
+	}
+	conn_free(cn);
+}
+
+/* Start again from the first address with a fresh connection (the
+ * cached one was closed by the server, refused RSET, or reached its
+ * message or age limit). */
+static void
+conn_reconnect(struct conn *cn)
+{
+	conn_close_socket(cn);
+	cn->ti = 0;
+	cn->msgs = 0;
+	cn->born = 0;
+	conn_connect(cn);
+}
+
+/* A waiting job has no live connection after all: every job behind
+ * it is returned to the queue untried (it re-dispatches them). */
+static void
+conn_return_untried(struct conn *cn)
+{
+	struct job *j;
+
+	while ((j = conn_wait_pop(cn)) != NULL) {
+		snprintf(j->where, sizeof(j->where), "%s", cn->where);
+		if (j->v4_retry) {
+			for (size_t i = 0; i < j->m.nrcpts; i++)
+				j->res[i].retry = 0;
+			j->verdict = SMTPO_V_OK;
+			job_send_result(j, "4.4.2", "IPv4 retry: connection lost");
+			job_free(j);
+			continue;
+		}
+		j->verdict = SMTPO_V_UNTRIED;
+		job_send_result(j, "4.4.2", "not attempted");
+		job_free(j);
+	}
+}
+
+/* ---- byte layer ------------------------------------------------------- */
+
+static void conn_on_event(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_wait_io(struct conn *cn, short what, uint64_t secs)
 {
 	struct timeval tv = {(time_t)secs, 0};
 
-	if (j->ev == NULL)
-		j->ev = event_new(j->o->env->base, j->fd, what, job_on_event, j);
+	if (cn->ev == NULL)
+		cn->ev = event_new(cn->o->env->base, cn->fd, what, conn_on_event,
+				   cn);
 	else
-		event_assign(j->ev, j->o->env->base, j->fd, what, job_on_event,
-			     j);
-	event_add(j->ev, NULL);
-	evtimer_add(j->timer, &tv);
+		event_assign(cn->ev, cn->o->env->base, cn->fd, what,
+			     conn_on_event, cn);
+	event_add(cn->ev, NULL);
+	evtimer_add(cn->timer, &tv);
 }
 
 static uint64_t
-job_timeout(struct job *j)
+conn_timeout(struct conn *cn)
 {
-	const struct conf *c = j->o->env->conf;
+	const struct conf *c = cn->o->env->conf;
 
-	if (j->c == NULL)
+	if (cn->c == NULL)
 		return c->delivery_timeout_connect;
-	switch (smtp_client_timeout(j->c)) {
+	switch (smtp_client_timeout(cn->c)) {
 	case SMTPC_TO_GREETING:
 		return c->delivery_timeout_greeting;
 	case SMTPC_TO_DOT:
@@ -330,29 +596,31 @@ job_timeout(struct job *j)
 
 /* Write what is buffered; 1 done, 0 wait (event armed), -1 error. */
 static int
-job_flush(struct job *j)
+conn_flush(struct conn *cn)
 {
-	while (j->out.len > 0) {
+	while (cn->out.len > 0) {
 		ssize_t w;
-		if (j->ssl) {
-			int r = SSL_write(j->ssl, j->out.data, (int)j->out.len);
+		if (cn->ssl) {
+			int r = SSL_write(cn->ssl, cn->out.data,
+					  (int)cn->out.len);
 			if (r <= 0) {
-				int e = SSL_get_error(j->ssl, r);
+				int e = SSL_get_error(cn->ssl, r);
 				if (e == SSL_ERROR_WANT_READ ||
 				    e == SSL_ERROR_WANT_WRITE) {
-					job_wait(j, e == SSL_ERROR_WANT_READ
-							    ? EV_READ
-							    : EV_WRITE,
-						 job_timeout(j));
+					conn_wait_io(cn,
+						     e == SSL_ERROR_WANT_READ
+							     ? EV_READ
+							     : EV_WRITE,
+						     conn_timeout(cn));
 					return 0;
 				}
 				return -1;
 			}
 			w = r;
 		} else {
-			w = write(j->fd, j->out.data, j->out.len);
+			w = write(cn->fd, cn->out.data, cn->out.len);
 			if (w < 0 && errno == EAGAIN) {
-				job_wait(j, EV_WRITE, job_timeout(j));
+				conn_wait_io(cn, EV_WRITE, conn_timeout(cn));
 				return 0;
 			}
 			if (w < 0 && errno == EINTR)
@@ -360,35 +628,35 @@ job_flush(struct job *j)
 			if (w < 0)
 				return -1;
 		}
-		buf_consume(&j->out, (size_t)w);
+		buf_consume(&cn->out, (size_t)w);
 	}
 	return 1;
 }
 
-/* Read what the server sent into j->in; 1 progress, 0 wait, -1 EOF. */
+/* Read what the server sent into cn->in; 1 progress, 0 wait, -1 EOF. */
 static int
-job_read(struct job *j)
+conn_read(struct conn *cn)
 {
 	char tmp[SMTPO_READ];
 	ssize_t r;
 
-	if (j->ssl) {
-		int n = SSL_read(j->ssl, tmp, sizeof(tmp));
+	if (cn->ssl) {
+		int n = SSL_read(cn->ssl, tmp, sizeof(tmp));
 		if (n <= 0) {
-			int e = SSL_get_error(j->ssl, n);
+			int e = SSL_get_error(cn->ssl, n);
 			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 				return 0;
 			return -1;
 		}
 		r = n;
 	} else {
-		r = read(j->fd, tmp, sizeof(tmp));
+		r = read(cn->fd, tmp, sizeof(tmp));
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (r <= 0)
 			return -1;
 	}
-	if (buf_add(&j->in, tmp, (size_t)r) < 0)
+	if (buf_add(&cn->in, tmp, (size_t)r) < 0)
 		return -1; /* a server flooding us */
 	return 1;
 }
@@ -396,10 +664,13 @@ job_read(struct job *j)
 /* The dialogue in the attempt record: one line per command or reply
  * line, control characters escaped (AUTH is already redacted). */
 static void
-job_trace_lines(struct job *j, const char *dir, const char *s, size_t n)
+conn_trace_lines(struct conn *cn, const char *dir, const char *s, size_t n)
 {
 	struct buf clean;
 	size_t i = 0;
+	const char *msg = cn->cur ? cn->cur->msg
+			  : cn->wait ? cn->wait->msg
+				     : "-";
 
 	buf_init(&clean, 8192);
 	while (i < n) {
@@ -409,10 +680,10 @@ job_trace_lines(struct job *j, const char *dir, const char *s, size_t n)
 		if (e > i) {
 			buf_reset(&clean);
 			smtp_reply_sanitize(s + i, e - i, &clean);
-			buf_addf(&j->trace, "    %s%s\n", dir,
+			buf_addf(&cn->trace, "    %s%s\n", dir,
 				 clean.data ? clean.data : "");
 			/* log-level = debug: the dialogue, one line each */
-			log_debug("%s: %s %s%s", j->msg, j->where, dir,
+			log_debug("%s: %s %s%s", msg, cn->where, dir,
 				  clean.data ? clean.data : "");
 		}
 		i = e;
@@ -422,23 +693,23 @@ job_trace_lines(struct job *j, const char *dir, const char *s, size_t n)
 	buf_free(&clean);
 }
 
-/* Hand one complete reply from j->in to the engine; 0 if none yet. */
+/* Hand one complete reply from cn->in to the engine; 0 if none yet. */
 static int
-job_take_reply(struct job *j)
+conn_take_reply(struct conn *cn)
 {
 	struct smtp_response resp;
 	bool done = false;
 	size_t used;
 
-	if (j->in.len == 0)
+	if (cn->in.len == 0)
 		return 0;
-	used = smtp_reply_feed(&j->rp, j->in.data, j->in.len, &resp, &done);
-	buf_consume(&j->in, used);
+	used = smtp_reply_feed(&cn->rp, cn->in.data, cn->in.len, &resp, &done);
+	buf_consume(&cn->in, used);
 	if (!done)
 		return 0;
-	job_trace_lines(j, "< ", resp.text.data ? resp.text.data : "",
-			resp.text.len);
-	smtp_client_reply(j->c, &resp);
+	conn_trace_lines(cn, "< ", resp.text.data ? resp.text.data : "",
+			 resp.text.len);
+	smtp_client_reply(cn->c, &resp);
 	smtp_response_free(&resp);
 	return 1;
 }
@@ -446,26 +717,26 @@ job_take_reply(struct job *j)
 /* ---- TLS ---------------------------------------------------------------- */
 
 static void
-job_tls_step(struct job *j)
+conn_tls_step(struct conn *cn)
 {
-	int r = SSL_connect(j->ssl);
+	int r = SSL_connect(cn->ssl);
 	char why[256];
 
 	if (r == 1) {
-		buf_addf(&j->trace, "  TLS %s %s (certificate not verified)\n",
-			 SSL_get_version(j->ssl), SSL_get_cipher_name(j->ssl));
-		j->io = IO_TALK;
-		if (j->implicit_pending)
-			j->implicit_pending = 0;
+		buf_addf(&cn->trace, "  TLS %s %s (certificate not verified)\n",
+			 SSL_get_version(cn->ssl), SSL_get_cipher_name(cn->ssl));
+		cn->io = IO_TALK;
+		if (cn->implicit_pending)
+			cn->implicit_pending = 0;
 		else
-			smtp_client_tls_done(j->c, true, "");
-		job_pump(j);
+			smtp_client_tls_done(cn->c, true, "");
+		conn_pump(cn);
 		return;
 	}
-	r = SSL_get_error(j->ssl, r);
+	r = SSL_get_error(cn->ssl, r);
 	if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE) {
-		job_wait(j, r == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE,
-			 j->o->env->conf->delivery_timeout_command);
+		conn_wait_io(cn, r == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE,
+			     cn->o->env->conf->delivery_timeout_command);
 		return;
 	}
 	snprintf(why, sizeof(why), "TLS handshake failed: %s",
@@ -473,294 +744,552 @@ job_tls_step(struct job *j)
 			 ? ERR_reason_error_string(ERR_get_error())
 			 : "connection closed");
 	ERR_clear_error();
-	if (j->implicit_pending) {
-		job_next_target(j, why);
+	if (cn->implicit_pending) {
+		conn_next_target(cn, why);
 		return;
 	}
-	j->io = IO_TALK;
-	SSL_free(j->ssl);
-	j->ssl = NULL;
-	smtp_client_tls_done(j->c, false, why);
-	job_pump(j);
+	cn->io = IO_TALK;
+	SSL_free(cn->ssl);
+	cn->ssl = NULL;
+	smtp_client_tls_done(cn->c, false, why);
+	conn_pump(cn);
 }
 
 static void
-job_start_tls(struct job *j)
+conn_start_tls(struct conn *cn)
 {
-	const struct target *t = &j->t[j->ti];
+	const struct target *t = &cn->t[cn->ti];
 
 	/* RFC 3207 §4.2: nothing the server sent after its 220 counts */
-	if (j->in.len)
-		buf_addf(&j->trace, "  discarded %zu plaintext bytes sent "
-				    "after 220 to STARTTLS\n",
-			 j->in.len);
-	buf_reset(&j->in);
-	smtp_reply_parser_free(&j->rp);
-	smtp_reply_parser_init(&j->rp);
-	j->ssl = SSL_new(j->o->tls);
-	if (j->ssl == NULL || SSL_set_fd(j->ssl, j->fd) != 1) {
-		smtp_client_tls_done(j->c, false, "cannot set up TLS");
-		job_pump(j);
+	if (cn->in.len)
+		buf_addf(&cn->trace, "  discarded %zu plaintext bytes sent "
+				     "after 220 to STARTTLS\n",
+			 cn->in.len);
+	buf_reset(&cn->in);
+	smtp_reply_parser_free(&cn->rp);
+	smtp_reply_parser_init(&cn->rp);
+	cn->ssl = SSL_new(cn->o->tls);
+	if (cn->ssl == NULL || SSL_set_fd(cn->ssl, cn->fd) != 1) {
+		smtp_client_tls_done(cn->c, false, "cannot set up TLS");
+		conn_pump(cn);
 		return;
 	}
-	if (t->host[0] && inet_pton(AF_INET, t->host, &(struct in_addr){0}) != 1)
-		SSL_set_tlsext_host_name(j->ssl, t->host);
-	j->io = IO_HANDSHAKE;
-	job_tls_step(j);
+	if (t->host[0] &&
+	    inet_pton(AF_INET, t->host, &(struct in_addr){0}) != 1)
+		SSL_set_tlsext_host_name(cn->ssl, t->host);
+	cn->io = IO_HANDSHAKE;
+	conn_tls_step(cn);
 }
 
 /* ---- body --------------------------------------------------------------- */
 
 /* Stream the body through the dot-stuffer; returns when it must wait. */
 static void
-job_body(struct job *j)
+conn_body(struct conn *cn)
 {
+	struct job *j = cn->cur;
 	char in[SMTPO_BODY_CHUNK];
 
 	for (;;) {
-		int f = job_flush(j);
+		int f = conn_flush(cn);
 		ssize_t r;
 		size_t used = 0;
 
 		if (f < 0) {
-			smtp_client_lost(j->c, "write failed during DATA");
-			j->in_body = 0;
-			job_pump(j);
+			smtp_client_lost(cn->c, "write failed during DATA");
+			cn->in_body = 0;
+			conn_pump(cn);
 			return;
 		}
 		if (f == 0)
 			return;
-		if (j->body_end_pending) {
-			j->in_body = 0;
-			j->body_end_pending = 0;
-			smtp_client_body_sent(j->c);
-			job_pump(j);
+		if (cn->body_end_pending) {
+			cn->in_body = 0;
+			cn->body_end_pending = 0;
+			smtp_client_body_sent(cn->c);
+			conn_pump(cn);
 			return;
 		}
-		if ((size_t)j->body_off < j->prepend.len) {
-			r = (ssize_t)(j->prepend.len - (size_t)j->body_off);
+		if ((size_t)cn->body_off < j->prepend.len) {
+			r = (ssize_t)(j->prepend.len - (size_t)cn->body_off);
 			if ((size_t)r > sizeof(in))
 				r = sizeof(in);
-			memcpy(in, j->prepend.data + j->body_off, (size_t)r);
+			memcpy(in, j->prepend.data + cn->body_off, (size_t)r);
 		} else {
 			r = pread(j->body_fd, in, sizeof(in),
-				  j->body_off - (off_t)j->prepend.len);
+				  cn->body_off - (off_t)j->prepend.len);
 		}
 		if (r < 0) {
-			smtp_client_lost(j->c, "cannot read the stored body");
-			j->in_body = 0;
-			job_pump(j);
+			smtp_client_lost(cn->c, "cannot read the stored body");
+			cn->in_body = 0;
+			conn_pump(cn);
 			return;
 		}
 		if (r == 0) {
-			smtp_dotstuff_end(&j->ds, &j->out);
-			j->body_end_pending = 1;
+			smtp_dotstuff_end(&cn->ds, &cn->out);
+			cn->body_end_pending = 1;
 			continue;
 		}
 		while (used < (size_t)r) {
-			used += smtp_dotstuff_feed(&j->ds, in + used,
-						   (size_t)r - used, &j->out);
-			if (used < (size_t)r && job_flush(j) != 1)
+			used += smtp_dotstuff_feed(&cn->ds, in + used,
+						   (size_t)r - used, &cn->out);
+			if (used < (size_t)r && conn_flush(cn) != 1)
 				break;
 		}
-		j->body_off += (off_t)used;
+		cn->body_off += (off_t)used;
 	}
 }
 
-/* ---- the engine loop -------------------------------------------------- */
+/* ---- transactions ------------------------------------------------------- */
+
+/* The engine's outcomes of the transaction that just ended become the
+ * job's, and the connection's trace so far goes into its record. */
+static void
+job_collect(struct conn *cn, struct job *j)
+{
+	for (size_t k = 0; k < j->tm.nrcpts; k++) {
+		const struct smtp_client_outcome *oc =
+			smtp_client_outcome(cn->c, k);
+		struct rres *r = &j->res[j->tidx[k]];
+		if (oc == NULL || oc->result == SMTPC_PENDING)
+			continue;
+		r->result = oc->result;
+		snprintf(r->status, sizeof(r->status), "%s", oc->status);
+		xfree(r->reply);
+		r->reply = xstrdup(oc->reply.data ? oc->reply.data : "");
+		r->cmd = smtp_client_cmd_name(oc->cmd);
+		r->code = oc->code;
+		r->retry = 0;
+	}
+	snprintf(j->where, sizeof(j->where), "%s", cn->where);
+	if (cn->trace.len)
+		buf_add(&j->trace, cn->trace.data, cn->trace.len);
+	buf_reset(&cn->trace);
+	{
+		char addr[64];
+		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
+		buf_addf(&j->trace, "  %s [%s]: transaction done (message %u "
+				    "on this connection)\n",
+			 cn->t[cn->ti].host, addr, cn->msgs);
+	}
+}
+
+static struct conn *conn_find_idle(struct smtpo *o, const struct job *j,
+				   int family);
+static void conn_add_job(struct conn *cn, struct job *j);
+
+/*
+ * DESIGN §7 IPv6 rule: a 4.7.x/5.7.x reply over IPv6 (the receiver's
+ * PTR/authentication policy for IPv6 senders, e.g. Gmail's "does not
+ * meet IPv6 sending guidelines") is retried once over IPv4 at once when
+ * the destination has IPv4 addresses; the queue marks it IPv4-first.
+ */
+static int
+job_v4_retry(struct job *j, int family)
+{
+	size_t n = 0, first = 0, v4 = 0;
+	struct conn *cn;
+	char clean[1024];
+
+	if (family != 6 || j->v4_retry)
+		return 0;
+	for (size_t i = 0; i < j->nt; i++)
+		v4 += j->t[i].family == 4;
+	if (v4 == 0)
+		return 0;
+	for (size_t i = 0; i < j->m.nrcpts; i++) {
+		const struct rres *r = &j->res[i];
+		if ((r->result == SMTPC_DEFERRED || r->result == SMTPC_BOUNCED) &&
+		    r->code != 0 && is_policy_status(r->status)) {
+			if (n++ == 0)
+				first = i;
+		}
+	}
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < j->m.nrcpts; i++) {
+		struct rres *r = &j->res[i];
+		r->retry = (r->result == SMTPC_DEFERRED ||
+			    r->result == SMTPC_BOUNCED) &&
+			   r->code != 0 && is_policy_status(r->status);
+	}
+	j->v4_retry = 1;
+	j->v6_reply = xstrdup(j->res[first].reply ? j->res[first].reply : "");
+	{
+		struct buf b;
+		buf_init(&b, sizeof(clean));
+		smtp_reply_sanitize(j->v6_reply, strlen(j->v6_reply), &b);
+		snprintf(clean, sizeof(clean), "%s", b.data ? b.data : "");
+		buf_free(&b);
+	}
+	buf_addf(&j->trace,
+		 "  %zu recipient(s) refused over IPv6 with a policy reply; "
+		 "retrying over IPv4 in this attempt\n",
+		 n);
+	log_info("%s: %s refused the message over IPv6 (%s); retrying over "
+		 "IPv4 now",
+		 j->msg, j->where, clean);
+	cn = conn_find_idle(j->o, j, 4);
+	if (cn != NULL) {
+		cn->session = 0;
+		conn_add_job(cn, j);
+		return 1;
+	}
+	cn = conn_new(j->o, j, 4);
+	cn->session = 0;
+	conn_wait_push(cn, j, 0);
+	health_order(cn);
+	conn_connect(cn);
+	return 1;
+}
+
+/* The job's transaction ended on a connection of this family. */
+static void
+job_done_on(struct job *j, int family)
+{
+	if (job_v4_retry(j, family))
+		return;
+	job_finish(j);
+}
 
 static void
-job_conn_finished(struct job *j)
+job_finish(struct job *j)
 {
-	const char *reason = "";
-	enum smtpc_fail f = smtp_client_failure(j->c, &reason);
-	char addr[64];
-
-	job_addr_text(&j->t[j->ti], addr, sizeof(addr));
-	if (smtp_client_try_next(j->c)) {
-		buf_addf(&j->trace, "  %s [%s]: %s\n", j->t[j->ti].host, addr,
-			 reason[0] ? reason : "failed");
-		if (f == SMTPC_FAIL_LOST || f == SMTPC_FAIL_GREETING)
-			health_failed(&j->t[j->ti], j->port);
-		job_next_target(j, reason);
-		return;
-	}
-	health_ok(&j->t[j->ti], j->port);
-	buf_addf(&j->trace, "  %s [%s]: session %s%s%s\n", j->t[j->ti].host,
-		 addr, f == SMTPC_FAIL_NONE ? "completed" : "failed",
-		 reason[0] ? ": " : "", reason);
-	job_send_result(j, "4.4.2", reason[0] ? reason : "connection lost");
+	for (size_t i = 0; i < j->m.nrcpts; i++)
+		j->res[i].retry = 0;
+	job_send_result(j, "4.4.2", "connection lost");
 	job_free(j);
 }
 
 static void
-job_pump(struct job *j)
+conn_start_job(struct conn *cn, struct job *j)
+{
+	char addr[64];
+
+	job_txn_prepare(j);
+	if (cn->msgs > 0) {
+		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
+		buf_addf(&cn->trace,
+			 "  reusing the connection to %s [%s] (message %u on "
+			 "it)\n",
+			 cn->t[cn->ti].host, addr, cn->msgs + 1);
+	}
+	cn->cur = j;
+	cn->msgs++;
+	if (smtp_client_msg_start(cn->c, &j->tm) != 0) {
+		/* nothing to send (or no memory): the engine decides */
+		cn->cur = NULL;
+		j->verdict = SMTPO_V_OK;
+		job_collect(cn, j);
+		job_finish(j);
+	}
+}
+
+static void
+conn_idle(struct conn *cn)
+{
+	struct timeval tv = {SMTPO_LINGER, 0};
+
+	cn->io = IO_IDLE;
+	if (cn->ev == NULL)
+		cn->ev = event_new(cn->o->env->base, cn->fd, EV_READ,
+				   conn_on_event, cn);
+	else
+		event_assign(cn->ev, cn->o->env->base, cn->fd, EV_READ,
+			     conn_on_event, cn);
+	event_add(cn->ev, NULL);
+	evtimer_add(cn->timer, &tv);
+}
+
+/* NEED_MSG: 1 to keep pumping, 0 to return (idle). */
+static int
+conn_need_msg(struct conn *cn)
+{
+	struct job *j;
+
+	if (cn->cur != NULL) {
+		int fam = cn->t[cn->ti].family;
+		j = cn->cur;
+		cn->cur = NULL;
+		job_collect(cn, j);
+		if (j->verdict == SMTPO_V_NONE)
+			j->verdict = SMTPO_V_OK;
+		job_done_on(j, fam);
+	}
+	if (smtp_client_can_send(cn->c) &&
+	    mono_now() - cn->born < SMTPO_CONN_MAX_AGE) {
+		while ((j = conn_wait_pop(cn)) != NULL) {
+			conn_start_job(cn, j);
+			if (cn->cur != NULL)
+				return 1;
+		}
+		conn_idle(cn);
+		return 0;
+	}
+	smtp_client_quit(cn->c);
+	return 1;
+}
+
+static void
+conn_closed(struct conn *cn)
+{
+	const char *reason = "";
+	enum smtpc_fail f = smtp_client_failure(cn->c, &reason);
+	int tn = smtp_client_try_next(cn->c);
+	int fam = cn->t[cn->ti].family;
+	char addr[64], why[600];
+
+	addr_text(&cn->t[cn->ti], addr, sizeof(addr));
+	snprintf(why, sizeof(why), "%s", reason[0] ? reason : "failed");
+	if (cn->cur != NULL) {
+		struct job *j = cn->cur;
+		cn->cur = NULL;
+		if (tn) {
+			conn_wait_push(cn, j, 1); /* untouched */
+		} else {
+			job_collect(cn, j);
+			buf_addf(&j->trace, "  %s [%s]: session %s%s%s\n",
+				 cn->t[cn->ti].host, addr,
+				 f == SMTPC_FAIL_NONE ? "completed" : "failed",
+				 reason[0] ? ": " : "", reason);
+			j->verdict = f == SMTPC_FAIL_421 ||
+						     f == SMTPC_FAIL_LOST ||
+						     f == SMTPC_FAIL_TLS
+					     ? SMTPO_V_FAILED
+					     : SMTPO_V_OK;
+			health_ok(&cn->t[cn->ti], cn->s.port);
+			job_done_on(j, fam);
+			if (f != SMTPC_FAIL_NONE) {
+				conn_close_socket(cn);
+				conn_return_untried(cn);
+				conn_free(cn);
+				return;
+			}
+		}
+	}
+	if (cn->wait == NULL) {
+		conn_free(cn);
+		return;
+	}
+	if (f == SMTPC_FAIL_NONE || !tn) {
+		/* message or age limit reached with jobs left */
+		conn_reconnect(cn);
+		return;
+	}
+	if (cn->msgs > 0) {
+		/* a connection that carried mail before: closed while idle,
+		 * or RSET refused; the destination is not at fault */
+		buf_addf(&cn->trace,
+			 "  %s [%s]: cached connection not reusable (%s); "
+			 "reconnecting\n",
+			 cn->t[cn->ti].host, addr, why);
+		conn_reconnect(cn);
+		return;
+	}
+	buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host, addr, why);
+	if (f == SMTPC_FAIL_LOST || f == SMTPC_FAIL_GREETING)
+		health_failed(&cn->t[cn->ti], cn->s.port);
+	cn->io = IO_TALK; /* the address line is already in the trace */
+	conn_next_target(cn, why);
+}
+
+static void
+conn_pump(struct conn *cn)
 {
 	for (;;) {
 		const char *data;
 		size_t len;
-		enum smtpc_action a = smtp_client_next(j->c, &data, &len);
+		enum smtpc_action a = smtp_client_next(cn->c, &data, &len);
 
 		switch (a) {
 		case SMTPC_ACT_SEND:
-			if (buf_add(&j->out, data, len) < 0) {
-				smtp_client_lost(j->c, "output buffer full");
+			if (buf_add(&cn->out, data, len) < 0) {
+				smtp_client_lost(cn->c, "output buffer full");
 				continue;
 			}
-			job_trace_lines(j, "> ", smtp_client_transcript(j->c),
-					strlen(smtp_client_transcript(j->c)));
+			conn_trace_lines(cn, "> ", smtp_client_transcript(cn->c),
+					 strlen(smtp_client_transcript(cn->c)));
 			continue;
 		case SMTPC_ACT_READ: {
-			int f = job_flush(j);
+			int f = conn_flush(cn);
 			if (f < 0) {
-				smtp_client_lost(j->c, "write failed");
+				smtp_client_lost(cn->c, "write failed");
 				continue;
 			}
 			if (f == 0)
 				return;
-			if (job_take_reply(j))
+			if (conn_take_reply(cn))
 				continue;
-			if (j->ssl && SSL_pending(j->ssl) > 0) {
-				if (job_read(j) < 0)
-					smtp_client_lost(j->c, "TLS read failed");
+			if (cn->ssl && SSL_pending(cn->ssl) > 0) {
+				if (conn_read(cn) < 0)
+					smtp_client_lost(cn->c,
+							 "TLS read failed");
 				continue;
 			}
-			job_wait(j, EV_READ, job_timeout(j));
+			conn_wait_io(cn, EV_READ, conn_timeout(cn));
 			return;
 		}
 		case SMTPC_ACT_STARTTLS:
-			if (job_flush(j) != 1) {
-				smtp_client_tls_done(j->c, false,
+			if (conn_flush(cn) != 1) {
+				smtp_client_tls_done(cn->c, false,
 						     "cannot flush before TLS");
 				continue;
 			}
-			job_start_tls(j);
+			conn_start_tls(cn);
 			return;
 		case SMTPC_ACT_BODY:
-			if (!j->in_body) {
-				j->in_body = 1;
-				j->body_off = 0;
-				smtp_dotstuff_init(&j->ds);
+			if (!cn->in_body) {
+				cn->in_body = 1;
+				cn->body_off = 0;
+				smtp_dotstuff_init(&cn->ds);
 			}
-			job_body(j);
+			conn_body(cn);
 			return;
 		case SMTPC_ACT_DOWNGRADE:
 			smtp_client_msg_abort(
-				j->c, "5.6.3",
+				cn->c, "5.6.3",
 				"the message has 8-bit content and the server "
 				"does not offer 8BITMIME (7-bit conversion is "
 				"not implemented)");
 			continue;
 		case SMTPC_ACT_NEED_MSG:
-			if (!j->started && smtp_client_can_send(j->c) &&
-			    smtp_client_msg_start(j->c, &j->m) == 0) {
-				j->started = 1;
+			if (conn_need_msg(cn))
 				continue;
-			}
-			smtp_client_quit(j->c);
-			continue;
+			return;
 		case SMTPC_ACT_CLOSE:
-			job_flush(j);
-			job_conn_finished(j);
+			conn_flush(cn);
+			conn_closed(cn);
 			return;
 		}
 	}
 }
 
+/* The server spoke (or closed) while the connection was idle: it is
+ * not reused. TLS records that carry no data (tickets) are fine. */
 static void
-job_on_event(evutil_socket_t fd, short what, void *arg)
+conn_idle_read(struct conn *cn)
 {
-	struct job *j = arg;
+	char tmp[512];
 
-	evtimer_del(j->timer);
-	if (j->io == IO_HANDSHAKE) {
-		job_tls_step(j);
-		return;
+	if (cn->ssl) {
+		int n = SSL_read(cn->ssl, tmp, sizeof(tmp));
+		if (n <= 0) {
+			int e = SSL_get_error(cn->ssl, n);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+				return; /* still idle, event stays armed */
+		}
 	}
-	if (j->in_body) {
-		job_body(j);
-		return;
-	}
-	if (what & EV_READ) {
-		int r = job_read(j);
-		if (r < 0)
-			smtp_client_lost(j->c, "connection closed by the server");
-	}
-	job_pump(j);
+	log_debug("%s: closed by the server while idle", cn->where);
+	conn_free(cn);
 }
 
 static void
-job_on_timeout(evutil_socket_t fd, short what, void *arg)
+conn_on_event(evutil_socket_t fd, short what, void *arg)
 {
-	struct job *j = arg;
-	char why[128];
+	struct conn *cn = arg;
 
-	if (j->io == IO_CONNECT) {
-		job_next_target(j, "connection timed out");
+	if (cn->io == IO_IDLE) {
+		conn_idle_read(cn);
 		return;
 	}
-	if (j->implicit_pending) {
-		job_next_target(j, "TLS handshake timed out");
+	evtimer_del(cn->timer);
+	if (cn->io == IO_HANDSHAKE) {
+		conn_tls_step(cn);
+		return;
+	}
+	if (cn->in_body) {
+		conn_body(cn);
+		return;
+	}
+	if (what & EV_READ) {
+		int r = conn_read(cn);
+		if (r < 0)
+			smtp_client_lost(cn->c,
+					 "connection closed by the server");
+	}
+	conn_pump(cn);
+}
+
+static void
+conn_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *cn = arg;
+	char why[128];
+
+	if (cn->io == IO_IDLE) {
+		/* linger over: QUIT */
+		if (cn->ev)
+			event_del(cn->ev);
+		cn->io = IO_TALK;
+		smtp_client_quit(cn->c);
+		conn_pump(cn);
+		return;
+	}
+	if (cn->io == IO_CONNECT) {
+		conn_next_target(cn, "connection timed out");
+		return;
+	}
+	if (cn->implicit_pending) {
+		conn_next_target(cn, "TLS handshake timed out");
 		return;
 	}
 	snprintf(why, sizeof(why), "timeout in state %s",
-		 smtp_client_state_name(j->c));
-	if (j->ev)
-		event_del(j->ev);
-	j->in_body = 0;
-	j->io = IO_TALK;
-	smtp_client_lost(j->c, why);
-	job_pump(j);
+		 smtp_client_state_name(cn->c));
+	if (cn->ev)
+		event_del(cn->ev);
+	cn->in_body = 0;
+	cn->io = IO_TALK;
+	smtp_client_lost(cn->c, why);
+	conn_pump(cn);
 }
 
 /* ---- connecting --------------------------------------------------------- */
 
 static void
-job_on_connected(evutil_socket_t fd, short what, void *arg)
+conn_on_connected(evutil_socket_t fd, short what, void *arg)
 {
-	struct job *j = arg;
-	const struct conf *c = j->o->env->conf;
+	struct conn *cn = arg;
 	struct smtp_client_params p = {0};
 	int err = 0;
 	socklen_t sl = sizeof(err);
 	char why[256];
 
-	evtimer_del(j->timer);
+	evtimer_del(cn->timer);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0 || err != 0) {
 		snprintf(why, sizeof(why), "connect: %s", strerror(err));
-		job_next_target(j, why);
+		conn_next_target(cn, why);
 		return;
 	}
-	(void)c;
-	p.helo = j->helo;
-	p.tls = j->tls == CONF_TLS_MUST	   ? SMTPC_TLS_MUST
-		: j->tls == CONF_TLS_NONE ? SMTPC_TLS_OFF
-					  : SMTPC_TLS_MAY;
-	p.in_tls = j->implicit_tls;
-	p.auth_user = *j->auth_user ? j->auth_user : NULL;
-	p.auth_pass = *j->auth_user ? j->auth_pass : NULL;
-	p.max_msgs = 1;
-	j->c = smtp_client_new(&p);
-	if (j->c == NULL) {
-		job_next_target(j, "invalid HELO name or credentials");
+	p.helo = cn->s.helo;
+	p.tls = cn->s.tls == CONF_TLS_MUST   ? SMTPC_TLS_MUST
+		: cn->s.tls == CONF_TLS_NONE ? SMTPC_TLS_OFF
+					     : SMTPC_TLS_MAY;
+	p.in_tls = cn->s.implicit_tls;
+	p.auth_user = *cn->s.auth_user ? cn->s.auth_user : NULL;
+	p.auth_pass = *cn->s.auth_user ? cn->s.auth_pass : NULL;
+	p.max_msgs = SMTPO_CONN_MAX_MSGS;
+	cn->c = smtp_client_new(&p);
+	if (cn->c == NULL) {
+		conn_next_target(cn, "invalid HELO name or credentials");
 		return;
 	}
-	smtp_reply_parser_init(&j->rp);
-	if (j->implicit_tls) {
+	cn->born = mono_now();
+	smtp_reply_parser_init(&cn->rp);
+	if (cn->s.implicit_tls) {
 		/* smtps://: TLS before the greeting */
-		j->implicit_pending = 1;
-		job_start_tls(j);
+		cn->implicit_pending = 1;
+		conn_start_tls(cn);
 		return;
 	}
-	j->io = IO_TALK;
-	job_pump(j);
+	cn->io = IO_TALK;
+	conn_pump(cn);
 }
 
 /* [delivery]/[route] source-ipv4/6: what the receiver checks for PTR. */
 static int
-job_bind_source(struct job *j, int family)
+conn_bind_source(struct conn *cn, int family)
 {
-	const char *src = family == 6 ? j->source6 : j->source4;
+	const char *src = family == 6 ? cn->s.source6 : cn->s.source4;
 	struct sockaddr_storage ss = {0};
 	socklen_t sl;
 
@@ -777,78 +1306,121 @@ job_bind_source(struct job *j, int family)
 		inet_pton(AF_INET, src, &s4->sin_addr);
 		sl = sizeof(*s4);
 	}
-	return bind(j->fd, (struct sockaddr *)&ss, sl);
+	return bind(cn->fd, (struct sockaddr *)&ss, sl);
 }
 
 static void
-job_try_target(struct job *j)
+conn_connect(struct conn *cn)
 {
-	const struct target *t = &j->t[j->ti];
+	const struct target *t;
 	struct sockaddr_storage ss = {0};
 	socklen_t sl;
 	char addr[64];
 
-	job_addr_text(t, addr, sizeof(addr));
-	snprintf(j->where, sizeof(j->where), "%s [%s]:%u", t->host, addr,
-		 j->port);
+	if (cn->ti >= cn->nt) {
+		conn_give_up(cn);
+		return;
+	}
+	t = &cn->t[cn->ti];
+	addr_text(t, addr, sizeof(addr));
+	snprintf(cn->where, sizeof(cn->where), "%s [%s]:%u", t->host, addr,
+		 cn->s.port);
 	if (t->family == 6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		s6->sin6_family = AF_INET6;
 		memcpy(&s6->sin6_addr, t->addr, 16);
-		s6->sin6_port = htons((uint16_t)j->port);
+		s6->sin6_port = htons((uint16_t)cn->s.port);
 		sl = sizeof(*s6);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		s4->sin_family = AF_INET;
 		memcpy(&s4->sin_addr, t->addr, 4);
-		s4->sin_port = htons((uint16_t)j->port);
+		s4->sin_port = htons((uint16_t)cn->s.port);
 		sl = sizeof(*s4);
 	}
-	j->io = IO_CONNECT;
-	j->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       0);
-	if (j->fd >= 0 && job_bind_source(j, t->family) < 0) {
+	cn->io = IO_CONNECT;
+	cn->fd = socket(ss.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cn->fd >= 0 && conn_bind_source(cn, t->family) < 0) {
 		char why[128];
 		snprintf(why, sizeof(why), "bind to source address: %s",
 			 strerror(errno));
-		job_next_target(j, why);
+		conn_next_target(cn, why);
 		return;
 	}
-	if (j->fd < 0 || (connect(j->fd, (struct sockaddr *)&ss, sl) < 0 &&
-			  errno != EINPROGRESS)) {
+	if (cn->fd < 0 || (connect(cn->fd, (struct sockaddr *)&ss, sl) < 0 &&
+			   errno != EINPROGRESS)) {
 		char why[128];
 		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
-		job_next_target(j, why);
+		conn_next_target(cn, why);
 		return;
 	}
-	j->ev = event_new(j->o->env->base, j->fd, EV_WRITE, job_on_connected, j);
-	event_add(j->ev, NULL);
+	cn->ev = event_new(cn->o->env->base, cn->fd, EV_WRITE,
+			   conn_on_connected, cn);
+	event_add(cn->ev, NULL);
 	{
 		struct timeval tv = {
-			(time_t)j->o->env->conf->delivery_timeout_connect, 0};
-		evtimer_add(j->timer, &tv);
+			(time_t)cn->o->env->conf->delivery_timeout_connect, 0};
+		evtimer_add(cn->timer, &tv);
 	}
 }
 
 static void
-job_next_target(struct job *j, const char *why)
+conn_next_target(struct conn *cn, const char *why)
 {
 	char addr[64];
 
-	if (j->io == IO_CONNECT) {
-		job_addr_text(&j->t[j->ti], addr, sizeof(addr));
-		buf_addf(&j->trace, "  %s [%s]: %s\n", j->t[j->ti].host, addr,
-			 why);
-		health_failed(&j->t[j->ti], j->port);
+	if (cn->io == IO_CONNECT) {
+		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
+		buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host,
+			 addr, why);
+		health_failed(&cn->t[cn->ti], cn->s.port);
 	}
-	snprintf(j->last_fail, sizeof(j->last_fail), "%s: %s", j->where, why);
-	log_info("%s: %s: %s; trying the next address", j->msg, j->where, why);
-	job_conn_close(j);
-	if (++j->ti >= j->nt) {
-		job_done(j);
-		return;
+	snprintf(cn->last_fail, sizeof(cn->last_fail), "%s: %s", cn->where,
+		 why);
+	log_info("%s: %s: %s; trying the next address",
+		 cn->wait ? cn->wait->msg : "-", cn->where, why);
+	conn_close_socket(cn);
+	cn->ti++;
+	conn_connect(cn);
+}
+
+/* ---- the connection cache ------------------------------------------------ */
+
+/* An idle connection with the same key to one of the job's addresses. */
+static struct conn *
+conn_find_idle(struct smtpo *o, const struct job *j, int family)
+{
+	for (struct conn *cn = o->conns; cn; cn = cn->next) {
+		const struct target *t;
+		if (cn->io != IO_IDLE || cn->cur || cn->wait)
+			continue;
+		t = &cn->t[cn->ti];
+		if (family && t->family != family)
+			continue;
+		if (!sess_same(&cn->s, &j->s, t->family))
+			continue;
+		if (mono_now() - cn->born >= SMTPO_CONN_MAX_AGE)
+			continue;
+		for (size_t i = 0; i < j->nt; i++)
+			if (j->t[i].family == t->family &&
+			    memcmp(j->t[i].addr, t->addr, 16) == 0)
+				return cn;
 	}
-	job_try_target(j);
+	return NULL;
+}
+
+static void
+conn_add_job(struct conn *cn, struct job *j)
+{
+	conn_wait_push(cn, j, 0);
+	if (cn->io == IO_IDLE) {
+		if (cn->ev)
+			event_del(cn->ev);
+		evtimer_del(cn->timer);
+		cn->io = IO_TALK;
+		conn_pump(cn);
+	}
 }
 
 /* ---- jobs from the queue ------------------------------------------------ */
@@ -858,11 +1430,11 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 		 int fd)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
+	struct conn *cn = NULL;
 	uint32_t n, nt;
 
 	j->o = o;
 	j->id = h->id;
-	j->fd = -1;
 	j->body_fd = fd;
 	snprintf(j->msg, sizeof(j->msg), "%s", ipc_get_str(in));
 	snprintf(j->domain, sizeof(j->domain), "%s", ipc_get_str(in));
@@ -872,14 +1444,14 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->m.smtputf8 = ipc_get_u8(in);
 	j->m.ret = (enum smtp_ret)ipc_get_u8(in);
 	j->envid = xstrdup(ipc_get_str(in));
-	j->port = ipc_get_u32(in);
-	j->tls = ipc_get_u8(in);
-	j->implicit_tls = ipc_get_u8(in);
-	j->helo = xstrdup(ipc_get_str(in));
-	j->auth_user = xstrdup(ipc_get_str(in));
-	j->auth_pass = xstrdup(ipc_get_str(in));
-	j->source4 = xstrdup(ipc_get_str(in));
-	j->source6 = xstrdup(ipc_get_str(in));
+	j->s.port = ipc_get_u32(in);
+	j->s.tls = ipc_get_u8(in);
+	j->s.implicit_tls = ipc_get_u8(in);
+	j->s.helo = xstrdup(ipc_get_str(in));
+	j->s.auth_user = xstrdup(ipc_get_str(in));
+	j->s.auth_pass = xstrdup(ipc_get_str(in));
+	j->s.source4 = xstrdup(ipc_get_str(in));
+	j->s.source6 = xstrdup(ipc_get_str(in));
 	{
 		size_t plen;
 		const void *pp = ipc_get_data(in, &plen);
@@ -889,6 +1461,9 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	n = ipc_get_u32(in);
 	j->rcpts = xcalloc(n ? n : 1, sizeof(*j->rcpts));
 	j->rcpt_ids = xcalloc(n ? n : 1, sizeof(*j->rcpt_ids));
+	j->res = xcalloc(n ? n : 1, sizeof(*j->res));
+	j->trc = xcalloc(n ? n : 1, sizeof(*j->trc));
+	j->tidx = xcalloc(n ? n : 1, sizeof(*j->tidx));
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		const char *orcpt;
 		j->rcpt_ids[i] = ipc_get_u64(in);
@@ -909,21 +1484,30 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 		if (j->nt < SMTPO_TARGETS_MAX)
 			j->nt++;
 	}
+	j->session = ipc_get_u64(in);
 	ipc_end(in);
 	j->m.sender = j->sender;
 	j->m.rcpts = j->rcpts;
 	j->m.nrcpts = n;
 	j->m.envid = *j->envid ? j->envid : NULL;
 	buf_init(&j->trace, SMTPO_TRACE_MAX);
-	buf_init(&j->out, SMTPC_OUT_MAX);
-	buf_init(&j->in, 256 * 1024);
-	j->timer = evtimer_new(o->env->base, job_on_timeout, j);
-	if (j->nt == 0) {
-		job_done(j);
+	if (j->nt == 0 || n == 0) {
+		job_fail_conn(j, j->domain, "");
 		return;
 	}
-	health_order(j);
-	job_try_target(j);
+	/* the queue's session: the connection it already carries */
+	if (j->session != 0)
+		for (cn = o->conns; cn; cn = cn->next)
+			if (cn->session == j->session)
+				break;
+	if (cn != NULL) {
+		conn_add_job(cn, j);
+		return;
+	}
+	cn = conn_new(o, j, 0);
+	conn_wait_push(cn, j, 0);
+	health_order(cn);
+	conn_connect(cn);
 }
 
 static void

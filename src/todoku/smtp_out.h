@@ -1,8 +1,8 @@
 /*
  * smtp_out — the smtp-out role: outbound SMTP connections.
  *
- * Unprivileged, no spool access. The queue hands it one job at a time
- * per connection (O_DELIVER: one message, the recipients of one domain,
+ * Unprivileged, no spool access. The queue hands it jobs (O_DELIVER:
+ * one message, the recipients of one domain,
  * the ordered address list from the lookup role, a read-only body fd);
  * it tries the addresses in order within this one attempt — connection
  * refused, timeout, no greeting, a 4xx/5xx greeting, a failed EHLO or
@@ -17,6 +17,39 @@
  *
  * Certificates are not verified yet ([delivery] tls = may|must only
  * decide whether TLS is used; verify = ca, DANE and MTA-STS come later).
+ *
+ * Connections (DESIGN §7 "Destinations and scheduling"). A connection
+ * carries jobs one after another (engine max_msgs; every transaction
+ * after the first starts with RSET, and is sent only after RSET got
+ * 250), at most SMTPO_CONN_MAX_MSGS messages and SMTPO_CONN_MAX_AGE
+ * seconds. The queue decides which jobs share a connection: jobs with
+ * the same session id go, in order, over the connection of that
+ * session. When a connection runs out of jobs it stays open, idle, for
+ * SMTPO_LINGER seconds (closed at once if the server speaks or closes)
+ * for the next job of its session (the queue may add one before it saw
+ * the last result). Only the IPv4 retry adopts an idle connection of
+ * another session, with the same cache key (address among the job's
+ * targets, port, source address, HELO, TLS policy, SASL identity); a
+ * new attempt otherwise connects afresh, so every attempt of the retry
+ * schedule meets the address order and health memory anew. A reused
+ * connection that turns out unusable (closed, RSET refused) costs
+ * nothing: the job reconnects from its first address. A connection that fails in a transaction
+ * (421, timeout, lost) returns the jobs behind it untried.
+ *
+ * IPv6 (DESIGN §7): recipients refused with 4.7.x/5.7.x over IPv6 are
+ * retried once over the job's IPv4 addresses on another connection in
+ * the same attempt; the result says so and quotes the IPv6 reply.
+ *
+ * IPC fields appended to the end of the payloads listed in proto.h:
+ *   O_DELIVER  ... u64 session (0: none; else jobs with the same value
+ *              share one connection, in the order sent)
+ *   O_RESULT   ... u8 verdict (SMTPO_V_*: how the connection went, for
+ *              the destination's concurrency), u8 IPv4 retry (1: a
+ *              4.7.x/5.7.x over IPv6 was retried over IPv4: make the
+ *              destination IPv4-first), str that IPv6 reply verbatim.
+ *              A recipient result of SMTPC_PENDING (only with verdict
+ *              SMTPO_V_UNTRIED) means "not attempted": no attempt to
+ *              record, dispatch again.
  */
 #ifndef TODOKU_SMTP_OUT_H
 #define TODOKU_SMTP_OUT_H
@@ -25,5 +58,17 @@
 #define SMTPO_TARGETS_MAX 64
 #define SMTPO_READ 16384
 #define SMTPO_BODY_CHUNK 65536
+
+#define SMTPO_CONN_MAX_MSGS 20 /* messages per connection */
+#define SMTPO_CONN_MAX_AGE 60  /* seconds a connection is used for */
+#define SMTPO_LINGER 1	       /* seconds an idle connection is kept */
+
+/* O_RESULT verdict: the connection as the destination's health sees it */
+#define SMTPO_V_NONE 0
+#define SMTPO_V_OK 1	      /* a session that worked */
+#define SMTPO_V_CONN_FAILED 2 /* no address gave a usable session */
+#define SMTPO_V_FAILED 3      /* connection failure in the transaction
+				 (421, timeout, lost, TLS) */
+#define SMTPO_V_UNTRIED 4     /* not attempted (connection ended first) */
 
 #endif

@@ -19,7 +19,9 @@ Script keys (all optional):
   on_command      callable(session, line) -> reply | None: overrides all
 Recorded: peer.sessions (each with .commands [str], .messages), peer.messages
 (every completed message: dict(mail_from, rcpts, data (bytes, CRLF, un-
-stuffed), helo, session)), peer.connections.
+stuffed), helo, session)), peer.connections, peer.active (connections open
+now), peer.max_active (most open at once), peer.connect_times (monotonic).
+addr may be an IPv6 address ("::1"): the peer then listens on IPv6.
 """
 import socket
 import threading
@@ -56,10 +58,14 @@ class SMTPPeer:
         self.sessions = []
         self.messages = []
         self.connections = 0
+        self.active = 0
+        self.max_active = 0
+        self.connect_times = []
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fam = socket.AF_INET6 if ":" in self.addr else socket.AF_INET
+        self._sock = socket.socket(fam, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((self.addr, port))
         self._sock.listen(64)
@@ -88,6 +94,9 @@ class SMTPPeer:
                 return
             with self._lock:
                 self.connections += 1
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+                self.connect_times.append(time.monotonic())
                 self._conns.append(c)
             threading.Thread(target=self._serve, args=(c, a), daemon=True).start()
 
@@ -169,6 +178,7 @@ class SMTPPeer:
             except OSError:
                 pass
             with self._cond:
+                self.active -= 1
                 self._cond.notify_all()
 
     def _default(self, verb, text):

@@ -1,0 +1,159 @@
+"""Destinations (DESIGN §7 "Destinations and scheduling", "IPv6"; issue 3):
+per-destination concurrency with slow start and a dead state, connection
+reuse, and the IPv6 -> IPv4 retry after a policy rejection.
+
+Each test: knotd with one zone, scripted peers on port 25, one todoku.
+Peers count simultaneous connections (peer.max_active); the queue logs
+its concurrency changes ("destination KEY: concurrency C after ...").
+"""
+import json
+import re
+import time
+
+from world import make_message, queue_id
+from world.roles import wait_for, wait_log
+
+SENDER = "someone@localhost"
+
+
+def _send_many(d, rcpts, subject="dest"):
+    """One SMTP session, one transaction per recipient list; queue ids."""
+    c = d.smtp()
+    c.ehlo()
+    ids = []
+    for i, rc in enumerate(rcpts):
+        rc = [rc] if isinstance(rc, str) else rc
+        r = c.sendmail(SENDER, rc, make_message(subject="%s %d" % (subject, i),
+                                                sender=SENDER, to=rc[0]))
+        assert r.code == 250, r
+        ids.append(queue_id(r.text))
+    c.quit()
+    return ids
+
+
+def _show(d, qid):
+    r = d.cli_run("queue", "show", qid, "--json")
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout)
+
+
+def _delivered(peer):
+    return [m for m in list(peer.messages) if m["rcpts"]]
+
+
+# ---------------------------------------------------------------------------
+# concurrency, slow start, dead destinations
+# ---------------------------------------------------------------------------
+
+def test_concurrency_limit_never_exceeded(todoku, dns, smtp_peer):
+    # the peer greets after 1 s, so every session stays open a while
+    peer = smtp_peer(port=25, greeting_delay=1.0)
+    dns.zone("conc.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1h"}})
+    n = 30
+    _send_many(d, ["u%d@conc.test" % i for i in range(n)], subject="conc")
+    wait_for(lambda: len(_delivered(peer)) >= n, 40, "%d messages at the peer" % n)
+    d.wait_queue_settled(10)
+    limits = [float(x) for x in re.findall(
+        r"destination mx\.conc\.test: concurrency ([0-9.]+)", d.log_text())]
+    most = int(max([5.0] + limits))
+    assert 2 <= peer.max_active <= most, (peer.max_active, limits)
+    assert sorted(r for m in _delivered(peer) for r in m["rcpts"]) == \
+        sorted("u%d@conc.test" % i for i in range(n))
+
+
+def test_dead_destination_defers_backlog_and_probes_once_per_step(todoku, dns, smtp_peer):
+    # answers every connection with 421: a connection-level failure
+    peer = smtp_peer(port=25, greeting="421 4.3.2 Service not available, closing")
+    dns.zone("dead.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1s 2s"}})
+    ids = _send_many(d, ["u%d@dead.test" % i for i in range(10)], subject="dead")
+    wait_log(d, r"destination mx\.dead\.test is not responding", timeout=20)
+    n0, t0 = peer.connections, time.monotonic()
+    # every message gets deferred; the later ones by the destination state
+    reasons = []
+    for qid in ids:
+        def hist(qid=qid):
+            s = _show(d, qid)
+            assert s is not None, "%s left the queue" % qid
+            h = s["recipients"][0]["history"]
+            return h or None
+        h = wait_for(hist, 20, "an attempt of %s" % qid)
+        assert all(x["result"] == "deferred" for x in h), h
+        reasons.extend(x["reply"] for x in h)
+    assert any(re.search(r"destination mx\.dead\.test is not responding; next probe at", r)
+               for r in reasons), reasons
+    time.sleep(max(0.0, 4.5 - (time.monotonic() - t0)))
+    probes = peer.connections - n0
+    # steps of 1 s then 2 s: at most 3 probes in 4.5 s, one connection each
+    assert 1 <= probes <= 3, (probes, peer.transcript())
+    assert len(re.findall(r"destination mx\.dead\.test is not responding \(",
+                          d.log_text())) == 1
+    assert peer.messages == []
+
+
+# ---------------------------------------------------------------------------
+# connection reuse
+# ---------------------------------------------------------------------------
+
+def test_messages_to_one_destination_share_a_connection(todoku, dns, smtp_peer):
+    peer = smtp_peer(port=25, greeting_delay=1.0)
+    dns.zone("reuse.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1h"}})
+    _send_many(d, ["u%d@reuse.test" % i for i in range(5)], subject="reuse")
+    wait_for(lambda: len(_delivered(peer)) >= 5, 30, "5 messages at the peer")
+    d.wait_queue_settled(10)
+    assert peer.connections < 5, peer.transcript()
+    # a second transaction on a connection starts with RSET (250)
+    shared = [s for s in peer.sessions if len(s.messages) > 1]
+    assert shared, peer.transcript()
+    verbs = [c.split(" ", 1)[0].split(":", 1)[0].upper() for c in shared[0].commands]
+    assert verbs.count("MAIL") >= 2 and "RSET" in verbs, shared[0].commands
+    assert verbs.index("RSET") < len(verbs) - 1 - verbs[::-1].index("MAIL"), verbs
+    assert sorted(r for m in _delivered(peer) for r in m["rcpts"]) == \
+        sorted("u%d@reuse.test" % i for i in range(5))
+
+
+# ---------------------------------------------------------------------------
+# IPv6 policy rejection -> IPv4 in the same attempt
+# ---------------------------------------------------------------------------
+
+GMAIL_V6 = ["550-5.7.1 [::1] Our system has detected that this message does",
+            "550-5.7.1 not meet IPv6 sending guidelines regarding PTR records and",
+            "550 5.7.1 authentication. Please review the guidelines. - gsmtp"]
+
+
+def test_ipv6_policy_reject_is_retried_over_ipv4(todoku, dns, smtp_peer):
+    v6 = smtp_peer(addr="::1", port=25, replies={"RCPT": GMAIL_V6})
+    keep = lambda s, line: ("450 4.2.0 keep me queued"   # noqa: E731
+                            if line.upper().startswith("RCPT TO:<KEEP@") else None)
+    v4 = smtp_peer(port=25, on_command=keep)
+    dns.zone("six.test", ["@ MX 10 mx", "mx AAAA ::1", "mx A %s" % v4.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1h"},
+                                                  "delivery": {"ip": "prefer-ipv6"}})
+    qid = _send_many(d, [["user@six.test", "keep@six.test"]], subject="v6")[0]
+
+    def delivered():
+        s = _show(d, qid)
+        assert s is not None
+        for rc in s["recipients"]:
+            if rc["address"] == "user@six.test" and rc["state"] == "delivered":
+                return rc
+        return None
+    rc = wait_for(delivered, 20, "user@six.test delivered")
+    assert rc["attempts"] == 1, rc
+    assert len(rc["history"]) == 1, rc
+    assert "[%s]" % v4.addr in rc["history"][0]["where"], rc
+    assert v6.connections >= 1 and "RCPT TO:<user@six.test>" in v6.all_commands()
+    assert [m["rcpts"] for m in _delivered(v4)] == [["user@six.test"]]
+    log = d.log_text()
+    assert re.search(r"refused the message over IPv6 \(.*IPv6 sending guidelines", log), log[-3000:]
+    assert re.search(r"destination mx\.six\.test: IPv4 first .*IPv6 sending guidelines", log)
+    # the next message goes to IPv4 first (after the idle connection is gone)
+    time.sleep(1.5)
+    n6 = v6.connections
+    _send_many(d, ["next@six.test"], subject="v4 first")
+    wait_for(lambda: any("next@six.test" in m["rcpts"] for m in v4.messages), 20,
+             "next@six.test at the IPv4 peer")
+    assert v6.connections == n6, v6.transcript()
