@@ -64,12 +64,13 @@ enum sect {
 	S_DOMAIN,
 	S_DELIVERY,
 	S_ROUTE,
+	S_DKIM,
 	S_COUNT
 };
 
 static const char *const sect_names[S_COUNT] = {
     "", "server", "smtp", "queue", "dns", "listen", "domain", "delivery",
-    "route",
+    "route", "dkim",
 };
 
 struct key;
@@ -1021,9 +1022,29 @@ static const struct key route_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+#define OFF_K(f) offsetof(struct conf_dkim, f)
+
+static int
+set_dkim_alg(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	static const char *const names[] = {"rsa-sha256", "ed25519-sha256"};
+	return set_choice(p, k, dst, val, names, 2);
+}
+
+static const struct key dkim_keys[] = {
+    {"selector", set_hostname, OFF_K(selector), 0, 0,
+     "a selector like s2026 (letters, digits, '-', dots)"},
+    {"key", set_path, OFF_K(key_file), 0, 0,
+     "the private key file (PEM), from todoku dkim keygen"},
+    {"algorithm", set_dkim_alg, OFF_K(algorithm), 0, 0,
+     "rsa-sha256 or ed25519-sha256"},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static const struct key *const sect_keys[S_COUNT] = {
     NULL,     server_keys, smtp_keys,	queue_keys,
     dns_keys, listen_keys, domain_keys, delivery_keys, route_keys,
+    dkim_keys,
 };
 
 /* ---- the conf object ------------------------------------------------- */
@@ -1151,6 +1172,12 @@ conf_free(struct conf *c)
 		xfree(r->auth_password);
 	}
 	xfree(c->routes);
+	for (size_t i = 0; i < c->ndkim; i++) {
+		xfree(c->dkim[i].domain);
+		xfree(c->dkim[i].selector);
+		xfree(c->dkim[i].key_file);
+	}
+	xfree(c->dkim);
 	for (size_t i = 0; i < c->naliases; i++) {
 		xfree(c->aliases[i].from);
 		strv_free(c->aliases[i].to, c->aliases[i].nto);
@@ -1251,6 +1278,14 @@ section_end(struct parser *p)
 	}
 	if (p->sect == S_ROUTE)
 		r = route_end(p, &c->routes[c->nroutes - 1]);
+	if (p->sect == S_DKIM && (c->dkim[c->ndkim - 1].selector == NULL ||
+				  c->dkim[c->ndkim - 1].key_file == NULL)) {
+		perr(p,
+		     "[dkim \"%s\"] needs selector and key (see `todoku dkim "
+		     "keygen`)",
+		     c->dkim[c->ndkim - 1].domain);
+		r = -1;
+	}
 	p->line = line;
 	return r;
 }
@@ -1398,6 +1433,33 @@ open_route(struct parser *p, const char *sub)
 	return 0;
 }
 
+/* [dkim "DOMAIN"]: sign mail from this From domain. */
+static int
+open_dkim(struct parser *p, const char *sub)
+{
+	struct conf *c = p->c;
+	struct conf_dkim *k;
+
+	if (!addr_domain_valid(sub, strlen(sub))) {
+		perr(p, "bad domain name \"%s\" in [dkim]", sub);
+		return -1;
+	}
+	for (size_t i = 0; i < c->ndkim; i++) {
+		if (strcmp(c->dkim[i].domain, sub) == 0) {
+			perr(p, "duplicate section [dkim \"%s\"] (first at line "
+				"%d)",
+			     sub, c->dkim[i].line);
+			return -1;
+		}
+	}
+	c->dkim = vec_grow(c->dkim, c->ndkim, sizeof(*k));
+	k = &c->dkim[c->ndkim++];
+	memset(k, 0, sizeof(*k));
+	k->domain = xstrdup(sub);
+	k->line = p->line;
+	return 0;
+}
+
 static int
 section_open(struct parser *p, char *name, char *sub)
 {
@@ -1411,7 +1473,8 @@ section_open(struct parser *p, char *name, char *sub)
 		return -1;
 	if (sub)
 		lower(sub);
-	if ((s == S_LISTEN || s == S_DOMAIN || s == S_ROUTE) && sub == NULL) {
+	if ((s == S_LISTEN || s == S_DOMAIN || s == S_ROUTE || s == S_DKIM) &&
+	    sub == NULL) {
 		perr(p, "[%s] needs a name (write [%s \"NAME\"])", name, name);
 		return -1;
 	}
@@ -1425,6 +1488,8 @@ section_open(struct parser *p, char *name, char *sub)
 		r = open_domain(p, sub);
 	else if (s == S_ROUTE)
 		r = open_route(p, sub);
+	else if (s == S_DKIM)
+		r = open_dkim(p, sub);
 	else
 		r = open_plain(p, (enum sect)s, sub);
 	if (r < 0)
@@ -1528,6 +1593,8 @@ key_target(struct parser *p, const struct key *k)
 		return (char *)&c->domains[c->ndomains - 1] + k->off;
 	if (p->sect == S_ROUTE)
 		return (char *)&c->routes[c->nroutes - 1] + k->off;
+	if (p->sect == S_DKIM)
+		return (char *)&c->dkim[c->ndkim - 1] + k->off;
 	return (char *)c + k->off;
 }
 
@@ -2266,6 +2333,15 @@ conf_dump(const struct conf *c, struct buf *out)
 	}
 	for (size_t i = 0; i < c->ndomains && r == 0; i++)
 		r = dump_domain(&c->domains[i], out);
+	for (size_t i = 0; i < c->ndkim && r == 0; i++) {
+		r = dump_header(out, "dkim", c->dkim[i].domain);
+		r = r ? r : dump_kv(out, "selector", c->dkim[i].selector);
+		r = r ? r : dump_kv(out, "key", c->dkim[i].key_file);
+		r = r ? r
+		      : dump_kv(out, "algorithm",
+				c->dkim[i].algorithm ? "ed25519-sha256"
+						     : "rsa-sha256");
+	}
 	for (size_t i = 0; i < c->nroutes && r == 0; i++) {
 		const struct conf_route *rt = &c->routes[i];
 		r = dump_header(out, "route", rt->name);
@@ -2290,6 +2366,15 @@ conf_dump(const struct conf *c, struct buf *out)
 const char *const conf_tls_names[] = {"none", "may", "must"};
 const char *const conf_ip_names[] = {"any", "prefer-ipv4", "prefer-ipv6",
 				     "ipv4-only", "ipv6-only"};
+
+const struct conf_dkim *
+conf_dkim_find(const struct conf *c, const char *domain)
+{
+	for (size_t i = 0; i < c->ndkim; i++)
+		if (strcasecmp(c->dkim[i].domain, domain) == 0)
+			return &c->dkim[i];
+	return NULL;
+}
 
 const struct conf_route *
 conf_route_find(const struct conf *c, const char *domain)

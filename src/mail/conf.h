@@ -120,6 +120,15 @@ struct conf_route {
 	int line;
 };
 
+/* [dkim "DOMAIN"]: DKIM signing of mail whose From domain is DOMAIN. */
+struct conf_dkim {
+	char *domain;
+	char *selector;
+	char *key_file; /* PEM, read by the keys role only */
+	int algorithm; /* 0 rsa-sha256, 1 ed25519-sha256 */
+	int line;
+};
+
 struct conf {
 	char *path; /* file it came from, or "(built-in)" */
 
@@ -181,6 +190,8 @@ struct conf {
 	size_t naliases;
 	struct conf_route *routes;
 	size_t nroutes;
+	struct conf_dkim *dkim;
+	size_t ndkim;
 };
 
 extern const char conf_default_text[];
@@ -205,6 +216,8 @@ const struct conf_domain *conf_domain_find(const struct conf *c,
 					   const char *domain);
 /* True if sa is inside one of the trusted-networks. */
 bool conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+const struct conf_dkim *conf_dkim_find(const struct conf *c,
+				       const char *domain);
 /* Routing precedence (DESIGN §7): exact domain, longest ".parent"
  * suffix, then "*"; NULL: deliver by MX. */
 const struct conf_route *conf_route_find(const struct conf *c,

@@ -129,12 +129,11 @@ auth_dmarc_step(struct auth_in *a, enum dmarc_step st)
 	a->dmarc_done = 1;
 }
 
-/* The one From: field of the header block; 0 none, -1 several. */
+/* The one From: field of a header block; 0 none, -1 several. */
 static int
-auth_from_field(const struct auth_in *a, const char **val, size_t *len)
+from_field(const char *h, size_t hl, const char **val, size_t *len)
 {
-	const char *h = a->hdr.data ? a->hdr.data : "";
-	const char *end = h + a->hdr.len;
+	const char *end = h + hl;
 	int found = 0;
 
 	for (const char *line = h; line < end;) {
@@ -144,8 +143,8 @@ auth_from_field(const struct auth_in *a, const char **val, size_t *len)
 			const char *v = line + 5, *e = stop;
 			/* the field continues on folded lines */
 			while (e < end && (*e == ' ' || *e == '\t')) {
-				const char *n2 =
-				    memchr(e, '\n', (size_t)(end - e));
+				const char *n2 = memchr(e, '\n',
+							(size_t)(end - e));
 				e = n2 ? n2 + 1 : end;
 			}
 			if (found++)
@@ -158,6 +157,27 @@ auth_from_field(const struct auth_in *a, const char **val, size_t *len)
 		line = stop;
 	}
 	return found;
+}
+
+static int
+auth_from_field(const struct auth_in *a, const char **val, size_t *len)
+{
+	return from_field(a->hdr.data ? a->hdr.data : "", a->hdr.len, val,
+			  len);
+}
+
+int
+auth_in_from_domain(const char *hdr, size_t len, char *out, size_t outlen)
+{
+	const char *val = NULL;
+	size_t vlen = 0;
+
+	if (from_field(hdr, len, &val, &vlen) != 1)
+		return -1;
+	return dmarc_from_domain(val, vlen, out, outlen, NULL) ==
+			       DMARC_FROM_OK
+		       ? 0
+		       : -1;
 }
 
 static void

@@ -182,10 +182,25 @@ master_wire(struct master *m, struct child *c)
 	if (c->role == ROLE_QUEUE) {
 		for (size_t i = 0; i < m->nchildren; i++) {
 			struct child *o = &m->children[i];
-			if (o->pid > 0 && o->role != ROLE_QUEUE)
+			if (o->pid > 0 && o->role != ROLE_QUEUE &&
+			    o->role != ROLE_KEYS)
 				master_pair(c, o);
 		}
 		return;
+	}
+	/* keys signs for smtp-in only; it talks to nobody else */
+	if (c->role == ROLE_KEYS) {
+		for (size_t i = 0; i < m->nchildren; i++) {
+			struct child *o = &m->children[i];
+			if (o->pid > 0 && o->role == ROLE_SMTP_IN)
+				master_pair(c, o);
+		}
+		return;
+	}
+	if (c->role == ROLE_SMTP_IN) {
+		struct child *k = master_find_role(m, ROLE_KEYS);
+		if (k != NULL)
+			master_pair(k, c);
 	}
 	/* smtp-in asks lookup for the DNS of its authentication checks */
 	if (c->role == ROLE_LOOKUP) {
@@ -488,6 +503,7 @@ master_run(struct conf *conf, const char *config_path)
 	master_add_child(&m, ROLE_QUEUE, 0);
 	master_add_child(&m, ROLE_LOCAL, 0);
 	master_add_child(&m, ROLE_LOOKUP, 0);
+	master_add_child(&m, ROLE_KEYS, 0);
 	for (unsigned i = 0; i < conf->smtp_out_procs; i++)
 		master_add_child(&m, ROLE_SMTP_OUT, i);
 	for (unsigned i = 0; i < conf->smtp_in_procs &&

@@ -48,6 +48,11 @@
  *   D_ANSWER     u32 libunbound rcode (0 ok), u8 DNSSEC (0 insecure,
  *                1 bogus, 2 secure), data answer packet (wire format)
  *
+ * smtp-in -> keys (id = transaction)
+ *   K_SIGN       str signing domain, data 32-byte hash
+ * keys -> smtp-in
+ *   K_SIG        u8 ok, data signature, str error
+ *
  * queue -> smtp-out (id = job)
  *   O_DELIVER    fd = body; str queue id, str domain, str sender,
  *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
@@ -76,6 +81,7 @@ enum role_id {
 	ROLE_LOCAL,
 	ROLE_LOOKUP,
 	ROLE_SMTP_OUT,
+	ROLE_KEYS,
 	ROLE_MAX,
 };
 
@@ -105,6 +111,9 @@ enum proto_type {
 
 	D_QUERY = 500,
 	D_ANSWER,
+
+	K_SIGN = 600,
+	K_SIG,
 };
 
 /* Chunk size and window of the smtp-in -> queue body stream. */

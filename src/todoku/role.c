@@ -20,7 +20,7 @@
 #include "mail/conf.h"
 
 static const char *const role_names[ROLE_MAX] = {
-	"master", "queue", "smtp-in", "local", "lookup", "smtp-out"};
+	"master", "queue", "smtp-in", "local", "lookup", "smtp-out", "keys"};
 
 const char *
 role_name(enum role_id r)
@@ -138,6 +138,8 @@ role_main(const char *name, const char *config_path)
 		return lookup_main(&env);
 	case ROLE_SMTP_OUT:
 		return smtp_out_main(&env);
+	case ROLE_KEYS:
+		return keys_main(&env);
 	default:
 		log_panic("role %d has no body", env.role);
 	}

@@ -46,5 +46,6 @@ int smtp_in_main(struct role_env *env);
 int local_main(struct role_env *env);
 int lookup_main(struct role_env *env);
 int smtp_out_main(struct role_env *env);
+int keys_main(struct role_env *env);
 
 #endif

@@ -20,6 +20,7 @@
 #include "mail/addr.h"
 #include "mail/ar_strip.h"
 #include "mail/conf.h"
+#include "mail/dkim_sign.h"
 #include "mail/resolve.h"
 #include "mail/smtp_cmd.h"
 #include "mail/smtp_data.h"
@@ -80,6 +81,9 @@ struct session {
 	int auth_waiting; /* end of data seen, waiting for the checks */
 	int processing; /* inside sess_process: it flushes when done */
 	int hdr_phase; /* the chunk still holds only the header block */
+	struct dkim_signer *signer; /* DKIM signing of this message */
+	char sign_domain[256];
+	int sign_waiting; /* K_SIGN sent, waiting for the signature */
 	struct event *auth_timer;
 };
 
@@ -89,6 +93,7 @@ struct smtpd {
 	struct ipc *master;
 	struct ipc *queue;
 	struct ipc *lookup;
+	struct ipc *keys;
 	uint64_t next_auth;
 	struct event **listen_ev;
 	size_t nlisten;
@@ -101,6 +106,8 @@ struct smtpd {
 static void sess_process(struct session *s);
 static void sess_run(struct session *s);
 static void sess_auth_done(void *arg);
+static int sess_sign_request(struct session *s);
+static void sess_sign_start(struct session *s, const char *hdr, size_t len);
 static void sess_close(struct session *s);
 
 /* ---- configuration snapshots ------------------------------------------ */
@@ -222,7 +229,7 @@ sess_txn_abort(struct session *s)
 {
 	/* once Q_END is sent the queue decides; an abort cannot undo it */
 	if (s->txn_open && s->d->queue != NULL && !s->txn_failed &&
-	    (s->state != S_WAIT_RESULT || s->auth_waiting))
+	    (s->state != S_WAIT_RESULT || s->auth_waiting || s->sign_waiting))
 		ipc_send(s->d->queue, Q_ABORT, s->txn_id, -1, NULL);
 	s->txn_open = 0;
 }
@@ -243,6 +250,9 @@ sess_mail_reset(struct session *s)
 	auth_in_free(s->auth);
 	s->auth = NULL;
 	s->auth_waiting = 0;
+	dkim_signer_free(s->signer);
+	s->signer = NULL;
+	s->sign_waiting = 0;
 	if (s->auth_timer)
 		evtimer_del(s->auth_timer);
 }
@@ -561,6 +571,8 @@ sess_send_chunk(struct session *s)
 		return;
 	if (s->auth != NULL && !smtp_data_rejected(&s->dp))
 		auth_in_feed(s->auth, s->chunk.data, s->chunk.len);
+	if (s->signer != NULL && !smtp_data_rejected(&s->dp))
+		dkim_signer_feed(s->signer, s->chunk.data, s->chunk.len);
 	if (s->txn_open && !s->txn_failed && s->d->queue != NULL) {
 		ipc_out_init(&o);
 		ipc_put_data(&o, s->chunk.data, s->chunk.len);
@@ -599,6 +611,8 @@ sess_data_end(struct session *s)
 		return;
 	}
 	sess_set_state(s, S_WAIT_RESULT);
+	if (s->signer != NULL && sess_sign_request(s) == 0)
+		return; /* Q_END follows the signature */
 	if (s->auth != NULL) {
 		struct timeval tv = {(time_t)s->conf->auth_eod_budget, 0};
 		s->auth_waiting = 1;
@@ -610,6 +624,52 @@ sess_data_end(struct session *s)
 		return;
 	}
 	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
+}
+
+static int
+sess_sign_request(struct session *s)
+{
+	uint8_t hash[32];
+	const char *err = NULL;
+	struct ipc_out o;
+
+	if (dkim_signer_hash(s->signer, hash, &err) < 0) {
+		log_warn("%s: %s: not signed: %s", s->addr, s->qid,
+			 err ? err : "?");
+		return -1;
+	}
+	ipc_out_init(&o);
+	ipc_put_str(&o, s->sign_domain);
+	ipc_put_data(&o, hash, sizeof(hash));
+	ipc_send(s->d->keys, K_SIGN, s->txn_id, -1, &o);
+	ipc_out_free(&o);
+	s->sign_waiting = 1;
+	return 0;
+}
+
+/* The signature is back: store the DKIM-Signature, then commit. */
+static void
+sess_on_signature(struct session *s, int ok, const void *sig, size_t n,
+		  const char *err)
+{
+	struct buf h;
+	struct ipc_out o;
+
+	s->sign_waiting = 0;
+	buf_init(&h, 8192);
+	if (ok && dkim_signer_header(s->signer, sig, n, &h) == 0) {
+		ipc_out_init(&o);
+		ipc_put_data(&o, h.data, h.len);
+		ipc_send(s->d->queue, Q_PREPEND, s->txn_id, -1, &o);
+		ipc_out_free(&o);
+		log_info("%s: DKIM-signed for %s", s->qid, s->sign_domain);
+	} else {
+		log_warn("%s: %s: not signed: %s", s->addr, s->qid,
+			 ok ? "signature field too large" : err);
+	}
+	buf_free(&h);
+	if (s->d->queue != NULL && !s->txn_failed)
+		ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
 }
 
 /* The checks are final: prepend their headers and commit, or refuse. */
@@ -709,6 +769,35 @@ sess_auth_start(struct session *s)
 }
 
 /*
+ * DKIM signing (issue 4, DESIGN §7): mail from trusted clients whose
+ * From domain has a [dkim] section is signed on the stream; only the
+ * 32-byte hash goes to the keys role, the signature comes back and the
+ * DKIM-Signature field is stored as a prepend record before the commit.
+ */
+static void
+sess_sign_start(struct session *s, const char *hdr, size_t len)
+{
+	const struct conf_dkim *k;
+	struct dkim_sign_opts o;
+	const char *err = NULL;
+
+	if (!s->trusted || s->d->keys == NULL ||
+	    auth_in_from_domain(hdr, len, s->sign_domain,
+				sizeof(s->sign_domain)) < 0 ||
+	    (k = conf_dkim_find(s->conf, s->sign_domain)) == NULL)
+		return;
+	dkim_sign_opts_default(&o);
+	o.domain = k->domain;
+	o.selector = k->selector;
+	o.alg = k->algorithm ? DKIM_ALG_ED25519_SHA256 : DKIM_ALG_RSA_SHA256;
+	o.t = (uint64_t)clock_now();
+	s->signer = dkim_signer_new(&o, &err);
+	if (s->signer == NULL)
+		log_warn("%s: %s: cannot sign for %s: %s", s->addr, s->qid,
+			 k->domain, err ? err : "?");
+}
+
+/*
  * While the header block is in the first chunk, hold it; once it is
  * complete, drop Authentication-Results fields that claim our
  * authserv-id (RFC 8601 §5) before anything is stored or verified. A
@@ -739,6 +828,7 @@ sess_filter_header(struct session *s, bool end)
 	}
 	s->hdr_phase = 0;
 	hlen = hend ? (size_t)(hend - s->chunk.data) + 2 : s->chunk.len;
+	sess_sign_start(s, s->chunk.data, hlen);
 	buf_init(&out, s->chunk.max);
 	removed = ar_strip(s->chunk.data, hlen, id, &out);
 	if (removed > 0 &&
@@ -1102,6 +1192,46 @@ smtpd_lookup_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 }
 
 static void
+smtpd_keys_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+	       int fd, void *arg)
+{
+	struct smtpd *d = arg;
+	int ok;
+	const void *sig;
+	size_t n;
+	const char *err;
+
+	if (fd >= 0)
+		close(fd);
+	if (h->type != K_SIG)
+		log_panic("smtp-in: unexpected keys message %u", h->type);
+	ok = ipc_get_u8(in);
+	sig = ipc_get_data(in, &n);
+	err = ipc_get_str(in);
+	for (struct session *s = d->sessions; s; s = s->next) {
+		if (s->sign_waiting && s->txn_open && s->txn_id == h->id) {
+			sess_on_signature(s, ok, sig, n, err);
+			break;
+		}
+	}
+	ipc_end(in);
+}
+
+static void
+smtpd_keys_close(struct ipc *ipc, void *arg)
+{
+	struct smtpd *d = arg;
+
+	log_warn("keys role went away; messages waiting for a signature go "
+		 "unsigned");
+	ipc_free(d->keys);
+	d->keys = NULL;
+	for (struct session *s = d->sessions; s; s = s->next)
+		if (s->sign_waiting)
+			sess_on_signature(s, 0, "", 0, "keys role went away");
+}
+
+static void
 smtpd_lookup_close(struct ipc *ipc, void *arg)
 {
 	struct smtpd *d = arg;
@@ -1193,6 +1323,13 @@ smtpd_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		enum role_id r = (enum role_id)ipc_get_u8(in);
 		ipc_get_u32(in);
 		ipc_end(in);
+		if (r == ROLE_KEYS) {
+			if (d->keys)
+				ipc_free(d->keys);
+			d->keys = ipc_new(d->env->base, fd, smtpd_keys_msg,
+					  smtpd_keys_close, d);
+			return;
+		}
 		if (r == ROLE_LOOKUP) {
 			if (d->lookup)
 				ipc_free(d->lookup);
