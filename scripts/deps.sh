@@ -30,11 +30,14 @@ for p in $want; do
 	fi
 done
 ensure_user() {
-	# Started as root, todoku drops its roles to this unprivileged user.
-	if [ "$(id -u)" -eq 0 ] && ! getent passwd todoku >/dev/null; then
-		useradd --system --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin todoku
-	fi
+	# Started as root, todoku drops its roles to unprivileged users:
+	# network roles, spool owner, mail-store owner, key holder.
+	[ "$(id -u)" -eq 0 ] || return 0
+	for u in todoku todoku-queue todoku-mail todoku-keys; do
+		getent passwd "$u" >/dev/null ||
+			useradd --system --no-create-home --home-dir /nonexistent \
+				--shell /usr/sbin/nologin "$u"
+	done
 }
 
 if [ -z "$missing" ]; then

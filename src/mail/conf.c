@@ -905,6 +905,12 @@ static const struct key server_keys[] = {
      "a host name like mx.example.com"},
     {"spool", set_path, OFF_C(spool), 1, 64, "a directory"},
     {"user", set_login, OFF_C(user), 0, 0, "a user name like todoku"},
+    {"queue-user", set_login, OFF_C(queue_user), 0, 0,
+     "a user name like todoku-queue"},
+    {"mail-user", set_login, OFF_C(mail_user), 0, 0,
+     "a user name like todoku-mail"},
+    {"keys-user", set_login, OFF_C(keys_user), 0, 0,
+     "a user name like todoku-keys"},
     {"smtp-in-processes", set_uint, OFF_C(smtp_in_procs), 1, 64,
      "a number from 1 to 64"},
     {"log-level", set_log_level, OFF_C(log_level), 0, 0,
@@ -1087,6 +1093,9 @@ conf_new(struct parser *p)
 	p->c = c;
 	default_hostname(c);
 	c->user = xstrdup(DEF_USER);
+	c->queue_user = xstrdup("todoku-queue");
+	c->mail_user = xstrdup("todoku-mail");
+	c->keys_user = xstrdup("todoku-keys");
 	c->smtp_in_procs = default_procs();
 	c->log_level = LOG_LVL_INFO;
 	c->max_message_size = 25ull << 20;
@@ -1144,6 +1153,9 @@ conf_free(struct conf *c)
 	xfree(c->delivery_source6);
 	xfree(c->spool);
 	xfree(c->user);
+	xfree(c->queue_user);
+	xfree(c->mail_user);
+	xfree(c->keys_user);
 	xfree(c->aliases_file);
 	xfree(c->postmaster);
 	xfree(c->trusted);
@@ -2218,6 +2230,9 @@ dump_server(const struct conf *c, struct buf *b)
 	r = r ? r : dump_kv(b, "hostname", c->hostname);
 	r = r ? r : dump_kv(b, "spool", c->spool);
 	r = r ? r : dump_kv(b, "user", c->user);
+	r = r ? r : dump_kv(b, "queue-user", c->queue_user);
+	r = r ? r : dump_kv(b, "mail-user", c->mail_user);
+	r = r ? r : dump_kv(b, "keys-user", c->keys_user);
 	r = r ? r : dump_uint(b, "smtp-in-processes", c->smtp_in_procs);
 	r = r ? r : dump_kv(b, "log-level", log_level_name(c->log_level));
 	r = r ? r : dump_kv(b, "log-to", c->log_syslog ? "syslog" : "stderr");

@@ -135,7 +135,10 @@ struct conf {
 	/* [server] */
 	char *hostname;
 	char *spool; /* absolute */
-	char *user;  /* run-as user when started as root */
+	char *user; /* run-as user of the network roles (started as root) */
+	char *queue_user; /* the spool owner (queue role) */
+	char *mail_user; /* the mail-store owner (local role) */
+	char *keys_user; /* the DKIM key holder (keys role) */
 	unsigned smtp_in_procs;
 	enum log_level log_level;
 	bool log_syslog;

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
@@ -95,32 +96,72 @@ master_bind_all(struct master *m)
 	}
 }
 
-/* Create dir (and parents) and hand it to the run-as user when root. */
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int
+master_chown_one(const char *path, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	if (st->st_uid != chown_uid && lchown(path, chown_uid, chown_gid) < 0)
+		log_warn("cannot chown %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * Create dir (and parents) and hand it to its role's user when root.
+ * A directory owned by someone else (an older installation, or another
+ * [server] *-user) is taken over with everything in it, once.
+ */
 static void
 master_prepare_dir(const char *dir, uid_t uid, gid_t gid, int chown_it)
 {
+	struct stat st;
+
 	if (mkdir_p(dir, 0755) < 0)
 		log_fatal("cannot create %s: %s", dir, strerror(errno));
-	if (chown_it && chown(dir, uid, gid) < 0)
+	if (!chown_it)
+		return;
+	if (stat(dir, &st) < 0)
+		log_fatal("cannot stat %s: %s", dir, strerror(errno));
+	if (st.st_uid == uid)
+		return;
+	log_info("giving %s to uid %u", dir, (unsigned)uid);
+	chown_uid = uid;
+	chown_gid = gid;
+	if (nftw(dir, master_chown_one, 32, FTW_PHYS) < 0)
 		log_fatal("cannot chown %s: %s", dir, strerror(errno));
 }
 
 static void
+master_need_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	if (role_user(name, uid, gid) < 0)
+		log_fatal("user \"%s\" does not exist (create it with "
+			  "`useradd --system --no-create-home %s`, run "
+			  "scripts/deps.sh, or change [server] in the "
+			  "configuration)",
+			  name, name);
+}
+
+/* The spool belongs to the queue role's user, mailboxes to local's. */
+static void
 master_prepare_dirs(struct master *m)
 {
-	uid_t uid = 0;
-	gid_t gid = 0;
+	uid_t quid = 0, muid = 0, uid = 0;
+	gid_t qgid = 0, mgid = 0, gid = 0;
 	int root = geteuid() == 0;
 
-	if (root && role_user(m->conf->user, &uid, &gid) < 0)
-		log_fatal("user \"%s\" does not exist (create it with "
-			  "`useradd --system --no-create-home %s` or set "
-			  "[server] user)",
-			  m->conf->user, m->conf->user);
-	master_prepare_dir(m->conf->spool, uid, gid, root);
+	if (root) {
+		master_need_user(m->conf->user, &uid, &gid);
+		master_need_user(m->conf->queue_user, &quid, &qgid);
+		master_need_user(m->conf->mail_user, &muid, &mgid);
+		master_need_user(m->conf->keys_user, &uid, &gid);
+	}
+	master_prepare_dir(m->conf->spool, quid, qgid, root);
 	chmod(m->conf->spool, 0750);
 	for (size_t i = 0; i < m->conf->ndomains; i++)
-		master_prepare_dir(m->conf->domains[i].mailboxes, uid, gid,
+		master_prepare_dir(m->conf->domains[i].mailboxes, muid, mgid,
 				   root);
 }
 

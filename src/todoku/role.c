@@ -90,6 +90,21 @@ role_reload_conf(const struct role_env *env, struct ipc_in *in)
 	return c;
 }
 
+const char *
+role_user_name(const struct conf *c, enum role_id r)
+{
+	switch (r) {
+	case ROLE_QUEUE:
+		return c->queue_user;
+	case ROLE_LOCAL:
+		return c->mail_user;
+	case ROLE_KEYS:
+		return c->keys_user;
+	default:
+		return c->user; /* smtp-in, smtp-out, lookup */
+	}
+}
+
 static enum role_id
 role_lookup(const char *name)
 {
@@ -122,7 +137,7 @@ role_main(const char *name, const char *config_path)
 	 * to the whole process group; a role never stops on its own. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
-	role_drop_privileges(env.conf->user);
+	role_drop_privileges(role_user_name(env.conf, env.role));
 	role_harden();
 	env.base = event_base_new();
 	if (env.base == NULL)

@@ -31,6 +31,10 @@ struct role_env {
 
 /* Look up the run-as user; returns 0 and fills uid/gid, -1 if missing. */
 int role_user(const char *name, uid_t *uid, gid_t *gid);
+/* DESIGN §7: network roles, the spool owner, the mail-store owner and
+ * the key holder run as distinct users ([server] user, queue-user,
+ * mail-user, keys-user). */
+const char *role_user_name(const struct conf *c, enum role_id r);
 /* Drop root to user (no-op when not root). Fatal on any failure. */
 void role_drop_privileges(const char *user);
 void role_harden(void);

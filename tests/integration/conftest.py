@@ -64,14 +64,16 @@ def world_base():
 @pytest.fixture(scope="session")
 def todoku_user():
     """(uid, gid) of the `todoku` system user, created if missing."""
-    try:
-        pw = pwd.getpwnam("todoku")
-    except KeyError:
-        if os.geteuid() != 0:
-            pytest.fail("the todoku user is missing and tests do not run as root")
-        subprocess.run(["useradd", "--system", "--no-create-home",
-                        "--shell", "/usr/sbin/nologin", "todoku"], check=False)
-        pw = pwd.getpwnam("todoku")
+    # the daemon's roles run as distinct users (DESIGN §7)
+    for name in ("todoku", "todoku-queue", "todoku-mail", "todoku-keys"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            if os.geteuid() != 0:
+                pytest.fail("user %s is missing and tests do not run as root" % name)
+            subprocess.run(["useradd", "--system", "--no-create-home",
+                            "--shell", "/usr/sbin/nologin", name], check=False)
+    pw = pwd.getpwnam("todoku")
     return pw.pw_uid, pw.pw_gid
 
 

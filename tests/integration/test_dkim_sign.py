@@ -15,7 +15,8 @@ def _keygen(bin_, tmp, domain, selector, ed25519=False):
     out = subprocess.run(args, capture_output=True, check=True).stdout.decode()
     txt = "".join(re.findall(r'"([^"]*)"', out))
     path = tmp / ("%s.%s.key" % (selector, domain))
-    subprocess.run(["chown", "todoku", str(path)], check=True)
+    subprocess.run(["chown", "todoku-keys", str(path)], check=True)
+    path.chmod(0o600)
     return path, txt
 
 
