@@ -35,6 +35,7 @@
 #include "lib/util.h"
 
 #include "mail/addr.h"
+#include "mail/srs.h"
 
 #define DEF_SPOOL "var/spool"
 #define DEF_USER "todoku"
@@ -599,6 +600,23 @@ set_duration(struct parser *p, const struct key *k, void *dst, char *val)
 	return 0;
 }
 
+/* A number of days: "21d", "3w", or a plain "21" (days, not seconds). */
+static int
+set_days(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	uint64_t v;
+
+	if (parse_u64(val, &v) < 0) {
+		if (parse_duration(val, &v) < 0 || v % 86400 != 0)
+			return bad_value(p, k, val);
+		v /= 86400;
+	}
+	if (check_range(p, k, val, v) < 0)
+		return -1;
+	*(unsigned *)dst = (unsigned)v;
+	return 0;
+}
+
 static int
 set_log_level(struct parser *p, const struct key *k, void *dst, char *val)
 {
@@ -920,6 +938,11 @@ static const struct key server_keys[] = {
     {"postmaster", set_mailaddr, OFF_C(postmaster), 0, 0,
      "an address like admin@example.com"},
     {"trusted-networks", set_nets, 0, 0, 0, "networks like 127.0.0.0/8 ::1"},
+    {"srs-secret-file", set_path, OFF_C(srs_secret_file), 0, 0, "a file name"},
+    {"srs-domain", set_opt_hostname, OFF_C(srs_domain), 0, 0,
+     "a domain like example.com (default: [server] hostname)"},
+    {"srs-max-age", set_days, OFF_C(srs_max_age), 1, SRS_MAX_AGE_LIMIT,
+     "a number of days like 21d, from 1d to 1000d"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1110,6 +1133,7 @@ conf_new(struct parser *p)
 	c->auth_eod_budget = 10;
 	c->spf_policy = 0;   /* record */
 	c->dmarc_policy = 1; /* enforce */
+	c->srs_max_age = SRS_MAX_AGE_DEFAULT;
 	c->delivery_tls = CONF_TLS_MAY;
 	c->delivery_ip = CONF_IP_ANY;
 	c->delivery_port = 25;
@@ -1159,6 +1183,11 @@ conf_free(struct conf *c)
 	xfree(c->aliases_file);
 	xfree(c->postmaster);
 	xfree(c->trusted);
+	xfree(c->srs_secret_file);
+	xfree(c->srs_domain);
+	for (size_t i = 0; i < c->nsrs_secrets; i++)
+		explicit_bzero(c->srs_secrets[i], strlen(c->srs_secrets[i]));
+	strv_free(c->srs_secrets, c->nsrs_secrets);
 	strv_free(c->dns_servers, c->ndns_servers);
 	for (size_t i = 0; i < c->nlistens; i++) {
 		xfree(c->listens[i].name);
@@ -2040,6 +2069,59 @@ load_password(struct parser *p, struct conf_route *r)
 	return 0;
 }
 
+/* srs-secret-file: each non-empty line (trimmed) is a secret; the first
+ * signs, all verify. The file is a secret: its bytes are wiped. */
+static int
+load_srs_secrets(struct parser *p)
+{
+	struct conf *c = p->c;
+	size_t len;
+	char *text, *line, *next;
+	int r = 0;
+
+	p->name = c->srs_secret_file;
+	p->line = 0;
+	if ((text = read_file(p, c->srs_secret_file, &len)) == NULL)
+		return -1;
+	text[len] = '\0';
+	if (memchr(text, '\0', len) != NULL) {
+		perr(p, "NUL byte in the SRS secret file");
+		r = -1;
+	}
+	for (line = text; r == 0 && line != NULL; line = next) {
+		char *s;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		p->line++;
+		s = trim(line);
+		if (*s == '\0')
+			continue;
+		if (strlen(s) < CONF_SRS_SECRET_MIN) {
+			perr(p,
+			     "SRS secret shorter than %d octets (make one "
+			     "with `head -c 24 /dev/urandom | base64`)",
+			     CONF_SRS_SECRET_MIN);
+			r = -1;
+		} else if (c->nsrs_secrets == CONF_SRS_SECRETS_MAX) {
+			perr(p, "too many SRS secrets (at most %d)",
+			     CONF_SRS_SECRETS_MAX);
+			r = -1;
+		} else {
+			strv_push(&c->srs_secrets, &c->nsrs_secrets, s);
+		}
+	}
+	if (r == 0 && c->nsrs_secrets == 0) {
+		p->line = 0;
+		perr(p, "no secret in the SRS secret file (one per line)");
+		r = -1;
+	}
+	explicit_bzero(text, len);
+	xfree(text);
+	return r;
+}
+
 static int
 load_tables(struct parser *p)
 {
@@ -2060,6 +2142,8 @@ load_tables(struct parser *p)
 		if (c->routes[i].auth_password_file &&
 		    load_password(p, &c->routes[i]) < 0)
 			return -1;
+	if (c->srs_secret_file && load_srs_secrets(p) < 0)
+		return -1;
 	return 0;
 }
 
@@ -2238,7 +2322,10 @@ dump_server(const struct conf *c, struct buf *b)
 	r = r ? r : dump_kv(b, "log-to", c->log_syslog ? "syslog" : "stderr");
 	r = r ? r : dump_opt(b, "aliases", c->aliases_file);
 	r = r ? r : dump_opt(b, "postmaster", c->postmaster);
-	return r ? r : dump_nets(b, c);
+	r = r ? r : dump_nets(b, c);
+	r = r ? r : dump_opt(b, "srs-secret-file", c->srs_secret_file);
+	r = r ? r : dump_opt(b, "srs-domain", c->srs_domain);
+	return r ? r : buf_addf(b, "srs-max-age = %ud\n", c->srs_max_age);
 }
 
 static int
@@ -2423,6 +2510,12 @@ conf_domain_find(const struct conf *c, const char *domain)
 		if (strcasecmp(c->domains[i].name, domain) == 0)
 			return &c->domains[i];
 	return NULL;
+}
+
+const char *
+conf_srs_domain(const struct conf *c)
+{
+	return c->srs_domain ? c->srs_domain : c->hostname;
 }
 
 bool

@@ -61,6 +61,8 @@
 #define CONF_USER_MAX 64	    /* user name length */
 #define CONF_ALIAS_TARGETS_MAX 1000 /* targets of one alias */
 #define CONF_LIST_MAX 256	    /* trusted-networks, dns servers */
+#define CONF_SRS_SECRETS_MAX 32	    /* lines of srs-secret-file */
+#define CONF_SRS_SECRET_MIN 16	    /* octets of one SRS secret */
 
 enum conf_tls { CONF_TLS_NONE, CONF_TLS_MAY, CONF_TLS_MUST };
 enum conf_ip {
@@ -146,6 +148,12 @@ struct conf {
 	char *postmaster;   /* address postmaster@ etc. go to */
 	struct conf_net *trusted;
 	size_t ntrusted;
+	/* SRS: forwarded mail gets an SRS sender; bounces are reversed */
+	char *srs_secret_file; /* absolute or NULL: SRS off */
+	char **srs_secrets;    /* read from the file at load; [0] signs */
+	size_t nsrs_secrets;
+	char *srs_domain;     /* NULL: hostname */
+	unsigned srs_max_age; /* days */
 
 	/* [smtp] */
 	uint64_t max_message_size;
@@ -217,6 +225,8 @@ int conf_dump(const struct conf *c, struct buf *out);
 /* The [domain] named domain (case-insensitive), or NULL. */
 const struct conf_domain *conf_domain_find(const struct conf *c,
 					   const char *domain);
+/* The domain SRS addresses are made at: srs-domain, else hostname. */
+const char *conf_srs_domain(const struct conf *c);
 /* True if sa is inside one of the trusted-networks. */
 bool conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
 const struct conf_dkim *conf_dkim_find(const struct conf *c,

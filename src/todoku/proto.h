@@ -16,7 +16,10 @@
  * smtp-in -> queue (id = transaction id, unique per smtp-in process)
  *   Q_OPEN       str client addr, str client name, str helo, str proto,
  *                str sender, u8 body 8bit, u8 smtputf8, u8 ret, str envid,
- *                u32 nrcpt, nrcpt x (str rcpt, str orcpt, u32 notify)
+ *                u32 nrcpt, nrcpt x (str rcpt, str orcpt, u32 notify,
+ *                str orig: the address the client gave when smtp-in
+ *                replaced it, i.e. the SRS address of a reversed bounce;
+ *                "" otherwise)
  *   Q_PREPEND    data: trace header(s) to store before the body; each
  *                one goes above the ones sent before it
  *   Q_CHUNK      data: up to CHUNK_MAX bytes of message (CRLF, unstuffed)

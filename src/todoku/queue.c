@@ -26,6 +26,7 @@
 #include "mail/resolve.h"
 #include "mail/smtp_client.h"
 #include "mail/smtp_reply.h"
+#include "mail/srs.h"
 #include "todoku/ctl.h"
 #include "todoku/maildir.h"
 #include "todoku/proto.h"
@@ -57,6 +58,7 @@ struct entry {
 	char msg[SPOOL_ID_LEN + 1];
 	char *sender;
 	char *addr;
+	int forwarded; /* came from an alias or catch-all (orig != addr) */
 	int state;
 	unsigned attempts;
 	time_t next_attempt;
@@ -150,6 +152,14 @@ entry_remove(struct queue *q, struct entry *e)
 	xfree(e);
 }
 
+/* A recipient the client did not name itself: an alias or catch-all
+ * target, or the original sender of a bounce to an SRS address. */
+static int
+rcpt_forwarded(const char *orig, const char *addr)
+{
+	return orig != NULL && *orig != '\0' && strcasecmp(orig, addr) != 0;
+}
+
 static void
 queue_load_one(void *arg, const struct spool_pending *p)
 {
@@ -157,6 +167,7 @@ queue_load_one(void *arg, const struct spool_pending *p)
 	struct entry *e = entry_add(q, p->rcpt_id, p->msg, p->sender, p->addr,
 				    p->next_attempt, p->arrival);
 
+	e->forwarded = rcpt_forwarded(p->orig, p->addr);
 	e->state = p->state;
 	e->attempts = p->attempts;
 	e->held = p->held;
@@ -844,6 +855,36 @@ dest_pump_all(struct queue *q)
 	dest_gc(clock_now());
 }
 
+/*
+ * The envelope sender smtp-out gives for e (into out, SRS_OUT_SIZE):
+ * a forwarded recipient gets the SRS form of the sender so the next
+ * hop's SPF check sees our domain. Not rewritten: the null sender,
+ * senders in our own local domains, everything when SRS is off, and a
+ * sender SRS cannot embed (then forwarded unchanged, logged).
+ */
+static const char *
+queue_env_sender(struct queue *q, const struct entry *e, time_t now, char *out)
+{
+	const struct conf *c = q->env->conf;
+	struct srs_secret sec;
+	enum srs_err err;
+
+	if (!e->forwarded || c->nsrs_secrets == 0 || e->sender[0] == '\0' ||
+	    conf_domain_find(c, domain_of(e->sender)) != NULL)
+		return e->sender;
+	sec.key = (const unsigned char *)c->srs_secrets[0];
+	sec.len = strlen(c->srs_secrets[0]);
+	err = srs_forward(&sec, 0, now, e->sender, conf_srs_domain(c), out,
+			  SRS_OUT_SIZE);
+	if (err != SRS_OK) {
+		log_warn("%s: cannot SRS-rewrite sender <%s> for <%s> (%s): "
+			 "forwarding with the original sender",
+			 e->msg, e->sender, e->addr, srs_strerror(err));
+		return e->sender;
+	}
+	return out;
+}
+
 static void
 queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 {
@@ -851,6 +892,7 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	struct rjob *r;
 	struct ipc_out o;
 	time_t now = clock_now();
+	char srs[SRS_OUT_SIZE], xsrs[SRS_OUT_SIZE];
 
 	if (q->lookup == NULL || q->smtp_out == NULL)
 		return; /* retried at the next tick once they are back */
@@ -860,13 +902,18 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	r->body_fd = -1;
 	snprintf(r->msg, sizeof(r->msg), "%s", e->msg);
 	snprintf(r->domain, sizeof(r->domain), "%s", domain);
-	r->sender = xstrdup(e->sender);
+	r->sender = xstrdup(queue_env_sender(q, e, now, srs));
+	if (strcmp(r->sender, e->sender) != 0)
+		log_info("%s: forwarded to <%s>: SRS sender <%s>", e->msg,
+			 e->addr, r->sender);
 	ipc_out_init(&r->deliver);
-	/* every due recipient of this message at this domain goes along */
+	/* every due recipient of this message at this domain with the same
+	 * envelope sender goes along (forwarded ones may have an SRS one) */
 	for (struct entry *x = q->entries; x; x = x->next) {
 		if (x->in_flight || x->held || x->next_attempt > now ||
 		    strcmp(x->msg, e->msg) != 0 ||
-		    strcasecmp(domain_of(x->addr), domain) != 0)
+		    strcasecmp(domain_of(x->addr), domain) != 0 ||
+		    strcmp(queue_env_sender(q, x, now, xsrs), r->sender) != 0)
 			continue;
 		r->ents = xrealloc(r->ents, (r->n + 1) * sizeof(*r->ents));
 		r->ents[r->n++] = x;
@@ -1346,21 +1393,25 @@ queue_space_ok(struct queue *q)
 	return (uint64_t)sv.f_bavail * sv.f_frsize >= q->env->conf->min_free;
 }
 
+/* orig: what the client gave when smtp-in rewrote it (the SRS address
+ * of a bounce it reversed), "" when rcpt is what the client gave. */
 static void
 queue_expand_rcpt(struct queue *q, struct spool_msg *m, const char *rcpt,
-		  const char *orcpt, unsigned notify)
+		  const char *orig, const char *orcpt, unsigned notify)
 {
 	struct mailaddr a;
 	struct resolve_list l = {0};
 	char fin[ADDR_PATH_MAX + 2];
 	size_t added = 0;
 
+	if (*orig == '\0')
+		orig = rcpt;
 	if (addr_parse_mailbox(rcpt, strlen(rcpt), ADDR_F_UTF8, &a) ==
 		    ADDR_OK &&
 	    resolve_expand(q->env->conf, &a, &l) == 0) {
 		for (size_t i = 0; i < l.n; i++) {
 			addr_format(&l.items[i].addr, fin, sizeof(fin));
-			spool_msg_add_rcpt(m, fin, rcpt, orcpt, notify);
+			spool_msg_add_rcpt(m, fin, orig, orcpt, notify);
 			added++;
 		}
 		if (l.loop || l.truncated)
@@ -1370,7 +1421,7 @@ queue_expand_rcpt(struct queue *q, struct spool_msg *m, const char *rcpt,
 	}
 	resolve_list_free(&l);
 	if (added == 0)
-		spool_msg_add_rcpt(m, rcpt, rcpt, orcpt, notify);
+		spool_msg_add_rcpt(m, rcpt, orig, orcpt, notify);
 }
 
 static void
@@ -1399,7 +1450,8 @@ queue_on_open(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		const char *rcpt = ipc_get_str(in), *orcpt = ipc_get_str(in);
 		unsigned notify = ipc_get_u32(in);
-		queue_expand_rcpt(q, m, rcpt, orcpt, notify);
+		const char *orig = ipc_get_str(in);
+		queue_expand_rcpt(q, m, rcpt, orig, orcpt, notify);
 	}
 	ipc_end(in);
 	if (q->stopping || !queue_space_ok(q)) {
@@ -1446,9 +1498,13 @@ queue_on_committed(void *arg, int err, struct spool_msg *m)
 		snprintf(text, sizeof(text), "Ok: queued as %s", m->id);
 		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queued)", m->id,
 			 m->sender, (unsigned long long)m->size, m->nrcpts);
-		for (size_t i = 0; i < m->nrcpts; i++)
-			entry_add(q, m->rcpts[i].id, m->id, m->sender,
-				  m->rcpts[i].addr, m->arrival, m->arrival);
+		for (size_t i = 0; i < m->nrcpts; i++) {
+			struct entry *e =
+			    entry_add(q, m->rcpts[i].id, m->id, m->sender,
+				      m->rcpts[i].addr, m->arrival, m->arrival);
+			e->forwarded =
+			    rcpt_forwarded(m->rcpts[i].orig, m->rcpts[i].addr);
+		}
 		queue_reply(t->peer, t->id, 250, "2.0.0", text);
 	}
 	t->msg = NULL;
@@ -1986,6 +2042,33 @@ queue_master_close(struct ipc *ipc, void *arg)
 	queue_shutdown(q);
 }
 
+/* Without srs-secret-file, mail forwarded to other domains keeps its
+ * sender and fails SPF there: say so once at start. */
+static void
+queue_srs_warn(const struct conf *c)
+{
+	const char *fwd = NULL;
+
+	if (c->nsrs_secrets > 0)
+		return;
+	for (size_t i = 0; i < c->naliases && fwd == NULL; i++)
+		for (size_t k = 0; k < c->aliases[i].nto && fwd == NULL; k++)
+			if (conf_domain_find(c, domain_of(
+						    c->aliases[i].to[k])) == NULL)
+				fwd = c->aliases[i].to[k];
+	for (size_t i = 0; i < c->ndomains && fwd == NULL; i++)
+		if (c->domains[i].catch_all &&
+		    conf_domain_find(c, domain_of(c->domains[i].catch_all)) ==
+			    NULL)
+			fwd = c->domains[i].catch_all;
+	if (fwd != NULL)
+		log_warn("aliases forward to remote addresses (e.g. <%s>) but "
+			 "SRS is off ([server] srs-secret-file not set): "
+			 "forwarded mail keeps its original sender and may "
+			 "fail SPF at the next hop",
+			 fwd);
+}
+
 int
 queue_main(struct role_env *env)
 {
@@ -2004,6 +2087,7 @@ queue_main(struct role_env *env)
 	if (n > 0)
 		log_info("recovered %d undelivered recipient(s) from the spool",
 			 n);
+	queue_srs_warn(env->conf);
 	queue_ctl_listen(&q);
 	q.master = ipc_new(env->base, ROLE_MASTER_FD, queue_master_msg,
 			   queue_master_close, &q);

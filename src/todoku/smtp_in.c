@@ -24,6 +24,7 @@
 #include "mail/resolve.h"
 #include "mail/smtp_cmd.h"
 #include "mail/smtp_data.h"
+#include "mail/srs.h"
 #include "todoku/auth_in.h"
 #include "todoku/proto.h"
 #include "todoku/role.h"
@@ -40,6 +41,7 @@ struct confref {
 
 struct rcpt {
 	char addr[ADDR_PATH_MAX + 2];
+	char orig[ADDR_PATH_MAX + 2]; /* SRS address addr came from, or "" */
 	char orcpt[SMTP_ORCPT_MAX + 1];
 	unsigned notify;
 };
@@ -354,15 +356,86 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 	sess_reply(s, 250, "2.1.0", "Ok");
 }
 
-/* Is this recipient acceptable from this client? Replies if not. */
+/*
+ * A bounce to one of our SRS addresses (SRS0=/SRS1= at srs-domain):
+ * reverse it with the secrets. 1: not one (carry on), 0: *a is now the
+ * original sender and orig the SRS address, -1: refused (replied).
+ * Only an address whose hash verifies gets through, so this opens no
+ * relay.
+ */
 static int
-sess_rcpt_policy(struct session *s, struct mailaddr *a)
+sess_rcpt_srs(struct session *s, struct mailaddr *a, char *orig, size_t origlen)
+{
+	const struct conf *c = s->conf;
+	struct srs_secret sec[CONF_SRS_SECRETS_MAX];
+	char addr[ADDR_PATH_MAX + 2], out[SRS_OUT_SIZE];
+	struct mailaddr b;
+	size_t n = 0;
+	enum srs_err e;
+
+	if (c->nsrs_secrets == 0 || a->quoted ||
+	    strcasecmp(a->domain, conf_srs_domain(c)) != 0)
+		return 1;
+	addr_format(a, addr, sizeof(addr));
+	if (!srs_is_srs(addr))
+		return 1;
+	for (; n < c->nsrs_secrets && n < CONF_SRS_SECRETS_MAX; n++) {
+		sec[n].key = (const unsigned char *)c->srs_secrets[n];
+		sec[n].len = strlen(c->srs_secrets[n]);
+	}
+	e = srs_reverse(sec, n, 0, clock_now(), c->srs_max_age, addr, out,
+			sizeof(out));
+	if (e == SRS_OK &&
+	    addr_parse_mailbox(out, strlen(out), ADDR_F_UTF8, &b) != ADDR_OK)
+		e = SRS_E_SYNTAX;
+	switch (e) {
+	case SRS_OK:
+		break;
+	case SRS_E_HASH:
+	case SRS_E_EXPIRED:
+		log_info("%s: RCPT <%s> refused: %s", s->addr, addr,
+			 srs_strerror(e));
+		sess_reply(s, 550, "5.7.1",
+			   "Recipient address rejected: forged or expired SRS "
+			   "address (%s)",
+			   srs_strerror(e));
+		return -1;
+	case SRS_E_ARG:
+	case SRS_E_CRYPTO:
+		log_err("%s: SRS reversal of <%s> failed: %s", s->addr, addr,
+			srs_strerror(e));
+		sess_reply(s, 451, "4.3.0",
+			   "Local error in processing, try again later");
+		return -1;
+	default:
+		sess_reply(s, 550, "5.1.1",
+			   "Recipient address rejected: malformed SRS address "
+			   "(%s)",
+			   srs_strerror(e));
+		return -1;
+	}
+	log_info("%s: SRS address <%s> reversed to <%s>", s->addr, addr, out);
+	snprintf(orig, origlen, "%s", addr);
+	*a = b;
+	return 0;
+}
+
+/* Is this recipient acceptable from this client? Replies if not. A
+ * valid SRS address is replaced by the address it stands for (orig
+ * gets the SRS address; "" for every other recipient). */
+static int
+sess_rcpt_policy(struct session *s, struct mailaddr *a, char *orig,
+		 size_t origlen)
 {
 	struct resolved r;
+	int srs;
 
+	orig[0] = '\0';
 	if (a->domain[0] == '\0' && s->conf->ndomains > 0)
 		snprintf(a->domain, sizeof(a->domain), "%s",
 			 s->conf->domains[0].name);
+	if ((srs = sess_rcpt_srs(s, a, orig, origlen)) < 0)
+		return -1;
 	if (resolve_rcpt(s->conf, a, &r) < 0)
 		r.kind = RESOLVE_NO_USER;
 	switch (r.kind) {
@@ -375,7 +448,8 @@ sess_rcpt_policy(struct session *s, struct mailaddr *a)
 			   "local recipient table");
 		return -1;
 	case RESOLVE_REMOTE:
-		if (s->trusted)
+		/* a bounce returning to its origin through our SRS address */
+		if (s->trusted || srs == 0)
 			return 0;
 		sess_reply(s, 554, "5.7.1",
 			   "Relay access denied: %s is not a local domain and "
@@ -393,6 +467,7 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	struct smtp_rcpt_args ra;
 	struct smtp_reply err;
 	struct rcpt *r;
+	char orig[ADDR_PATH_MAX + 2];
 
 	if (!s->mail_seen) {
 		sess_reply(s, 503, "5.5.1", "Error: need MAIL command");
@@ -406,11 +481,12 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		sess_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
-	if (sess_rcpt_policy(s, &ra.to) < 0)
+	if (sess_rcpt_policy(s, &ra.to, orig, sizeof(orig)) < 0)
 		return;
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
 	r = &s->rcpts[s->nrcpts++];
 	addr_format(&ra.to, r->addr, sizeof(r->addr));
+	snprintf(r->orig, sizeof(r->orig), "%s", orig);
 	snprintf(r->orcpt, sizeof(r->orcpt), "%s", ra.orcpt);
 	r->notify = ra.notify;
 	sess_reply(s, 250, "2.1.5", "Ok");
@@ -452,6 +528,7 @@ cmd_data(struct session *s, const struct smtp_cmd *c)
 		ipc_put_str(&o, s->rcpts[i].addr);
 		ipc_put_str(&o, s->rcpts[i].orcpt);
 		ipc_put_u32(&o, s->rcpts[i].notify);
+		ipc_put_str(&o, s->rcpts[i].orig);
 	}
 	ipc_send(s->d->queue, Q_OPEN, s->txn_id, -1, &o);
 	ipc_out_free(&o);

@@ -1173,7 +1173,7 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 	sqlite3_stmt *st = sql_prep(
 		sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
 		    " r.attempts, r.next_attempt, m.arrival, m.held, r.crashes,"
-		    " r.warned FROM rcpt r JOIN msg m ON m.id = r.msg"
+		    " r.warned, r.orig FROM rcpt r JOIN msg m ON m.id = r.msg"
 		    " WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
 	int n = 0;
 
@@ -1191,6 +1191,7 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 		p.held = sqlite3_column_int(st, 8);
 		p.crashes = (unsigned)sqlite3_column_int(st, 9);
 		p.warned = sqlite3_column_int(st, 10);
+		p.orig = col_text(st, 11);
 		each(arg, &p);
 		n++;
 	}

@@ -81,6 +81,7 @@ struct spool_pending {
 	char msg[SPOOL_ID_LEN + 1];
 	const char *sender;
 	const char *addr;
+	const char *orig; /* as given by the client ("" if unknown) */
 	int state;
 	unsigned attempts;
 	time_t next_attempt;
