@@ -13,6 +13,7 @@ no TCP retry of a truncated answer, one address per attempt, no greeting
 timeout, 4xx treated as 5xx or the reverse, TLS `must` ignored, ...).
 No assertion is about speed; every wait is bounded.
 """
+import pytest
 import email
 import email.policy
 import re
@@ -181,6 +182,7 @@ def test_mx_servfail_defers_and_never_touches_the_a_record(todoku, faulty_dns, s
     assert d.maildir("someone") == []   # deferred, not bounced
 
 
+@pytest.mark.slow  # skipped in the sanitizer pass (make check)
 def test_mx_timeout_defers_and_never_touches_the_a_record(todoku, faulty_dns, smtp_peer):
     web = smtp_peer(port=25)
     faulty_dns.rule("to.test", "MX", "timeout")
@@ -299,6 +301,7 @@ def test_null_sender_gets_no_dsn_for_nxdomain(todoku, dns):
 # every address of every MX host (DESIGN §1 story 5)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow  # skipped in the sanitizer pass (make check)
 def test_round_robin_host_with_a_dead_address(todoku, dns, smtp_peer):
     """mx.rr.test has three addresses, the first one dead (nothing listens).
     The resolver rotates the A RRset, so keep sending until an attempt met

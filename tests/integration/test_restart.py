@@ -1,5 +1,6 @@
 """A role that dies is restarted by the master and rewired; nothing that
 was accepted is lost; a session waiting for a dead queue gets 451 4.3.0."""
+import pytest
 import os
 import re
 import signal
@@ -182,6 +183,7 @@ def test_only_smtp_in_killed_is_restarted(todoku):
     assert d.running()
 
 
+@pytest.mark.slow  # skipped in the sanitizer pass (make check)
 def test_message_that_keeps_killing_local_is_held(todoku):
     """DESIGN §7: a message involved in 3 crashes of its role is held with
     the reason, instead of crashing the role forever. Each round: stop the

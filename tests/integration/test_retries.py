@@ -2,6 +2,7 @@
 one delay warning (RFC 3464 Action: delayed, Will-Retry-Until) quoting the
 remote reply; after give-up-after it bounces with the same facts; never a
 notification to the null sender."""
+import pytest
 import re
 
 from world import make_message
@@ -30,6 +31,7 @@ def _dsns(d):
     return [m for m in d.maildir("someone") if b"report-type=delivery-status" in m]
 
 
+@pytest.mark.slow  # skipped in the sanitizer pass (make check)
 def test_delay_warning_then_bounce_quote_the_remote_reply(todoku, dns, smtp_peer):
     d, peer = _setup(todoku, dns, smtp_peer)
     _send(d, "someone@localhost")
@@ -54,6 +56,7 @@ def test_delay_warning_then_bounce_quote_the_remote_reply(todoku, dns, smtp_peer
     assert len(peer.sessions) >= 3, "retried several times before giving up"
 
 
+@pytest.mark.slow  # skipped in the sanitizer pass (make check)
 def test_no_warning_or_bounce_to_null_sender(todoku, dns, smtp_peer):
     d, peer = _setup(todoku, dns, smtp_peer)
     _send(d, "")
