@@ -14,7 +14,7 @@ PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 SANBUILD ?= build-san
 FUZZBUILD ?= build-fuzz
-FUZZ_SECONDS ?= 10
+FUZZ_SECONDS ?= 6
 PYTEST  = $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all run build check deps deps-check unit integration sanitize \
