@@ -302,8 +302,7 @@ ipc_dispatch_one(struct ipc *ipc)
 		if (ipc->nfds == 0)
 			log_panic("ipc: message type %u lacks its fd", h.type);
 		fd = ipc->fds[0];
-		memmove(ipc->fds, ipc->fds + 1,
-			(--ipc->nfds) * sizeof(int));
+		memmove(ipc->fds, ipc->fds + 1, (--ipc->nfds) * sizeof(int));
 	}
 	in.p = (const unsigned char *)ipc->in.data + sizeof(h);
 	in.len = h.len;

@@ -15,8 +15,7 @@ static char log_role[32] = "todoku";
 static int log_syslog;
 static enum log_level log_level = LOG_LVL_INFO;
 
-static const char *const level_names[] = {"error", "warning", "info",
-					  "debug"};
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 void
 log_init(const char *role, int use_syslog, enum log_level level)
@@ -70,7 +69,7 @@ log_level_parse(const char *s, enum log_level *out)
 }
 
 static void log_vemit(enum log_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 static void
 log_vemit(enum log_level level, const char *fmt, va_list ap)
@@ -94,10 +93,9 @@ log_vemit(enum log_level level, const char *fmt, va_list ap)
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 		fprintf(stderr, "%s.%03ldZ todoku/%s[%d]: %s%s\n", stamp,
 			ts.tv_nsec / 1000000, log_role, (int)getpid(),
-			level <= LOG_LVL_WARN ? (level == LOG_LVL_ERR
-							 ? "error: "
-							 : "warning: ")
-					      : "",
+			level <= LOG_LVL_WARN
+			    ? (level == LOG_LVL_ERR ? "error: " : "warning: ")
+			    : "",
 			line);
 	}
 	errno = saved;
@@ -151,8 +149,8 @@ log_escape(char *dst, size_t dstlen, const void *src, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
 		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1
-			      : c == '\\'			    ? 2
-								    : 4;
+			      : c == '\\'			   ? 2
+								   : 4;
 		if (o + need + 4 > dstlen) {
 			if (o + 3 < dstlen) {
 				memcpy(dst + o, "...", 3);

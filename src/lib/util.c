@@ -94,8 +94,8 @@ parse_scaled(const char *s, const char *units, const uint64_t *mult,
 int
 parse_size(const char *s, uint64_t *out)
 {
-	static const uint64_t mult[] = {1024, 1024, 1048576, 1048576,
-					1073741824, 1073741824};
+	static const uint64_t mult[] = {1024,	 1024,	     1048576,
+					1048576, 1073741824, 1073741824};
 	return parse_scaled(s, "kKmMgG", mult, out);
 }
 
@@ -222,12 +222,11 @@ cidr_match(const struct sockaddr_storage *net, int prefix,
 	if (afam != net->ss_family)
 		return false;
 	if (afam == AF_INET)
-		return bits_match(
-			abytes, &((const struct sockaddr_in *)net)->sin_addr,
-			prefix);
-	return bits_match(abytes,
-			  &((const struct sockaddr_in6 *)net)->sin6_addr,
-			  prefix);
+		return bits_match(abytes,
+				  &((const struct sockaddr_in *)net)->sin_addr,
+				  prefix);
+	return bits_match(
+	    abytes, &((const struct sockaddr_in6 *)net)->sin6_addr, prefix);
 }
 
 void

@@ -25,8 +25,7 @@ int parse_size(const char *s, uint64_t *out);
 /* "30s", "5m", "4h", "5d", plain seconds */
 int parse_duration(const char *s, uint64_t *out);
 /* "1.2.3.4:25", "[::1]:25" -> sockaddr; -1 on junk */
-int parse_hostport(const char *s, struct sockaddr_storage *ss,
-		   socklen_t *len);
+int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 /* "127.0.0.0/8", "::1", "::1/128" */
 int parse_cidr(const char *s, struct sockaddr_storage *net, int *prefix);
 bool cidr_match(const struct sockaddr_storage *net, int prefix,

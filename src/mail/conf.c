@@ -70,8 +70,8 @@ enum sect {
 };
 
 static const char *const sect_names[S_COUNT] = {
-    "", "server", "smtp", "queue", "dns", "listen", "domain", "delivery",
-    "route", "dkim",
+    "",	      "server", "smtp",	    "queue", "dns",
+    "listen", "domain", "delivery", "route", "dkim",
 };
 
 struct key;
@@ -963,8 +963,7 @@ static const struct key smtp_keys[] = {
      "a host name like mx.example.com (default: [server] hostname)"},
     {"auth-eod-budget", set_duration, OFF_C(auth_eod_budget), 1, 300,
      "a duration like 10s, from 1s to 5m"},
-    {"spf-policy", set_spf_policy, OFF_C(spf_policy), 0, 0,
-     "record or reject"},
+    {"spf-policy", set_spf_policy, OFF_C(spf_policy), 0, 0, "record or reject"},
     {"dmarc-policy", set_dmarc_policy, OFF_C(dmarc_policy), 0, 0,
      "record or enforce"},
     {NULL, NULL, 0, 0, 0, NULL},
@@ -990,8 +989,13 @@ static const struct key dns_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+#define OFF_L(f) offsetof(struct conf_listen, f)
+
 static const struct key listen_keys[] = {
     {"address", set_listen_address, 0, 0, 0, "IP:PORT or [IPv6]:PORT"},
+    {"spf-policy", set_spf_policy, OFF_L(spf_policy), 0, 0, "record or reject"},
+    {"dmarc-policy", set_dmarc_policy, OFF_L(dmarc_policy), 0, 0,
+     "record or enforce"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1022,12 +1026,12 @@ static const struct key delivery_keys[] = {
      "an IPv6 address of this host"},
     {"timeout-connect", set_duration, OFF_C(delivery_timeout_connect), 1, DAY,
      "a duration like 30s, from 1s to 1d"},
-    {"timeout-greeting", set_duration, OFF_C(delivery_timeout_greeting), 1,
-     DAY, "a duration like 5m, from 1s to 1d"},
+    {"timeout-greeting", set_duration, OFF_C(delivery_timeout_greeting), 1, DAY,
+     "a duration like 5m, from 1s to 1d"},
     {"timeout-command", set_duration, OFF_C(delivery_timeout_command), 1, DAY,
      "a duration like 5m, from 1s to 1d"},
-    {"timeout-data-end", set_duration, OFF_C(delivery_timeout_data_end), 1,
-     DAY, "a duration like 10m, from 1s to 1d"},
+    {"timeout-data-end", set_duration, OFF_C(delivery_timeout_data_end), 1, DAY,
+     "a duration like 10m, from 1s to 1d"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1071,9 +1075,8 @@ static const struct key dkim_keys[] = {
 };
 
 static const struct key *const sect_keys[S_COUNT] = {
-    NULL,     server_keys, smtp_keys,	queue_keys,
-    dns_keys, listen_keys, domain_keys, delivery_keys, route_keys,
-    dkim_keys,
+    NULL,	 server_keys, smtp_keys,     queue_keys, dns_keys,
+    listen_keys, domain_keys, delivery_keys, route_keys, dkim_keys,
 };
 
 /* ---- the conf object ------------------------------------------------- */
@@ -1268,8 +1271,9 @@ route_end(struct parser *p, struct conf_route *r)
 	if (r->ip < 0)
 		r->ip = p->c->delivery_ip;
 	if (r->implicit_tls && r->tls != CONF_TLS_MUST) {
-		perr(p, "[route \"%s\"]: smtps:// is always TLS (remove tls "
-			"or set tls = must)",
+		perr(p,
+		     "[route \"%s\"]: smtps:// is always TLS (remove tls "
+		     "or set tls = must)",
 		     r->name);
 		return -1;
 	}
@@ -1390,6 +1394,8 @@ open_listen(struct parser *p, const char *sub)
 	memset(l, 0, sizeof(*l));
 	l->name = xstrdup(sub);
 	l->line = p->line;
+	l->spf_policy = -1; /* [smtp] spf-policy */
+	l->dmarc_policy = -1;
 	return 0;
 }
 
@@ -1487,8 +1493,9 @@ open_dkim(struct parser *p, const char *sub)
 	}
 	for (size_t i = 0; i < c->ndkim; i++) {
 		if (strcmp(c->dkim[i].domain, sub) == 0) {
-			perr(p, "duplicate section [dkim \"%s\"] (first at line "
-				"%d)",
+			perr(p,
+			     "duplicate section [dkim \"%s\"] (first at line "
+			     "%d)",
 			     sub, c->dkim[i].line);
 			return -1;
 		}
@@ -2432,6 +2439,16 @@ conf_dump(const struct conf *c, struct buf *out)
 	for (size_t i = 0; i < c->nlistens && r == 0; i++) {
 		r = dump_header(out, "listen", c->listens[i].name);
 		r = r ? r : dump_kv(out, "address", c->listens[i].address);
+		if (c->listens[i].spf_policy >= 0)
+			r = r ? r
+			      : dump_kv(out, "spf-policy",
+					c->listens[i].spf_policy ? "reject"
+								 : "record");
+		if (c->listens[i].dmarc_policy >= 0)
+			r = r ? r
+			      : dump_kv(out, "dmarc-policy",
+					c->listens[i].dmarc_policy ? "enforce"
+								   : "record");
 	}
 	for (size_t i = 0; i < c->ndomains && r == 0; i++)
 		r = dump_domain(&c->domains[i], out);
@@ -2495,7 +2512,8 @@ conf_route_find(const struct conf *c, const char *domain)
 		}
 		/* ".example.com" matches a.example.com, a.b.example.com */
 		if (r->name[0] == '.' && dl > nl &&
-		    strcasecmp(domain + dl - nl, r->name) == 0 && nl > bestlen) {
+		    strcasecmp(domain + dl - nl, r->name) == 0 &&
+		    nl > bestlen) {
 			best = r;
 			bestlen = nl;
 		}

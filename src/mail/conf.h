@@ -80,6 +80,8 @@ struct conf_listen {
 	char *address; /* as written, "127.0.0.1:2525" */
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	int spf_policy;	  /* -1: [smtp] spf-policy; else its value */
+	int dmarc_policy; /* -1: [smtp] dmarc-policy */
 	int line;
 };
 
@@ -108,13 +110,13 @@ struct conf_domain {
 /* [route "NAME"]: a smarthost for "*", a domain, or ".parent.domain". */
 struct conf_route {
 	char *name;
-	char *via; /* as written */
+	char *via;  /* as written */
 	char *host; /* name or IP address (brackets removed) */
 	unsigned port;
-	bool implicit_tls; /* smtps:// */
-	int tls; /* enum conf_tls */
-	char *helo; /* NULL: [delivery] helo */
-	int ip; /* enum conf_ip */
+	bool implicit_tls;	 /* smtps:// */
+	int tls;		 /* enum conf_tls */
+	char *helo;		 /* NULL: [delivery] helo */
+	int ip;			 /* enum conf_ip */
 	char *source4, *source6; /* NULL: [delivery] source-ipv4/6 */
 	char *auth_user;
 	char *auth_password_file;
@@ -127,7 +129,7 @@ struct conf_dkim {
 	char *domain;
 	char *selector;
 	char *key_file; /* PEM, read by the keys role only */
-	int algorithm; /* 0 rsa-sha256, 1 ed25519-sha256 */
+	int algorithm;	/* 0 rsa-sha256, 1 ed25519-sha256 */
 	int line;
 };
 
@@ -137,10 +139,10 @@ struct conf {
 	/* [server] */
 	char *hostname;
 	char *spool; /* absolute */
-	char *user; /* run-as user of the network roles (started as root) */
+	char *user;  /* run-as user of the network roles (started as root) */
 	char *queue_user; /* the spool owner (queue role) */
-	char *mail_user; /* the mail-store owner (local role) */
-	char *keys_user; /* the DKIM key holder (keys role) */
+	char *mail_user;  /* the mail-store owner (local role) */
+	char *keys_user;  /* the DKIM key holder (keys role) */
 	unsigned smtp_in_procs;
 	enum log_level log_level;
 	bool log_syslog;
@@ -162,10 +164,10 @@ struct conf {
 	uint64_t timeout_command; /* seconds: greeting, MAIL, RCPT, ... */
 	uint64_t timeout_data_block;
 	uint64_t timeout_data_end;
-	char *authserv_id; /* NULL: hostname */
+	char *authserv_id;	  /* NULL: hostname */
 	uint64_t auth_eod_budget; /* seconds end of data waits for checks */
-	int spf_policy; /* 0 record, 1 reject on fail */
-	int dmarc_policy; /* 0 record, 1 enforce p=reject */
+	int spf_policy;		  /* 0 record, 1 reject on fail */
+	int dmarc_policy;	  /* 0 record, 1 enforce p=reject */
 
 	/* [queue] */
 	uint64_t retry[CONF_RETRY_MAX]; /* seconds; last one repeats */
@@ -177,8 +179,8 @@ struct conf {
 
 	/* [delivery]: outbound SMTP (MX delivery) */
 	char *delivery_helo; /* NULL: hostname */
-	int delivery_tls; /* enum conf_tls */
-	int delivery_ip; /* enum conf_ip, same order as mx.h's policy */
+	int delivery_tls;    /* enum conf_tls */
+	int delivery_ip;     /* enum conf_ip, same order as mx.h's policy */
 	unsigned delivery_port;
 	unsigned delivery_max_addresses;
 	unsigned smtp_out_procs;

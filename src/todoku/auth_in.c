@@ -143,8 +143,8 @@ from_field(const char *h, size_t hl, const char **val, size_t *len)
 			const char *v = line + 5, *e = stop;
 			/* the field continues on folded lines */
 			while (e < end && (*e == ' ' || *e == '\t')) {
-				const char *n2 = memchr(e, '\n',
-							(size_t)(end - e));
+				const char *n2 =
+				    memchr(e, '\n', (size_t)(end - e));
 				e = n2 ? n2 + 1 : end;
 			}
 			if (found++)
@@ -162,8 +162,7 @@ from_field(const char *h, size_t hl, const char **val, size_t *len)
 static int
 auth_from_field(const struct auth_in *a, const char **val, size_t *len)
 {
-	return from_field(a->hdr.data ? a->hdr.data : "", a->hdr.len, val,
-			  len);
+	return from_field(a->hdr.data ? a->hdr.data : "", a->hdr.len, val, len);
 }
 
 int
@@ -174,10 +173,9 @@ auth_in_from_domain(const char *hdr, size_t len, char *out, size_t outlen)
 
 	if (from_field(hdr, len, &val, &vlen) != 1)
 		return -1;
-	return dmarc_from_domain(val, vlen, out, outlen, NULL) ==
-			       DMARC_FROM_OK
-		       ? 0
-		       : -1;
+	return dmarc_from_domain(val, vlen, out, outlen, NULL) == DMARC_FROM_OK
+		   ? 0
+		   : -1;
 }
 
 static void

@@ -70,8 +70,7 @@ void auth_in_abort(struct auth_in *a, const char *why);
 /* The domain of the single From: field of a header block (RFC 5322
  * address, comments and display names allowed); -1 if there is not
  * exactly one From field or it has no single domain. */
-int auth_in_from_domain(const char *hdr, size_t len, char *out,
-			size_t outlen);
+int auth_in_from_domain(const char *hdr, size_t len, char *out, size_t outlen);
 /* True once the verdict is final (done_cb has run). */
 bool auth_in_finished(const struct auth_in *a);
 /* The headers to prepend (CRLF lines). */

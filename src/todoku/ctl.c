@@ -23,7 +23,8 @@ ctl_connect(const struct conf *conf)
 			 conf->spool, CTL_SOCKET_NAME);
 
 	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "todoku: spool path too long for a socket: %s\n",
+		fprintf(stderr,
+			"todoku: spool path too long for a socket: %s\n",
 			conf->spool);
 		return -1;
 	}

@@ -47,8 +47,8 @@ local_deliver(struct local *l, const struct ipc_hdr *h, struct ipc_in *in,
 		log_panic("local: delivery without a body fd");
 	/* one name per (message, recipient): a redelivery after a crash
 	 * finds the earlier copy instead of writing a second one */
-	snprintf(key, sizeof(key), "%llu.Q%sR%llu",
-		 (unsigned long long)arrival, qid, (unsigned long long)h->id);
+	snprintf(key, sizeof(key), "%llu.Q%sR%llu", (unsigned long long)arrival,
+		 qid, (unsigned long long)h->id);
 	r = maildir_deliver_once(mailbox, key, prefix, strlen(prefix), fd, err,
 				 sizeof(err));
 	close(fd);
@@ -57,7 +57,7 @@ local_deliver(struct local *l, const struct ipc_hdr *h, struct ipc_in *in,
 		log_warn("%s: to=<%s>: %s", qid, rcpt, err);
 	ipc_out_init(&o);
 	ipc_put_u8(&o, (uint8_t)r);
-	ipc_put_str(&o, r == MAILDIR_OK     ? "2.0.0"
+	ipc_put_str(&o, r == MAILDIR_OK	    ? "2.0.0"
 			: r == MAILDIR_TEMP ? "4.3.0"
 					    : "5.2.0");
 	ipc_put_str(&o, where);

@@ -110,8 +110,8 @@ lk_context(struct lookup *lk)
 				 end && end[1] == ':' ? "@" : "",
 				 end && end[1] == ':' ? end + 2 : "");
 		} else if (colon && strchr(s, ':') == colon) {
-			snprintf(fwd, sizeof(fwd), "%.*s@%s",
-				 (int)(colon - s), s, colon + 1);
+			snprintf(fwd, sizeof(fwd), "%.*s@%s", (int)(colon - s),
+				 s, colon + 1);
 		} else {
 			snprintf(fwd, sizeof(fwd), "%s", s);
 		}
@@ -126,8 +126,8 @@ lk_context(struct lookup *lk)
 
 /* Outcome of one query as mx.h sees it. */
 static enum mx_lookup
-lk_outcome(int err, const struct dns_msg *m, int parsed, int sec,
-	   char *detail, size_t len)
+lk_outcome(int err, const struct dns_msg *m, int parsed, int sec, char *detail,
+	   size_t len)
 {
 	if (sec == 1) {
 		snprintf(detail, len, "DNSSEC bogus");
@@ -137,16 +137,15 @@ lk_outcome(int err, const struct dns_msg *m, int parsed, int sec,
 		return MX_L_NXDOMAIN;
 	if (err != 0 || !parsed || m->rcode != DNS_R_NOERROR) {
 		snprintf(detail, len, "%s",
-			 err ? dns_rcode_name((unsigned)err)
-			     : parsed ? dns_rcode_name(m->rcode)
-				      : "malformed answer");
+			 err	  ? dns_rcode_name((unsigned)err)
+			 : parsed ? dns_rcode_name(m->rcode)
+				  : "malformed answer");
 		return MX_L_TEMPFAIL;
 	}
 	return MX_L_ANSWER; /* refined to NODATA by the caller */
 }
 
-static void
-lk_query(struct lk_req *r, const char *name, int type, int host);
+static void lk_query(struct lk_req *r, const char *name, int type, int host);
 
 static void
 lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
@@ -160,14 +159,16 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 
 	if (out == MX_L_ANSWER && dns_msg_chain(m, DNS_T_MX, &ch) == DNS_OK) {
 		for (uint16_t i = 0; i < ch.n && n < 32; i++) {
-			const struct dns_rr *rr = &m->rr[DNS_SEC_ANSWER][ch.idx[i]];
+			const struct dns_rr *rr =
+			    &m->rr[DNS_SEC_ANSWER][ch.idx[i]];
 			dns_name_text(m, rr->rd.mx.exchange, names[n],
 				      sizeof(names[n]));
 			recs[n].preference = rr->rd.mx.preference;
 			recs[n].exchange = names[n];
 			recs[n].cname = false;
-			buf_addf(&r->facts, "MX %s: %u %s (ttl %u)\n", r->domain,
-				 rr->rd.mx.preference, names[n], rr->ttl);
+			buf_addf(&r->facts, "MX %s: %u %s (ttl %u)\n",
+				 r->domain, rr->rd.mx.preference, names[n],
+				 rr->ttl);
 			n++;
 		}
 		if (n == 0)
@@ -206,10 +207,11 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 	const char *name = r->dec.hosts[hi].name;
 	size_t got = 0;
 
-	if (out == MX_L_ANSWER && dns_msg_chain(m, (uint16_t)type, &ch) ==
-					  DNS_OK) {
+	if (out == MX_L_ANSWER &&
+	    dns_msg_chain(m, (uint16_t)type, &ch) == DNS_OK) {
 		for (uint16_t i = 0; i < ch.n; i++) {
-			const struct dns_rr *rr = &m->rr[DNS_SEC_ANSWER][ch.idx[i]];
+			const struct dns_rr *rr =
+			    &m->rr[DNS_SEC_ANSWER][ch.idx[i]];
 			char txt[64];
 			if (type == DNS_T_A && h->nv4 < LOOKUP_ADDRS_PER_HOST) {
 				memcpy(h->v4[h->nv4++], rr->rd.a, 4);
@@ -217,7 +219,8 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 			} else if (type == DNS_T_AAAA &&
 				   h->nv6 < LOOKUP_ADDRS_PER_HOST) {
 				memcpy(h->v6[h->nv6++], rr->rd.aaaa, 16);
-				inet_ntop(AF_INET6, rr->rd.aaaa, txt, sizeof(txt));
+				inet_ntop(AF_INET6, rr->rd.aaaa, txt,
+					  sizeof(txt));
 			} else {
 				continue;
 			}
@@ -337,8 +340,8 @@ lk_finish(struct lk_req *r)
 	for (uint16_t i = 0; i < r->dec.nhosts; i++) {
 		per[i].a = r->hosts[i].a;
 		per[i].aaaa = r->hosts[i].aaaa;
-		per[i].detail = r->hosts[i].detail[0] ? r->hosts[i].detail
-						       : NULL;
+		per[i].detail =
+		    r->hosts[i].detail[0] ? r->hosts[i].detail : NULL;
 		per[i].v4 = (const uint8_t(*)[4])r->hosts[i].v4;
 		per[i].nv4 = r->hosts[i].nv4;
 		per[i].v6 = (const uint8_t(*)[16])r->hosts[i].v6;
@@ -482,8 +485,8 @@ lk_on_query(struct lk_peer *p, const struct ipc_hdr *h, struct ipc_in *in)
 /* ---- channels ----------------------------------------------------------- */
 
 static void
-lk_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
-	    int fd, void *arg)
+lk_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in, int fd,
+	    void *arg)
 {
 	struct lk_peer *p = arg;
 

@@ -56,7 +56,6 @@ enum maildir_result maildir_deliver(const char *dir, const char *prefix,
  */
 enum maildir_result maildir_deliver_once(const char *dir, const char *key,
 					 const char *prefix, size_t prefix_len,
-					 int body_fd, char *err,
-					 size_t errlen);
+					 int body_fd, char *err, size_t errlen);
 
 #endif

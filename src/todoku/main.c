@@ -65,8 +65,8 @@ cli_parse(int argc, char **argv, int first, struct cli *cli)
 		const char *a = argv[i];
 		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			if (++i == argc) {
-				fprintf(stderr, "todoku: %s needs a file name\n",
-					a);
+				fprintf(stderr,
+					"todoku: %s needs a file name\n", a);
 				return -1;
 			}
 			cli->config = argv[i];
@@ -158,8 +158,7 @@ cmd_queue(struct cli *cli)
 				       strcmp(cli->args[0], "bounce") == 0)) {
 		if (!queue_id_ok(cli->args[1]))
 			return EXIT_USAGE;
-		snprintf(req, sizeof(req), "%s %s", cli->args[0],
-			 cli->args[1]);
+		snprintf(req, sizeof(req), "%s %s", cli->args[0], cli->args[1]);
 	} else {
 		usage(stderr);
 		return EXIT_USAGE;

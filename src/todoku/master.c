@@ -60,8 +60,8 @@ static int
 master_bind_one(const struct conf_listen *l)
 {
 	int one = 1;
-	int fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-						 SOCK_CLOEXEC, 0);
+	int fd = socket(l->ss.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -1;
@@ -166,8 +166,8 @@ master_prepare_dirs(struct master *m)
 }
 
 static void
-master_on_child_msg(struct ipc *ipc, const struct ipc_hdr *h,
-		    struct ipc_in *in, int fd, void *arg)
+master_on_child_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
+		    int fd, void *arg)
 {
 	struct child *c = arg;
 
@@ -354,8 +354,7 @@ master_child_died(struct master *m, struct child *c, int status)
 	c->backoff_s = c->backoff_s ? c->backoff_s * 2 : 1;
 	if (c->backoff_s > 60)
 		c->backoff_s = 60;
-	log_info("restarting %s in %ld s", role_name(c->role),
-		 (long)tv.tv_sec);
+	log_info("restarting %s in %ld s", role_name(c->role), (long)tv.tv_sec);
 	evtimer_add(c->restart_ev, &tv);
 }
 
@@ -477,8 +476,8 @@ master_on_sighup(evutil_socket_t sig, short what, void *arg)
 	int have_text;
 
 	buf_init(&text, IPC_MAX_PAYLOAD - 64);
-	have_text = m->config_path &&
-		    master_read_config(m->config_path, &text) == 0;
+	have_text =
+	    m->config_path && master_read_config(m->config_path, &text) == 0;
 	if (have_text)
 		nc = conf_load_text(m->config_path, text.data ? text.data : "",
 				    text.len, err, sizeof(err));
@@ -547,9 +546,8 @@ master_run(struct conf *conf, const char *config_path)
 	master_add_child(&m, ROLE_KEYS, 0);
 	for (unsigned i = 0; i < conf->smtp_out_procs; i++)
 		master_add_child(&m, ROLE_SMTP_OUT, i);
-	for (unsigned i = 0; i < conf->smtp_in_procs &&
-			     m.nchildren < MASTER_MAX_CHILDREN;
-	     i++)
+	for (unsigned i = 0;
+	     i < conf->smtp_in_procs && m.nchildren < MASTER_MAX_CHILDREN; i++)
 		master_add_child(&m, ROLE_SMTP_IN, i);
 	for (size_t i = 0; i < m.nchildren; i++)
 		master_spawn(&m, &m.children[i]);

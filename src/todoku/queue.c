@@ -65,9 +65,9 @@ struct entry {
 	time_t arrival;
 	int held;
 	int in_flight;
-	int at_local; /* L_DELIVER sent, no L_RESULT yet */
-	int warned; /* a delay warning went out */
-	int deleted; /* deleted by the operator while in flight */
+	int at_local;	  /* L_DELIVER sent, no L_RESULT yet */
+	int warned;	  /* a delay warning went out */
+	int deleted;	  /* deleted by the operator while in flight */
 	unsigned crashes; /* attempts that died with the local role */
 	struct entry *next;
 };
@@ -212,8 +212,8 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 		if (r->bounce_id[0]) {
 			log_info("%s: sender %s notification: %s", e->msg,
 				 r->warn && r->new_state == SPOOL_DEFERRED
-					 ? "delay"
-					 : "non-delivery",
+				     ? "delay"
+				     : "non-delivery",
 				 r->bounce_id);
 			entry_add(q, r->bounce_rcpt_id, r->bounce_id, "",
 				  r->bounce_to, r->time, r->time);
@@ -248,8 +248,8 @@ queue_bounce_target(struct queue *q, struct attempt *a)
 
 	if (a->e->sender[0] == '\0')
 		return;
-	if (addr_parse_mailbox(a->e->sender, strlen(a->e->sender),
-			       ADDR_F_UTF8, &m) != ADDR_OK)
+	if (addr_parse_mailbox(a->e->sender, strlen(a->e->sender), ADDR_F_UTF8,
+			       &m) != ADDR_OK)
 		return;
 	if (resolve_expand(q->env->conf, &m, &l) == 0 && l.n > 0)
 		addr_format(&l.items[0].addr, a->bounce_to,
@@ -266,9 +266,9 @@ queue_bounce_target(struct queue *q, struct attempt *a)
  * MAILDIR_PERM; status is the enhanced status code.
  */
 static void
-queue_finish_ex(struct queue *q, struct entry *e, int kind,
-		const char *status, const char *where, const char *reply,
-		const char *detail, const char *remote_mta)
+queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
+		const char *where, const char *reply, const char *detail,
+		const char *remote_mta)
 {
 	struct attempt *a;
 	const struct conf *c = q->env->conf;
@@ -318,12 +318,14 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind,
 	} else if (kind == MAILDIR_TEMP) {
 		a->res.new_state = SPOOL_DEFERRED;
 		a->res.result = "deferred";
-		a->res.next_attempt = now + queue_retry_delay(c, e->attempts + 1);
+		a->res.next_attempt =
+		    now + queue_retry_delay(c, e->attempts + 1);
 		if (!e->warned && e->sender[0] != '\0' &&
 		    now >= e->arrival + (time_t)c->warn_after) {
 			/* RFC 3464 Action: delayed, once per recipient */
 			a->res.warn = 1;
-			a->res.retry_until = e->arrival + (time_t)c->give_up_after;
+			a->res.retry_until =
+			    e->arrival + (time_t)c->give_up_after;
 			queue_bounce_target(q, a);
 			e->warned = 1;
 		}
@@ -472,7 +474,7 @@ struct rjob {
 	char *sender;
 	struct entry **ents;
 	size_t n;
-	int phase; /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
+	int phase;   /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
 	char *facts; /* DNS facts from lookup */
 	const struct conf_route *route; /* smarthost, or NULL: MX */
 	struct rtarget *t;
@@ -638,8 +640,8 @@ dest_key(const struct rjob *r)
 				names[n++] = r->t[i].host;
 		}
 		for (size_t i = 1; i < n; i++)
-			for (size_t k = i; k > 0 &&
-					   strcasecmp(names[k - 1], names[k]) > 0;
+			for (size_t k = i;
+			     k > 0 && strcasecmp(names[k - 1], names[k]) > 0;
 			     k--) {
 				const char *t = names[k];
 				names[k] = names[k - 1];
@@ -1149,19 +1151,18 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	buf_init(&detail, 128 * 1024);
 	buf_addf(&detail, "%s%s", r->facts ? r->facts : "", trace);
 	sp = strchr(where, ' ');
-	snprintf(host, sizeof(host), "%.*s", sp ? (int)(sp - where) : 0,
-		 where);
+	snprintf(host, sizeof(host), "%.*s", sp ? (int)(sp - where) : 0, where);
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		uint64_t id = ipc_get_u64(in);
 		int res = ipc_get_u8(in);
 		const char *status = ipc_get_str(in), *reply = ipc_get_str(in);
 		const char *cmd = ipc_get_str(in);
-		int kind = res == SMTPC_DELIVERED  ? MAILDIR_OK
+		int kind = res == SMTPC_DELIVERED ? MAILDIR_OK
 			   : res == SMTPC_BOUNCED ? MAILDIR_PERM
 						  : MAILDIR_TEMP;
 		char w[700];
-		snprintf(w, sizeof(w), "smtp %s%s%s", where, *cmd ? " after " : "",
-			 cmd);
+		snprintf(w, sizeof(w), "smtp %s%s%s", where,
+			 *cmd ? " after " : "", cmd);
 		for (size_t k = 0; k < r->n; k++)
 			if (r->ents[k]->rcpt_id == id)
 				queue_finish_ex(q, r->ents[k], kind, status, w,
@@ -1181,10 +1182,12 @@ queue_rjobs_lost(struct queue *q, int phase, const char *why)
 {
 	for (struct rjob *r = q->rjobs, *n; r; r = n) {
 		n = r->next;
-		if ((phase == 0 && r->phase != 0) || (phase == 2 && r->phase != 2))
+		if ((phase == 0 && r->phase != 0) ||
+		    (phase == 2 && r->phase != 2))
 			continue;
 		if (phase == 2) {
-			rjob_finish_all(q, r, MAILDIR_TEMP, "4.3.0", "smtp", why);
+			rjob_finish_all(q, r, MAILDIR_TEMP, "4.3.0", "smtp",
+					why);
 			continue;
 		}
 		for (size_t i = 0; i < r->n; i++) {
@@ -1407,7 +1410,7 @@ queue_expand_rcpt(struct queue *q, struct spool_msg *m, const char *rcpt,
 	if (*orig == '\0')
 		orig = rcpt;
 	if (addr_parse_mailbox(rcpt, strlen(rcpt), ADDR_F_UTF8, &a) ==
-		    ADDR_OK &&
+		ADDR_OK &&
 	    resolve_expand(q->env->conf, &a, &l) == 0) {
 		for (size_t i = 0; i < l.n; i++) {
 			addr_format(&l.items[i].addr, fin, sizeof(fin));
@@ -1416,8 +1419,7 @@ queue_expand_rcpt(struct queue *q, struct spool_msg *m, const char *rcpt,
 		}
 		if (l.loop || l.truncated)
 			log_warn("%s: alias expansion of <%s> %s", m->id, rcpt,
-				 l.loop ? "hit a loop (cut)"
-					: "was truncated");
+				 l.loop ? "hit a loop (cut)" : "was truncated");
 	}
 	resolve_list_free(&l);
 	if (added == 0)
@@ -1456,8 +1458,8 @@ queue_on_open(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 	ipc_end(in);
 	if (q->stopping || !queue_space_ok(q)) {
 		log_warn("refusing message: %s", q->stopping
-							 ? "shutting down"
-							 : "spool below min-free");
+						     ? "shutting down"
+						     : "spool below min-free");
 		spool_msg_discard(q->spool, m);
 		queue_reply(p, h->id, 452, "4.3.1",
 			    "Insufficient system storage, try again later");
@@ -1544,8 +1546,8 @@ queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 		ipc_end(in);
 		buf_init(&nb, t->msg->prepend.max);
 		if (buf_add(&nb, data, n) == 0 &&
-		    buf_add(&nb, t->msg->prepend.data ? t->msg->prepend.data
-						      : "",
+		    buf_add(&nb,
+			    t->msg->prepend.data ? t->msg->prepend.data : "",
 			    t->msg->prepend.len) == 0) {
 			buf_free(&t->msg->prepend);
 			t->msg->prepend = nb;
@@ -1683,8 +1685,7 @@ queue_add_peer(struct queue *q, int fd, enum role_id role, unsigned inst)
 	p->q = q;
 	p->role = role;
 	p->instance = inst;
-	p->ipc = ipc_new(q->env->base, fd, queue_peer_msg, queue_peer_close,
-			 p);
+	p->ipc = ipc_new(q->env->base, fd, queue_peer_msg, queue_peer_close, p);
 	p->next = q->peers;
 	q->peers = p;
 	if (role == ROLE_LOCAL)
@@ -1770,8 +1771,9 @@ ctl_flush(struct ctlconn *c, const char *id)
 		n++;
 	}
 	if (id && n == 0) {
-		ctl_answer(c, "error no waiting recipient of that message "
-			      "(unknown, held or being delivered)",
+		ctl_answer(c,
+			   "error no waiting recipient of that message "
+			   "(unknown, held or being delivered)",
 			   NULL);
 		return;
 	}
@@ -1819,7 +1821,7 @@ ctl_on_admin(void *arg, int err)
 		}
 	}
 	log_info("%s: %s by the operator", op->id,
-		 strcmp(op->verb, "hold") == 0      ? "held"
+		 strcmp(op->verb, "hold") == 0	    ? "held"
 		 : strcmp(op->verb, "release") == 0 ? "released"
 						    : "deleted");
 	buf_init(&out, 256);
@@ -1849,7 +1851,8 @@ ctl_bounce(struct ctlconn *c, const char *id)
 		n++;
 	}
 	if (n == 0) {
-		ctl_answer(c, "error no waiting recipient of that message", NULL);
+		ctl_answer(c, "error no waiting recipient of that message",
+			   NULL);
 		return;
 	}
 	log_info("%s: bounced by the operator (%u recipient(s))", id, n);
@@ -1873,7 +1876,7 @@ ctl_admin(struct ctlconn *c, const char *verb, const char *id)
 	snprintf(op->id, sizeof(op->id), "%s", id);
 	snprintf(op->verb, sizeof(op->verb), "%s", verb);
 	spool_admin(c->q->spool,
-		    strcmp(verb, "hold") == 0      ? SPOOL_HOLD
+		    strcmp(verb, "hold") == 0	   ? SPOOL_HOLD
 		    : strcmp(verb, "release") == 0 ? SPOOL_RELEASE
 						   : SPOOL_DELETE,
 		    id, ctl_on_admin, op);
@@ -1888,8 +1891,8 @@ ctl_handle(struct ctlconn *c)
 	char *a2 = strtok_r(NULL, " ", &save);
 	struct queue *q = c->q;
 
-	if (verb && strcmp(verb, "list") == 0 && (a1 == NULL ||
-						  strcmp(a1, "json") == 0)) {
+	if (verb && strcmp(verb, "list") == 0 &&
+	    (a1 == NULL || strcmp(a1, "json") == 0)) {
 		spool_query(q->spool, SPOOL_LIST, NULL, a1 != NULL,
 			    ctl_on_query, c);
 	} else if (verb && strcmp(verb, "show") == 0 && a1 &&
@@ -1902,7 +1905,8 @@ ctl_handle(struct ctlconn *c)
 		ctl_flush(c, a1);
 	} else if (verb && a1 && strlen(a1) <= SPOOL_ID_LEN &&
 		   (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0 ||
-		    strcmp(verb, "delete") == 0 || strcmp(verb, "bounce") == 0)) {
+		    strcmp(verb, "delete") == 0 ||
+		    strcmp(verb, "bounce") == 0)) {
 		ctl_admin(c, verb, a1);
 	} else {
 		ctl_answer(c, "error unknown control request", NULL);
@@ -1953,8 +1957,8 @@ ctl_on_accept(evutil_socket_t fd, short what, void *arg)
 	c->q = q;
 	c->fd = cfd;
 	buf_init(&c->out, 0);
-	c->ev = event_new(q->env->base, cfd, EV_READ | EV_PERSIST, ctl_on_read,
-			  c);
+	c->ev =
+	    event_new(q->env->base, cfd, EV_READ | EV_PERSIST, ctl_on_read, c);
 	event_add(c->ev, &tv);
 }
 
@@ -1966,8 +1970,8 @@ queue_ctl_listen(struct queue *q)
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s",
 		 q->env->conf->spool, CTL_SOCKET_NAME);
 	unlink(sun.sun_path);
-	q->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			   0);
+	q->ctl_fd =
+	    socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (q->ctl_fd < 0 ||
 	    bind(q->ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
 	    listen(q->ctl_fd, 16) < 0)
@@ -2053,13 +2057,13 @@ queue_srs_warn(const struct conf *c)
 		return;
 	for (size_t i = 0; i < c->naliases && fwd == NULL; i++)
 		for (size_t k = 0; k < c->aliases[i].nto && fwd == NULL; k++)
-			if (conf_domain_find(c, domain_of(
-						    c->aliases[i].to[k])) == NULL)
+			if (conf_domain_find(
+				c, domain_of(c->aliases[i].to[k])) == NULL)
 				fwd = c->aliases[i].to[k];
 	for (size_t i = 0; i < c->ndomains && fwd == NULL; i++)
 		if (c->domains[i].catch_all &&
 		    conf_domain_find(c, domain_of(c->domains[i].catch_all)) ==
-			    NULL)
+			NULL)
 			fwd = c->domains[i].catch_all;
 	if (fwd != NULL)
 		log_warn("aliases forward to remote addresses (e.g. <%s>) but "

@@ -20,7 +20,7 @@
 #include "mail/conf.h"
 
 static const char *const role_names[ROLE_MAX] = {
-	"master", "queue", "smtp-in", "local", "lookup", "smtp-out", "keys"};
+    "master", "queue", "smtp-in", "local", "lookup", "smtp-out", "keys"};
 
 const char *
 role_name(enum role_id r)

@@ -58,6 +58,7 @@ struct session {
 	const struct conf *conf;
 	char addr[64];
 	char name[256];
+	const char *listener; /* [listen "NAME"] it came in on */
 	struct sockaddr_storage peer;
 	int trusted;
 	enum sess_state state;
@@ -71,18 +72,18 @@ struct session {
 	struct smtp_data dp;
 	struct buf chunk;
 	unsigned credit;
-	int txn_open; /* the queue knows this transaction */
+	int txn_open;	/* the queue knows this transaction */
 	int txn_failed; /* the queue went away mid-transaction */
 	char qid[32];
 	unsigned errors;
 	unsigned messages;
 	int skip_line;
-	int data_ended; /* CRLF.CRLF seen; last chunk and Q_END pending */
+	int data_ended;	      /* CRLF.CRLF seen; last chunk and Q_END pending */
 	struct auth_in *auth; /* SPF/DKIM/DMARC of this transaction */
-	uint64_t auth_gen; /* names its DNS questions */
-	int auth_waiting; /* end of data seen, waiting for the checks */
-	int processing; /* inside sess_process: it flushes when done */
-	int hdr_phase; /* the chunk still holds only the header block */
+	uint64_t auth_gen;    /* names its DNS questions */
+	int auth_waiting;     /* end of data seen, waiting for the checks */
+	int processing;	      /* inside sess_process: it flushes when done */
+	int hdr_phase;	      /* the chunk still holds only the header block */
 	struct dkim_signer *signer; /* DKIM signing of this message */
 	char sign_domain[256];
 	int sign_waiting; /* K_SIGN sent, waiting for the signature */
@@ -98,6 +99,7 @@ struct smtpd {
 	struct ipc *keys;
 	uint64_t next_auth;
 	struct event **listen_ev;
+	char **listen_names; /* [listen "NAME"] of each socket */
 	size_t nlisten;
 	struct session *sessions;
 	size_t nsessions;
@@ -157,9 +159,9 @@ sess_flush(struct session *s)
 		sess_close(s);
 }
 
-static void
-sess_reply(struct session *s, int code, const char *status, const char *fmt,
-	   ...) __attribute__((format(printf, 4, 5)));
+static void sess_reply(struct session *s, int code, const char *status,
+		       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
 sess_reply(struct session *s, int code, const char *status, const char *fmt,
@@ -260,8 +262,7 @@ sess_mail_reset(struct session *s)
 }
 
 static void
-sess_hangup(struct session *s, int code, const char *status,
-	    const char *text)
+sess_hangup(struct session *s, int code, const char *status, const char *text)
 {
 	sess_mail_reset(s);
 	sess_reply(s, code, status, "%s %s", s->conf->hostname, text);
@@ -666,10 +667,11 @@ sess_data_end(struct session *s)
 	if (s->dp.too_big || s->dp.bare_eol || s->dp.nul) {
 		sess_txn_abort(s);
 		if (s->dp.too_big)
-			sess_reply(s, 552, "5.3.4",
-				   "Error: message exceeds the size limit of "
-				   "%llu bytes",
-				   (unsigned long long)s->conf->max_message_size);
+			sess_reply(
+			    s, 552, "5.3.4",
+			    "Error: message exceeds the size limit of "
+			    "%llu bytes",
+			    (unsigned long long)s->conf->max_message_size);
 		else
 			sess_reply(s, 550, "5.5.2",
 				   "Error: bare CR or LF or NUL in message "
@@ -762,8 +764,9 @@ sess_auth_done(void *arg)
 	s->auth_waiting = 0;
 	evtimer_del(s->auth_timer);
 	if (s->d->queue == NULL || s->txn_failed) {
-		sess_reply(s, 451, "4.3.0", "Error: queue went away, try again "
-					    "later");
+		sess_reply(s, 451, "4.3.0",
+			   "Error: queue went away, try again "
+			   "later");
 		s->txn_open = 0;
 		sess_mail_reset(s);
 		sess_set_state(s, S_CMD);
@@ -827,6 +830,7 @@ sess_auth_start(struct session *s)
 {
 	struct auth_in_params p = {0};
 	char from[ADDR_PATH_MAX + 2];
+	int spf, dmarc;
 
 	if (s->trusted || s->d->lookup == NULL)
 		return;
@@ -834,13 +838,22 @@ sess_auth_start(struct session *s)
 	p.ip = s->addr;
 	p.helo = s->helo;
 	p.sender = from;
-	p.authserv_id = s->conf->authserv_id ? s->conf->authserv_id
-					     : s->conf->hostname;
+	p.authserv_id =
+	    s->conf->authserv_id ? s->conf->authserv_id : s->conf->hostname;
 	p.hostname = s->conf->hostname;
 	p.now = clock_now();
-	p.spf_policy = s->conf->spf_policy ? AUTH_SPF_REJECT : AUTH_SPF_RECORD;
-	p.dmarc_policy = s->conf->dmarc_policy ? AUTH_DMARC_ENFORCE
-					       : AUTH_DMARC_RECORD;
+	spf = s->conf->spf_policy;
+	dmarc = s->conf->dmarc_policy;
+	/* a [listen] section may set its own policy (issue 4) */
+	for (size_t i = 0; s->listener && i < s->conf->nlistens; i++) {
+		const struct conf_listen *l = &s->conf->listens[i];
+		if (strcmp(l->name, s->listener) != 0)
+			continue;
+		spf = l->spf_policy >= 0 ? l->spf_policy : spf;
+		dmarc = l->dmarc_policy >= 0 ? l->dmarc_policy : dmarc;
+	}
+	p.spf_policy = spf ? AUTH_SPF_REJECT : AUTH_SPF_RECORD;
+	p.dmarc_policy = dmarc ? AUTH_DMARC_ENFORCE : AUTH_DMARC_RECORD;
 	s->auth_gen = ++s->d->next_auth;
 	s->auth = auth_in_new(&p, sess_auth_query, sess_auth_done, s);
 }
@@ -883,8 +896,8 @@ sess_sign_start(struct session *s, const char *hdr, size_t len)
 static void
 sess_filter_header(struct session *s, bool end)
 {
-	const char *id = s->conf->authserv_id ? s->conf->authserv_id
-					      : s->conf->hostname;
+	const char *id =
+	    s->conf->authserv_id ? s->conf->authserv_id : s->conf->hostname;
 	const char *hend = NULL;
 	size_t hlen;
 	struct buf out;
@@ -897,9 +910,10 @@ sess_filter_header(struct session *s, bool end)
 	if (hend == NULL && !end) {
 		if (s->chunk.len >= CHUNK_MAX) {
 			s->hdr_phase = 0;
-			log_warn("%s: %s: header block longer than %d octets "
-				 "not checked for forged Authentication-Results",
-				 s->addr, s->qid, CHUNK_MAX);
+			log_warn(
+			    "%s: %s: header block longer than %d octets "
+			    "not checked for forged Authentication-Results",
+			    s->addr, s->qid, CHUNK_MAX);
 		}
 		return;
 	}
@@ -1080,11 +1094,13 @@ sess_close(struct session *s)
 }
 
 static void
-sess_new(struct smtpd *d, int fd, const struct sockaddr_storage *ss)
+sess_new(struct smtpd *d, int fd, const struct sockaddr_storage *ss,
+	 const char *listener)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	struct event_base *base = d->env->base;
 
+	s->listener = listener;
 	s->d = d;
 	s->fd = fd;
 	s->cref = d->cref;
@@ -1119,6 +1135,7 @@ smtpd_on_accept(evutil_socket_t lfd, short what, void *arg)
 	struct smtpd *d = arg;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	const char *listener = NULL;
 	int fd;
 
 	fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
@@ -1127,16 +1144,20 @@ smtpd_on_accept(evutil_socket_t lfd, short what, void *arg)
 		return; /* another smtp-in process won the race */
 	if (d->stopping || d->nsessions >= SMTP_MAX_SESSIONS) {
 		static const char busy[] =
-			"421 4.3.2 Service not available, try again later\r\n";
+		    "421 4.3.2 Service not available, try again later\r\n";
 		if (write(fd, busy, sizeof(busy) - 1) < 0)
 			log_debug("busy reply lost");
 		close(fd);
 		return;
 	}
-	sess_new(d, fd, &ss);
+	for (size_t i = 0; i < d->nlisten; i++)
+		if (event_get_fd(d->listen_ev[i]) == lfd)
+			listener = d->listen_names[i];
+	sess_new(d, fd, &ss, listener);
 }
 
-/* ---- queue channel -------------------------------------------------------- */
+/* ---- queue channel --------------------------------------------------------
+ */
 
 static struct session *
 smtpd_find_txn(struct smtpd *d, uint64_t id)
@@ -1156,8 +1177,9 @@ sess_prepend_received(struct session *s)
 
 	clock_rfc5322(clock_now(), date, sizeof(date));
 	buf_init(&h, 2048);
-	buf_addf(&h, "Received: from %s (%s [%s])\r\n\tby %s (todoku) with %s "
-		     "id %s",
+	buf_addf(&h,
+		 "Received: from %s (%s [%s])\r\n\tby %s (todoku) with %s "
+		 "id %s",
 		 s->helo, s->name, s->addr, s->conf->hostname,
 		 s->esmtp ? "ESMTP" : "SMTP", s->qid);
 	if (s->nrcpts == 1)
@@ -1348,7 +1370,8 @@ smtpd_queue_close(struct ipc *ipc, void *arg)
 	d->queue = NULL;
 }
 
-/* ---- master channel ------------------------------------------------------- */
+/* ---- master channel -------------------------------------------------------
+ */
 
 static void
 smtpd_shutdown(struct smtpd *d)
@@ -1379,13 +1402,16 @@ smtpd_reload(struct smtpd *d, struct ipc_in *in)
 }
 
 static void
-smtpd_add_listener(struct smtpd *d, int fd)
+smtpd_add_listener(struct smtpd *d, int fd, const char *name)
 {
-	d->listen_ev = xrealloc(d->listen_ev,
-				(d->nlisten + 1) * sizeof(*d->listen_ev));
+	d->listen_names = xrealloc(d->listen_names,
+				   (d->nlisten + 1) * sizeof(*d->listen_names));
+	d->listen_names[d->nlisten] = xstrdup(name);
+	d->listen_ev =
+	    xrealloc(d->listen_ev, (d->nlisten + 1) * sizeof(*d->listen_ev));
 	fd_nonblock(fd);
 	d->listen_ev[d->nlisten++] = event_new(
-		d->env->base, fd, EV_READ | EV_PERSIST, smtpd_on_accept, d);
+	    d->env->base, fd, EV_READ | EV_PERSIST, smtpd_on_accept, d);
 	event_add(d->listen_ev[d->nlisten - 1], NULL);
 }
 
@@ -1420,11 +1446,13 @@ smtpd_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 				   smtpd_queue_close, d);
 		return;
 	}
-	case M_LISTEN:
-		ipc_get_str(in);
+	case M_LISTEN: {
+		char name[64];
+		snprintf(name, sizeof(name), "%s", ipc_get_str(in));
 		ipc_end(in);
-		smtpd_add_listener(d, fd);
+		smtpd_add_listener(d, fd, name);
 		return;
+	}
 	case M_RELOAD:
 		smtpd_reload(d, in);
 		break;

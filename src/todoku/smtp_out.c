@@ -80,9 +80,9 @@ struct job {
 	size_t nt;
 	struct buf trace;
 	char where[400];
-	int verdict;	 /* SMTPO_V_* for O_RESULT */
-	int v4_retry;	 /* 1: a 4.7/5.7 over IPv6 sent it to IPv4 */
-	char *v6_reply;	 /* that reply, verbatim */
+	int verdict;	  /* SMTPO_V_* for O_RESULT */
+	int v4_retry;	  /* 1: a 4.7/5.7 over IPv6 sent it to IPv4 */
+	char *v6_reply;	  /* that reply, verbatim */
 	struct job *next; /* in the connection's waiting list */
 };
 
@@ -346,7 +346,8 @@ job_send_result(struct job *j, const char *fallback_status,
 	for (size_t i = 0; i < j->m.nrcpts; i++) {
 		const struct rres *r = &j->res[i];
 		ipc_put_u64(&o, j->rcpt_ids[i]);
-		if (r->result == SMTPC_PENDING && j->verdict == SMTPO_V_UNTRIED) {
+		if (r->result == SMTPC_PENDING &&
+		    j->verdict == SMTPO_V_UNTRIED) {
 			ipc_put_u8(&o, SMTPC_PENDING);
 			ipc_put_str(&o, "4.4.2");
 			ipc_put_str(&o, "not attempted: the connection ended "
@@ -548,7 +549,8 @@ conn_return_untried(struct conn *cn)
 			for (size_t i = 0; i < j->m.nrcpts; i++)
 				j->res[i].retry = 0;
 			j->verdict = SMTPO_V_OK;
-			job_send_result(j, "4.4.2", "IPv4 retry: connection lost");
+			job_send_result(j, "4.4.2",
+					"IPv4 retry: connection lost");
 			job_free(j);
 			continue;
 		}
@@ -568,8 +570,8 @@ conn_wait_io(struct conn *cn, short what, uint64_t secs)
 	struct timeval tv = {(time_t)secs, 0};
 
 	if (cn->ev == NULL)
-		cn->ev = event_new(cn->o->env->base, cn->fd, what, conn_on_event,
-				   cn);
+		cn->ev = event_new(cn->o->env->base, cn->fd, what,
+				   conn_on_event, cn);
 	else
 		event_assign(cn->ev, cn->o->env->base, cn->fd, what,
 			     conn_on_event, cn);
@@ -601,16 +603,16 @@ conn_flush(struct conn *cn)
 	while (cn->out.len > 0) {
 		ssize_t w;
 		if (cn->ssl) {
-			int r = SSL_write(cn->ssl, cn->out.data,
-					  (int)cn->out.len);
+			int r =
+			    SSL_write(cn->ssl, cn->out.data, (int)cn->out.len);
 			if (r <= 0) {
 				int e = SSL_get_error(cn->ssl, r);
 				if (e == SSL_ERROR_WANT_READ ||
 				    e == SSL_ERROR_WANT_WRITE) {
 					conn_wait_io(cn,
 						     e == SSL_ERROR_WANT_READ
-							     ? EV_READ
-							     : EV_WRITE,
+							 ? EV_READ
+							 : EV_WRITE,
 						     conn_timeout(cn));
 					return 0;
 				}
@@ -644,7 +646,8 @@ conn_read(struct conn *cn)
 		int n = SSL_read(cn->ssl, tmp, sizeof(tmp));
 		if (n <= 0) {
 			int e = SSL_get_error(cn->ssl, n);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			if (e == SSL_ERROR_WANT_READ ||
+			    e == SSL_ERROR_WANT_WRITE)
 				return 0;
 			return -1;
 		}
@@ -668,7 +671,7 @@ conn_trace_lines(struct conn *cn, const char *dir, const char *s, size_t n)
 {
 	struct buf clean;
 	size_t i = 0;
-	const char *msg = cn->cur ? cn->cur->msg
+	const char *msg = cn->cur    ? cn->cur->msg
 			  : cn->wait ? cn->wait->msg
 				     : "-";
 
@@ -724,7 +727,8 @@ conn_tls_step(struct conn *cn)
 
 	if (r == 1) {
 		buf_addf(&cn->trace, "  TLS %s %s (certificate not verified)\n",
-			 SSL_get_version(cn->ssl), SSL_get_cipher_name(cn->ssl));
+			 SSL_get_version(cn->ssl),
+			 SSL_get_cipher_name(cn->ssl));
 		cn->io = IO_TALK;
 		if (cn->implicit_pending)
 			cn->implicit_pending = 0;
@@ -741,8 +745,8 @@ conn_tls_step(struct conn *cn)
 	}
 	snprintf(why, sizeof(why), "TLS handshake failed: %s",
 		 ERR_reason_error_string(ERR_peek_last_error())
-			 ? ERR_reason_error_string(ERR_get_error())
-			 : "connection closed");
+		     ? ERR_reason_error_string(ERR_get_error())
+		     : "connection closed");
 	ERR_clear_error();
 	if (cn->implicit_pending) {
 		conn_next_target(cn, why);
@@ -762,8 +766,9 @@ conn_start_tls(struct conn *cn)
 
 	/* RFC 3207 §4.2: nothing the server sent after its 220 counts */
 	if (cn->in.len)
-		buf_addf(&cn->trace, "  discarded %zu plaintext bytes sent "
-				     "after 220 to STARTTLS\n",
+		buf_addf(&cn->trace,
+			 "  discarded %zu plaintext bytes sent "
+			 "after 220 to STARTTLS\n",
 			 cn->in.len);
 	buf_reset(&cn->in);
 	smtp_reply_parser_free(&cn->rp);
@@ -849,7 +854,7 @@ job_collect(struct conn *cn, struct job *j)
 {
 	for (size_t k = 0; k < j->tm.nrcpts; k++) {
 		const struct smtp_client_outcome *oc =
-			smtp_client_outcome(cn->c, k);
+		    smtp_client_outcome(cn->c, k);
 		struct rres *r = &j->res[j->tidx[k]];
 		if (oc == NULL || oc->result == SMTPC_PENDING)
 			continue;
@@ -868,8 +873,9 @@ job_collect(struct conn *cn, struct job *j)
 	{
 		char addr[64];
 		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
-		buf_addf(&j->trace, "  %s [%s]: transaction done (message %u "
-				    "on this connection)\n",
+		buf_addf(&j->trace,
+			 "  %s [%s]: transaction done (message %u "
+			 "on this connection)\n",
 			 cn->t[cn->ti].host, addr, cn->msgs);
 	}
 }
@@ -899,7 +905,8 @@ job_v4_retry(struct job *j, int family)
 		return 0;
 	for (size_t i = 0; i < j->m.nrcpts; i++) {
 		const struct rres *r = &j->res[i];
-		if ((r->result == SMTPC_DEFERRED || r->result == SMTPC_BOUNCED) &&
+		if ((r->result == SMTPC_DEFERRED ||
+		     r->result == SMTPC_BOUNCED) &&
 		    r->code != 0 && is_policy_status(r->status)) {
 			if (n++ == 0)
 				first = i;
@@ -1053,10 +1060,10 @@ conn_closed(struct conn *cn)
 				 f == SMTPC_FAIL_NONE ? "completed" : "failed",
 				 reason[0] ? ": " : "", reason);
 			j->verdict = f == SMTPC_FAIL_421 ||
-						     f == SMTPC_FAIL_LOST ||
-						     f == SMTPC_FAIL_TLS
-					     ? SMTPO_V_FAILED
-					     : SMTPO_V_OK;
+					     f == SMTPC_FAIL_LOST ||
+					     f == SMTPC_FAIL_TLS
+					 ? SMTPO_V_FAILED
+					 : SMTPO_V_OK;
 			health_ok(&cn->t[cn->ti], cn->s.port);
 			job_done_on(j, fam);
 			if (f != SMTPC_FAIL_NONE) {
@@ -1107,7 +1114,8 @@ conn_pump(struct conn *cn)
 				smtp_client_lost(cn->c, "output buffer full");
 				continue;
 			}
-			conn_trace_lines(cn, "> ", smtp_client_transcript(cn->c),
+			conn_trace_lines(cn, "> ",
+					 smtp_client_transcript(cn->c),
 					 strlen(smtp_client_transcript(cn->c)));
 			continue;
 		case SMTPC_ACT_READ: {
@@ -1147,10 +1155,10 @@ conn_pump(struct conn *cn)
 			return;
 		case SMTPC_ACT_DOWNGRADE:
 			smtp_client_msg_abort(
-				cn->c, "5.6.3",
-				"the message has 8-bit content and the server "
-				"does not offer 8BITMIME (7-bit conversion is "
-				"not implemented)");
+			    cn->c, "5.6.3",
+			    "the message has 8-bit content and the server "
+			    "does not offer 8BITMIME (7-bit conversion is "
+			    "not implemented)");
 			continue;
 		case SMTPC_ACT_NEED_MSG:
 			if (conn_need_msg(cn))
@@ -1175,7 +1183,8 @@ conn_idle_read(struct conn *cn)
 		int n = SSL_read(cn->ssl, tmp, sizeof(tmp));
 		if (n <= 0) {
 			int e = SSL_get_error(cn->ssl, n);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			if (e == SSL_ERROR_WANT_READ ||
+			    e == SSL_ERROR_WANT_WRITE)
 				return; /* still idle, event stays armed */
 		}
 	}
@@ -1339,8 +1348,8 @@ conn_connect(struct conn *cn)
 		sl = sizeof(*s4);
 	}
 	cn->io = IO_CONNECT;
-	cn->fd = socket(ss.ss_family,
-			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	cn->fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (cn->fd >= 0 && conn_bind_source(cn, t->family) < 0) {
 		char why[128];
 		snprintf(why, sizeof(why), "bind to source address: %s",
@@ -1360,7 +1369,7 @@ conn_connect(struct conn *cn)
 	event_add(cn->ev, NULL);
 	{
 		struct timeval tv = {
-			(time_t)cn->o->env->conf->delivery_timeout_connect, 0};
+		    (time_t)cn->o->env->conf->delivery_timeout_connect, 0};
 		evtimer_add(cn->timer, &tv);
 	}
 }

@@ -33,8 +33,8 @@
  * new attempt otherwise connects afresh, so every attempt of the retry
  * schedule meets the address order and health memory anew. A reused
  * connection that turns out unusable (closed, RSET refused) costs
- * nothing: the job reconnects from its first address. A connection that fails in a transaction
- * (421, timeout, lost) returns the jobs behind it untried.
+ * nothing: the job reconnects from its first address. A connection that fails
+ * in a transaction (421, timeout, lost) returns the jobs behind it untried.
  *
  * IPv6 (DESIGN §7): recipients refused with 4.7.x/5.7.x over IPv6 are
  * retried once over the job's IPv4 addresses on another connection in
@@ -67,8 +67,9 @@
 #define SMTPO_V_NONE 0
 #define SMTPO_V_OK 1	      /* a session that worked */
 #define SMTPO_V_CONN_FAILED 2 /* no address gave a usable session */
-#define SMTPO_V_FAILED 3      /* connection failure in the transaction
-				 (421, timeout, lost, TLS) */
-#define SMTPO_V_UNTRIED 4     /* not attempted (connection ended first) */
+#define SMTPO_V_FAILED                                                         \
+	3		  /* connection failure in the transaction             \
+			     (421, timeout, lost, TLS) */
+#define SMTPO_V_UNTRIED 4 /* not attempted (connection ended first) */
 
 #endif

@@ -27,8 +27,8 @@
 #define SPOOL_HDR_READ (256u * 1024)
 #define SPOOL_QUERY_MAX (64u * 1024 * 1024)
 #define SPOOL_WAL_PASSIVE 1000 /* frames: checkpoint after a commit */
-#define SPOOL_WAL_ALARM 65536 /* frames: warn, something holds the WAL */
-#define SPOOL_IDLE_S 2 /* idle this long: truncate the WAL */
+#define SPOOL_WAL_ALARM 65536  /* frames: warn, something holds the WAL */
+#define SPOOL_IDLE_S 2	       /* idle this long: truncate the WAL */
 
 enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY, JOB_ADMIN };
 
@@ -77,31 +77,31 @@ struct spool {
 	struct event *ev;
 	uint64_t commits;
 	_Atomic unsigned seq; /* ids are made on both threads (DSNs) */
-	int wal_frames; /* writer thread only */
+	int wal_frames;	      /* writer thread only */
 };
 
 static const char spool_schema[] =
-	"CREATE TABLE IF NOT EXISTS msg("
-	" id TEXT PRIMARY KEY, arrival INTEGER NOT NULL,"
-	" sender TEXT NOT NULL, envid TEXT, ret INTEGER, body8 INTEGER,"
-	" smtputf8 INTEGER, size INTEGER NOT NULL, client TEXT, helo TEXT,"
-	" prepend BLOB, body BLOB, body_file INTEGER NOT NULL DEFAULT 0,"
-	" held INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE IF NOT EXISTS rcpt("
-	" id INTEGER PRIMARY KEY,"
-	" msg TEXT NOT NULL REFERENCES msg(id) ON DELETE CASCADE,"
-	" addr TEXT NOT NULL, orig TEXT, orcpt TEXT, notify INTEGER,"
-	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt INTEGER NOT NULL, last_reply TEXT, last_where TEXT,"
-	" crashes INTEGER NOT NULL DEFAULT 0, warned INTEGER NOT NULL"
-	" DEFAULT 0, last_status TEXT);"
-	"CREATE INDEX IF NOT EXISTS rcpt_msg ON rcpt(msg);"
-	"CREATE TABLE IF NOT EXISTS attempt("
-	" id INTEGER PRIMARY KEY,"
-	" rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
-	" time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
-	" reply TEXT, detail TEXT);"
-	"CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);";
+    "CREATE TABLE IF NOT EXISTS msg("
+    " id TEXT PRIMARY KEY, arrival INTEGER NOT NULL,"
+    " sender TEXT NOT NULL, envid TEXT, ret INTEGER, body8 INTEGER,"
+    " smtputf8 INTEGER, size INTEGER NOT NULL, client TEXT, helo TEXT,"
+    " prepend BLOB, body BLOB, body_file INTEGER NOT NULL DEFAULT 0,"
+    " held INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS rcpt("
+    " id INTEGER PRIMARY KEY,"
+    " msg TEXT NOT NULL REFERENCES msg(id) ON DELETE CASCADE,"
+    " addr TEXT NOT NULL, orig TEXT, orcpt TEXT, notify INTEGER,"
+    " state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL, last_reply TEXT, last_where TEXT,"
+    " crashes INTEGER NOT NULL DEFAULT 0, warned INTEGER NOT NULL"
+    " DEFAULT 0, last_status TEXT);"
+    "CREATE INDEX IF NOT EXISTS rcpt_msg ON rcpt(msg);"
+    "CREATE TABLE IF NOT EXISTS attempt("
+    " id INTEGER PRIMARY KEY,"
+    " rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
+    " time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
+    " reply TEXT, detail TEXT);"
+    "CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);";
 
 /* ---- small SQLite helpers ------------------------------------------ */
 
@@ -173,8 +173,7 @@ spool_make_id(struct spool *sp, char *dst)
 	uint64_t v;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	v = ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000)
-		    << 6 |
+	v = ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000) << 6 |
 	    (sp->seq++ & 63);
 	for (int i = SPOOL_ID_LEN - 1; i >= 0; i--) {
 		dst[i] = alpha[v & 31];
@@ -190,9 +189,9 @@ exec_commit(struct spool *sp, struct job *j)
 {
 	struct spool_msg *m = j->msg;
 	sqlite3_stmt *st = sql_prep(
-		sp, "INSERT INTO msg(id, arrival, sender, envid, ret, body8,"
-		    " smtputf8, size, client, helo, prepend, body, body_file)"
-		    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+	    sp, "INSERT INTO msg(id, arrival, sender, envid, ret, body8,"
+		" smtputf8, size, client, helo, prepend, body, body_file)"
+		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	int rc;
 
 	bind_text(st, 1, m->id);
@@ -208,10 +207,9 @@ exec_commit(struct spool *sp, struct job *j)
 	sqlite3_bind_blob(st, 11, m->prepend.data ? m->prepend.data : "",
 			  (int)m->prepend.len, SQLITE_TRANSIENT);
 	if (m->body_fd < 0)
-		sqlite3_bind_blob(st, 12,
-				  m->inline_body.data ? m->inline_body.data
-						      : "",
-				  (int)m->inline_body.len, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(
+		    st, 12, m->inline_body.data ? m->inline_body.data : "",
+		    (int)m->inline_body.len, SQLITE_TRANSIENT);
 	else
 		sqlite3_bind_null(st, 12);
 	sqlite3_bind_int(st, 13, m->body_fd >= 0);
@@ -239,8 +237,8 @@ static int
 exec_body(struct spool *sp, struct job *j)
 {
 	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT prepend, body, body_file, size, body8, smtputf8,"
-		    " ret, envid FROM msg WHERE id = ?");
+	    sp, "SELECT prepend, body, body_file, size, body8, smtputf8,"
+		" ret, envid FROM msg WHERE id = ?");
 	char path[PATH_MAX];
 	int rc;
 
@@ -297,8 +295,7 @@ spool_read_orig(struct spool *sp, const char *id, int body_file,
 	snprintf(path, sizeof(path), "%s/%s", sp->bodydir, id);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return;
-	while (out->len < out->max &&
-	       (r = read(fd, tmp, sizeof(tmp))) > 0) {
+	while (out->len < out->max && (r = read(fd, tmp, sizeof(tmp))) > 0) {
 		size_t n = (size_t)r;
 		if (n > out->max - out->len)
 			n = out->max - out->len;
@@ -341,9 +338,9 @@ exec_bounce(struct spool *sp, struct job *j)
 {
 	struct spool_result *res = j->res;
 	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT m.sender, m.envid, m.arrival, m.ret, m.body,"
-		    " m.body_file, r.orcpt, r.notify FROM msg m JOIN rcpt r"
-		    " ON r.msg = m.id WHERE r.id = ?");
+	    sp, "SELECT m.sender, m.envid, m.arrival, m.ret, m.body,"
+		" m.body_file, r.orcpt, r.notify FROM msg m JOIN rcpt r"
+		" ON r.msg = m.id WHERE r.id = ?");
 	struct dsn_rcpt dr = {0};
 	struct dsn_msg dm = {0};
 	struct buf orig, dsn;
@@ -365,9 +362,8 @@ exec_bounce(struct spool *sp, struct job *j)
 	if (dm.ret_full && orig.len >= orig.max)
 		dm.ret_full = 0; /* too large to return whole */
 	dr.final_rcpt = res->final_rcpt;
-	dr.orig_rcpt = sqlite3_column_type(st, 6) == SQLITE_NULL
-			       ? NULL
-			       : col_text(st, 6);
+	dr.orig_rcpt =
+	    sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL : col_text(st, 6);
 	dr.action = DSN_FAILED;
 	dr.status = res->status;
 	dr.diag_type = res->remote_mta ? "smtp" : "x-local";
@@ -376,15 +372,16 @@ exec_bounce(struct spool *sp, struct job *j)
 	dr.last_attempt = res->time;
 	dm.reporting_mta = res->reporting_mta;
 	dm.queue_id = res->msg;
-	dm.envid = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL
-							     : col_text(st, 1);
+	dm.envid =
+	    sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : col_text(st, 1);
 	dm.sender = col_text(st, 0);
 	dm.arrival = (time_t)sqlite3_column_int64(st, 2);
 	dm.now = res->time;
 	dm.rcpts = &dr;
 	dm.nrcpts = 1;
 	dm.orig = orig.data ? orig.data : "";
-	dm.orig_len = dm.ret_full ? orig.len : dsn_header_len(dm.orig, orig.len);
+	dm.orig_len =
+	    dm.ret_full ? orig.len : dsn_header_len(dm.orig, orig.len);
 	dm.boundary_seed = res->msg;
 	buf_init(&dsn, SPOOL_DSN_MAX);
 	rc = SQLITE_OK;
@@ -411,8 +408,8 @@ exec_delay_warning(struct spool *sp, struct job *j)
 {
 	struct spool_result *res = j->res;
 	sqlite3_stmt *m = sql_prep(
-		sp, "SELECT sender, envid, arrival, body, body_file FROM msg"
-		    " WHERE id = ?");
+	    sp, "SELECT sender, envid, arrival, body, body_file FROM msg"
+		" WHERE id = ?");
 	sqlite3_stmt *st;
 	struct dsn_rcpt dr[SPOOL_WARN_RCPTS];
 	char *keep[SPOOL_WARN_RCPTS * 4];
@@ -435,16 +432,16 @@ exec_delay_warning(struct spool *sp, struct job *j)
 		memset(r, 0, sizeof(*r));
 		r->final_rcpt = keep[nk++] = xstrdup(col_text(st, 1));
 		r->orig_rcpt = sqlite3_column_type(st, 2) == SQLITE_NULL
-				       ? NULL
-				       : (keep[nk++] = xstrdup(col_text(st, 2)));
+				   ? NULL
+				   : (keep[nk++] = xstrdup(col_text(st, 2)));
 		r->action = DSN_DELAYED;
 		r->status = keep[nk++] = xstrdup(col_text(st, 3));
 		r->diag = keep[nk++] = xstrdup(col_text(st, 4));
 		r->diag_type = res->remote_mta ? "smtp" : "x-local";
-		r->remote_mta = (uint64_t)sqlite3_column_int64(st, 0) ==
-						res->rcpt_id
-					? res->remote_mta
-					: NULL;
+		r->remote_mta =
+		    (uint64_t)sqlite3_column_int64(st, 0) == res->rcpt_id
+			? res->remote_mta
+			: NULL;
 		r->last_attempt = res->time;
 		r->will_retry_until = res->retry_until;
 	}
@@ -457,8 +454,8 @@ exec_delay_warning(struct spool *sp, struct job *j)
 		dm.reporting_mta = res->reporting_mta;
 		dm.queue_id = res->msg;
 		dm.envid = sqlite3_column_type(m, 1) == SQLITE_NULL
-				   ? NULL
-				   : col_text(m, 1);
+			       ? NULL
+			       : col_text(m, 1);
 		dm.sender = col_text(m, 0);
 		dm.arrival = (time_t)sqlite3_column_int64(m, 2);
 		dm.now = res->time;
@@ -490,8 +487,8 @@ exec_msg_done(struct spool *sp, struct job *j)
 {
 	struct spool_result *res = j->res;
 	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT count(*), (SELECT body_file FROM msg WHERE id = ?)"
-		    " FROM rcpt WHERE msg = ? AND state IN (0, 1)");
+	    sp, "SELECT count(*), (SELECT body_file FROM msg WHERE id = ?)"
+		" FROM rcpt WHERE msg = ? AND state IN (0, 1)");
 
 	bind_text(st, 1, res->msg);
 	bind_text(st, 2, res->msg);
@@ -598,9 +595,9 @@ query_indent(struct buf *b, const char *s)
 static void
 query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 {
-	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT time, result, where_, status, reply, detail"
-		    " FROM attempt WHERE rcpt = ? ORDER BY id");
+	sqlite3_stmt *st =
+	    sql_prep(sp, "SELECT time, result, where_, status, reply, detail"
+			 " FROM attempt WHERE rcpt = ? ORDER BY id");
 	int first = 1;
 
 	sqlite3_bind_int64(st, 1, rcpt);
@@ -637,21 +634,21 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 }
 
 static void
-query_rcpts(struct spool *sp, struct buf *b, const char *id, int json,
-	    int show)
+query_rcpts(struct spool *sp, struct buf *b, const char *id, int json, int show)
 {
-	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT id, addr, orig, state, attempts, next_attempt,"
-		    " last_reply FROM rcpt WHERE msg = ? ORDER BY id");
+	sqlite3_stmt *st =
+	    sql_prep(sp, "SELECT id, addr, orig, state, attempts, next_attempt,"
+			 " last_reply FROM rcpt WHERE msg = ? ORDER BY id");
 	int first = 1;
 
 	bind_text(st, 1, id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int state = sqlite3_column_int(st, 3);
-		const char *sn = state >= 0 && state <= 3 ? state_names[state]
-							  : "?";
+		const char *sn =
+		    state >= 0 && state <= 3 ? state_names[state] : "?";
 		if (json) {
-			buf_adds(b, first ? "{\"address\": " : ", {\"address\": ");
+			buf_adds(b,
+				 first ? "{\"address\": " : ", {\"address\": ");
 			json_str(b, col_text(st, 1));
 			buf_adds(b, ", \"original\": ");
 			json_str(b, col_text(st, 2));
@@ -660,9 +657,8 @@ query_rcpts(struct spool *sp, struct buf *b, const char *id, int json,
 			buf_addf(b, ", \"attempts\": %d, \"next_attempt\": ",
 				 sqlite3_column_int(st, 4));
 			if (state <= SPOOL_DEFERRED)
-				query_time(b,
-					   (time_t)sqlite3_column_int64(st, 5),
-					   1);
+				query_time(
+				    b, (time_t)sqlite3_column_int64(st, 5), 1);
 			else
 				buf_adds(b, "null");
 			buf_adds(b, ", \"last_reply\": ");
@@ -672,17 +668,15 @@ query_rcpts(struct spool *sp, struct buf *b, const char *id, int json,
 				 sn, sqlite3_column_int(st, 4));
 			if (state <= SPOOL_DEFERRED) {
 				buf_adds(b, "  next ");
-				query_time(b,
-					   (time_t)sqlite3_column_int64(st, 5),
-					   0);
+				query_time(
+				    b, (time_t)sqlite3_column_int64(st, 5), 0);
 			}
 			buf_adds(b, "\n");
 			if (*col_text(st, 6))
 				buf_addf(b, "     last: %s\n", col_text(st, 6));
 		}
 		if (show)
-			query_history(sp, b, sqlite3_column_int64(st, 0),
-				      json);
+			query_history(sp, b, sqlite3_column_int64(st, 0), json);
 		if (json)
 			buf_adds(b, "}");
 		first = 0;
@@ -695,10 +689,10 @@ exec_query(struct spool *sp, struct job *j)
 {
 	int show = j->q == SPOOL_SHOW;
 	sqlite3_stmt *st = sql_prep(
-		sp, show ? "SELECT id, arrival, sender, size, held, client,"
-			   " helo FROM msg WHERE id = ?"
-			 : "SELECT id, arrival, sender, size, held, client,"
-			   " helo FROM msg ORDER BY arrival, id");
+	    sp, show ? "SELECT id, arrival, sender, size, held, client,"
+		       " helo FROM msg WHERE id = ?"
+		     : "SELECT id, arrival, sender, size, held, client,"
+		       " helo FROM msg ORDER BY arrival, id");
 	int n = 0;
 
 	buf_init(&j->out, SPOOL_QUERY_MAX);
@@ -755,7 +749,8 @@ exec_query(struct spool *sp, struct job *j)
 static int
 exec_admin(struct spool *sp, struct job *j)
 {
-	sqlite3_stmt *st = sql_prep(sp, "SELECT body_file FROM msg WHERE id = ?");
+	sqlite3_stmt *st =
+	    sql_prep(sp, "SELECT body_file FROM msg WHERE id = ?");
 
 	bind_text(st, 1, j->msg_id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -769,8 +764,8 @@ exec_admin(struct spool *sp, struct job *j)
 		st = sql_prep(sp, "DELETE FROM msg WHERE id = ?");
 	else
 		st = sql_prep(sp, j->admin == SPOOL_HOLD
-					  ? "UPDATE msg SET held = 1 WHERE id = ?"
-					  : "UPDATE msg SET held = 0 WHERE id = ?");
+				      ? "UPDATE msg SET held = 1 WHERE id = ?"
+				      : "UPDATE msg SET held = 0 WHERE id = ?");
 	bind_text(st, 1, j->msg_id);
 	return sql_done(st);
 }
@@ -1023,13 +1018,13 @@ static int
 spool_configure_db(struct spool *sp, int unclean)
 {
 	static const char *const pragmas[] = {
-		"PRAGMA locking_mode = EXCLUSIVE",
-		"PRAGMA auto_vacuum = INCREMENTAL",
-		"PRAGMA journal_mode = WAL",
-		"PRAGMA synchronous = FULL",
-		"PRAGMA foreign_keys = ON",
-		"PRAGMA busy_timeout = 0",
-		"PRAGMA wal_autocheckpoint = 0",
+	    "PRAGMA locking_mode = EXCLUSIVE",
+	    "PRAGMA auto_vacuum = INCREMENTAL",
+	    "PRAGMA journal_mode = WAL",
+	    "PRAGMA synchronous = FULL",
+	    "PRAGMA foreign_keys = ON",
+	    "PRAGMA busy_timeout = 0",
+	    "PRAGMA wal_autocheckpoint = 0",
 	};
 
 	for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
@@ -1053,8 +1048,8 @@ spool_configure_db(struct spool *sp, int unclean)
 static int
 spool_has_body(struct spool *sp, const char *id)
 {
-	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT 1 FROM msg WHERE id = ? AND body_file = 1");
+	sqlite3_stmt *st =
+	    sql_prep(sp, "SELECT 1 FROM msg WHERE id = ? AND body_file = 1");
 	int found;
 
 	bind_text(st, 1, id);
@@ -1116,8 +1111,8 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", dir);
 	sp->inline_max = inline_max;
 	if (mkdir_p(sp->bodydir, 0700) < 0 ||
-	    (sp->bodydir_fd = open(sp->bodydir,
-				   O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	    (sp->bodydir_fd =
+		 open(sp->bodydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "spool %s: %s", sp->bodydir,
 			 strerror(errno));
 		xfree(sp);
@@ -1126,7 +1121,7 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	unclean = spool_marker(sp, 1) == 1;
 	if (sqlite3_open_v2(dbpath, &sp->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				    SQLITE_OPEN_NOMUTEX,
+				SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK ||
 	    spool_configure_db(sp, unclean) < 0) {
 		snprintf(err, errlen, "spool %s: %s", dbpath,
@@ -1141,8 +1136,8 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	pthread_mutex_init(&sp->lock, NULL);
 	pthread_cond_init(&sp->cond, NULL);
 	sp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	sp->ev = event_new(base, sp->efd, EV_READ | EV_PERSIST, spool_on_done,
-			   sp);
+	sp->ev =
+	    event_new(base, sp->efd, EV_READ | EV_PERSIST, spool_on_done, sp);
 	event_add(sp->ev, NULL);
 	if (pthread_create(&sp->thread, NULL, writer_main, sp) != 0)
 		log_fatal("spool: cannot start writer thread");
@@ -1171,10 +1166,10 @@ int
 spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 {
 	sqlite3_stmt *st = sql_prep(
-		sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
-		    " r.attempts, r.next_attempt, m.arrival, m.held, r.crashes,"
-		    " r.warned, r.orig FROM rcpt r JOIN msg m ON m.id = r.msg"
-		    " WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
+	    sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
+		" r.attempts, r.next_attempt, m.arrival, m.held, r.crashes,"
+		" r.warned, r.orig FROM rcpt r JOIN msg m ON m.id = r.msg"
+		" WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
 	int n = 0;
 
 	/* the writer thread is idle at start-up: safe to use the handle */
@@ -1239,8 +1234,8 @@ spool_msg_spill(struct spool *sp, struct spool_msg *m)
 	m->body_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (m->body_fd < 0)
 		return -1;
-	if (write_full(m->body_fd, m->inline_body.data ? m->inline_body.data
-						       : "",
+	if (write_full(m->body_fd,
+		       m->inline_body.data ? m->inline_body.data : "",
 		       m->inline_body.len) < 0)
 		return -1;
 	buf_free(&m->inline_body);
@@ -1248,8 +1243,7 @@ spool_msg_spill(struct spool *sp, struct spool_msg *m)
 }
 
 int
-spool_msg_write(struct spool *sp, struct spool_msg *m, const void *p,
-		size_t n)
+spool_msg_write(struct spool *sp, struct spool_msg *m, const void *p, size_t n)
 {
 	if (m->write_errno) {
 		errno = m->write_errno;

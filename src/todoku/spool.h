@@ -49,8 +49,8 @@ struct event_base;
 
 struct spool_rcpt {
 	uint64_t id; /* filled in by commit */
-	char *addr; /* final recipient */
-	char *orig; /* recipient as given by the client (before aliases) */
+	char *addr;  /* final recipient */
+	char *orig;  /* recipient as given by the client (before aliases) */
 	char *orcpt; /* DSN ORCPT or NULL */
 	unsigned notify;
 };
@@ -96,23 +96,23 @@ struct spool_result {
 	uint64_t rcpt_id;
 	char msg[SPOOL_ID_LEN + 1];
 	time_t time;
-	int new_state; /* spool_state */
-	const char *where; /* "maildir /var/mail/x/user" */
+	int new_state;	    /* spool_state */
+	const char *where;  /* "maildir /var/mail/x/user" */
 	const char *result; /* "delivered" "deferred" "bounced" */
 	const char *status; /* enhanced status, "5.1.1" */
-	const char *reply; /* reason / remote reply, verbatim */
+	const char *reply;  /* reason / remote reply, verbatim */
 	const char *detail; /* attempt record: DNS, addresses, TLS; or NULL */
 	const char *remote_mta; /* remote host for the DSN, or NULL */
 	time_t next_attempt;
-	int crashed; /* the attempt died with its role: count it */
-	int warn; /* send the delay warning DSN (to bounce_to) */
+	int crashed;	    /* the attempt died with its role: count it */
+	int warn;	    /* send the delay warning DSN (to bounce_to) */
 	time_t retry_until; /* Will-Retry-Until of a delay warning */
-	int warned; /* out: recipients the delay warning listed */
-	int hold; /* put the message on hold (reason in reply) */
+	int warned;	    /* out: recipients the delay warning listed */
+	int hold;	    /* put the message on hold (reason in reply) */
 	/* When new_state == SPOOL_BOUNCED and bounce_to is set, a DSN is
 	 * composed from the stored message and queued in the same commit. */
 	const char *reporting_mta;
-	const char *bounce_to; /* final recipient of the DSN, or NULL */
+	const char *bounce_to;	/* final recipient of the DSN, or NULL */
 	const char *final_rcpt; /* the recipient that failed */
 	/* out (valid in the callback): the DSN's message and recipient */
 	char bounce_id[SPOOL_ID_LEN + 1];
@@ -133,8 +133,8 @@ struct spool_msginfo {
 	char envid[101];
 };
 
-typedef void spool_body_cb(void *arg, int err, int body_fd,
-			   const char *prepend, size_t prepend_len,
+typedef void spool_body_cb(void *arg, int err, int body_fd, const char *prepend,
+			   size_t prepend_len,
 			   const struct spool_msginfo *info);
 typedef void spool_result_cb(void *arg, int err, struct spool_result *r);
 typedef void spool_query_cb(void *arg, int err, struct buf *out);
@@ -149,8 +149,8 @@ void spool_close(struct spool *sp);
 int spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg);
 
 struct spool_msg *spool_msg_new(struct spool *sp, time_t arrival);
-int spool_msg_add_rcpt(struct spool_msg *m, const char *addr,
-		       const char *orig, const char *orcpt, unsigned notify);
+int spool_msg_add_rcpt(struct spool_msg *m, const char *addr, const char *orig,
+		       const char *orcpt, unsigned notify);
 /* Append body bytes; spills to a file past inline_max. -1 with errno. */
 int spool_msg_write(struct spool *sp, struct spool_msg *m, const void *p,
 		    size_t n);
@@ -163,10 +163,10 @@ void spool_msg_commit(struct spool *sp, struct spool_msg *m,
 void spool_load_body(struct spool *sp, const char *msg_id, spool_body_cb *cb,
 		     void *arg);
 /* r and its strings must stay valid until cb runs. */
-void spool_record(struct spool *sp, struct spool_result *r,
-		  spool_result_cb *cb, void *arg);
-void spool_query(struct spool *sp, enum spool_query q, const char *id,
-		 int json, spool_query_cb *cb, void *arg);
+void spool_record(struct spool *sp, struct spool_result *r, spool_result_cb *cb,
+		  void *arg);
+void spool_query(struct spool *sp, enum spool_query q, const char *id, int json,
+		 spool_query_cb *cb, void *arg);
 
 /* Operator action on a message; err -1 when there is no such message. */
 void spool_admin(struct spool *sp, enum spool_admin op, const char *id,

@@ -175,3 +175,30 @@ def test_arc_chain_verified(todoku, dns, tmp_world):
     d.wait_delivered("someone", 2)
     ars = [_ar(m) for m in d.maildir("someone")]
     assert any("arc=fail" in a for a in ars), ars
+
+
+def test_policy_per_listener(todoku, dns):
+    """[listen] sections may set their own dmarc-policy/spf-policy: the
+    same forged message is refused on one listener, recorded on the
+    other."""
+    import smtplib
+    dns.zone("bad.test", ['@ TXT "v=spf1 ip4:192.0.2.1 -all"',
+                          '_dmarc TXT "v=DMARC1; p=reject"'])
+    ov = dict(UNTRUSTED)
+    ov["smtp"] = {"authserv-id": "mx.test"}
+    d = todoku(dns_servers=[dns.addr], overrides=ov)
+    # a second listener on the same address, recording only
+    d.sections['listen "lenient"'] = {"address": "%s:2526" % d.addr,
+                                      "dmarc-policy": "record"}
+    d.write_config()
+    d.restart()
+    msg = make_message(subject="forged", sender="ceo@bad.test", to="someone@localhost")
+    r = _send(d, "mallory@bad.test", msg)
+    assert r.code == 550 and r.enh == "5.7.1", r
+    s = smtplib.SMTP(d.addr, 2526, timeout=20)
+    s.ehlo("client.test")
+    s.sendmail("mallory@bad.test", ["someone@localhost"],
+               msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    s.quit()
+    d.wait_delivered("someone", 1)
+    assert "dmarc=fail" in _ar(d.maildir("someone")[0])

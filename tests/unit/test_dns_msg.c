@@ -602,26 +602,9 @@ test_pointer_loop(void **state)
 	/* Question ok; the answer owner jumps to 29, whose label run then
 	 * points forward to 31 and back: a loop through a forward pointer. */
 	static const uint8_t two[] = {
-	    HDR(0x8180, 1, 1, 0, 0),
-	    EXAMPLE_COM,
-	    0,
-	    1,
-	    0,
-	    1,
-	    /* 29 */ 0xc0,
-	    31,
-	    /* 31 */ 0xc0,
-	    29,
-	    0,
-	    1,
-	    0,
-	    1,
-	    0,
-	    0,
-	    0,
-	    1,
-	    0,
-	    0,
+	    HDR(0x8180, 1, 1, 0, 0), EXAMPLE_COM, 0, 1, 0, 1,
+	    /* 29 */ 0xc0,	     31,
+	    /* 31 */ 0xc0,	     29,	  0, 1, 0, 1, 0, 0, 0, 1, 0, 0,
 	};
 
 	assert_int_equal(dns_msg_parse(self, sizeof(self), &m),
