@@ -121,12 +121,11 @@ static void
 make_message(size_t size, struct buf *m)
 {
 	static const char *const words[] = {
-	    "the",	"queue",    "delivery", "message", "server",
-	    "of",	"and",	    "retry",	"domain",  "signature",
-	    "a",	"received", "to",	"from",	   "header",
-	    "body",	"in",	    "record",	"key",	   "policy",
-	    "mail",	"is",	    "for",	"with",	   "transfer",
-	    "agent",	"remote",   "local",	"that",	   "on",
+	    "the",	"queue",  "delivery", "message",   "server", "of",
+	    "and",	"retry",  "domain",   "signature", "a",	     "received",
+	    "to",	"from",	  "header",   "body",	   "in",     "record",
+	    "key",	"policy", "mail",     "is",	   "for",    "with",
+	    "transfer", "agent",  "remote",   "local",	   "that",   "on",
 	};
 	size_t line = 0;
 
@@ -214,8 +213,8 @@ cmd_gen(const char *dir)
 		spill(dir, name, msg[i].data, msg[i].len);
 	}
 	for (int a = 0; a < 2; a++) {
-		enum dkim_alg alg = a ? DKIM_ALG_ED25519_SHA256
-				      : DKIM_ALG_RSA_SHA256;
+		enum dkim_alg alg =
+		    a ? DKIM_ALG_ED25519_SHA256 : DKIM_ALG_RSA_SHA256;
 		EVP_PKEY *key;
 
 		buf_init(&pem, 65536);
@@ -325,8 +324,8 @@ struct job {
 };
 
 static void
-measure(const char *what, void (*fn)(struct job *), struct job *j,
-	size_t bytes, double secs)
+measure(const char *what, void (*fn)(struct job *), struct job *j, size_t bytes,
+	double secs)
 {
 	unsigned long total = 0;
 	double best = 0, all = 0;
@@ -545,14 +544,15 @@ slot_start(struct slot *sl)
 	/* "{n}" in the sender: a different domain per evaluation (cold) */
 	if (tok != NULL)
 		snprintf(sender, sizeof(sender), "%.*s%lu%s",
-			 (int)(tok - b->mail_from), b->mail_from,
-			 b->serial++, tok + 3);
+			 (int)(tok - b->mail_from), b->mail_from, b->serial++,
+			 tok + 3);
 	else
 		snprintf(sender, sizeof(sender), "%s", b->mail_from);
 	sl->busy = true;
 	b->active++;
 	so.now = (int64_t)time(NULL);
-	sl->st = spf_start(sl->s, b->ip, NULL, sender, "client.bench.test", &so);
+	sl->st =
+	    spf_start(sl->s, b->ip, NULL, sender, "client.bench.test", &so);
 	slot_next(sl);
 }
 
@@ -699,8 +699,8 @@ cmd_spf(int argc, char **argv)
 	for (unsigned i = 0; i < conc; i++) {
 		slots[i].b = &b;
 		if ((slots[i].s = spf_new()) == NULL ||
-		    (slots[i].kick = event_new(b.base, -1, 0, kick_cb,
-					       &slots[i])) == NULL)
+		    (slots[i].kick =
+			 event_new(b.base, -1, 0, kick_cb, &slots[i])) == NULL)
 			die("out of memory");
 		buf_init(&slots[i].data, 1u << 20);
 	}
