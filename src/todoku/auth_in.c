@@ -518,43 +518,27 @@ auth_answer_spf(struct auth_in *a, enum dns_answer_kind k,
 	auth_spf_step(a, spf_resume(a->spf, &ans));
 }
 
+/* A key record for DKIM (kind Q_DKIM) or ARC (Q_ARC): same answer form. */
 static void
-auth_answer_dkim(struct auth_in *a, uint16_t idx, enum dns_answer_kind k,
-		 const struct buf *data, const size_t *off, const size_t *len,
-		 size_t n)
+auth_answer_key(struct auth_in *a, enum qkind kind, uint16_t idx,
+		enum dns_answer_kind k, const struct buf *data,
+		const size_t *off, const size_t *len, size_t n)
 {
 	struct dkim_slice rec[AUTH_IN_RECORDS];
-
-	for (size_t i = 0; i < n; i++) {
-		rec[i].p = data->data + off[i];
-		rec[i].n = len[i];
-	}
-	dkim_verify_answer(a->dkim, idx,
-			   k == DNS_ANS_RECORDS || k == DNS_ANS_NODATA
+	enum dkim_dns st = k == DNS_ANS_RECORDS || k == DNS_ANS_NODATA
 			       ? DKIM_DNS_OK
 			   : k == DNS_ANS_NXDOMAIN ? DKIM_DNS_NXDOMAIN
-						   : DKIM_DNS_TEMPFAIL,
-			   rec, k == DNS_ANS_RECORDS ? n : 0);
-	a->dkim_outstanding--;
-}
+						   : DKIM_DNS_TEMPFAIL;
+	size_t nrec = k == DNS_ANS_RECORDS ? n : 0;
 
-static void
-auth_answer_arc(struct auth_in *a, uint16_t idx, enum dns_answer_kind k,
-		const struct buf *data, const size_t *off, const size_t *len,
-		size_t n)
-{
-	struct dkim_slice rec[AUTH_IN_RECORDS];
-
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < nrec; i++) {
 		rec[i].p = data->data + off[i];
 		rec[i].n = len[i];
 	}
-	arc_verify_answer(a->arc, idx,
-			  k == DNS_ANS_RECORDS || k == DNS_ANS_NODATA
-			      ? DKIM_DNS_OK
-			  : k == DNS_ANS_NXDOMAIN ? DKIM_DNS_NXDOMAIN
-						  : DKIM_DNS_TEMPFAIL,
-			  rec, k == DNS_ANS_RECORDS ? n : 0);
+	if (kind == Q_DKIM)
+		dkim_verify_answer(a->dkim, idx, st, rec, nrec);
+	else
+		arc_verify_answer(a->arc, idx, st, rec, nrec);
 	a->dkim_outstanding--;
 }
 
@@ -618,10 +602,8 @@ auth_in_answer(struct auth_in *a, uint32_t qid, int rcode, int sec,
 			       &n);
 	if (q.kind == Q_SPF)
 		auth_answer_spf(a, k, &data, off, rl, n);
-	else if (q.kind == Q_DKIM)
-		auth_answer_dkim(a, q.idx, k, &data, off, rl, n);
-	else if (q.kind == Q_ARC)
-		auth_answer_arc(a, q.idx, k, &data, off, rl, n);
+	else if (q.kind == Q_DKIM || q.kind == Q_ARC)
+		auth_answer_key(a, q.kind, q.idx, k, &data, off, rl, n);
 	else
 		auth_answer_dmarc(a, k, &data, off, rl, n);
 	buf_free(&data);
