@@ -29,6 +29,8 @@
 #define SPOOL_WAL_PASSIVE 1000 /* frames: checkpoint after a commit */
 #define SPOOL_WAL_ALARM 65536  /* frames: warn, something holds the WAL */
 #define SPOOL_IDLE_S 2	       /* idle this long: truncate the WAL */
+#define SPOOL_LAZY_MS 25       /* a delivery result waits at most this long */
+#define SPOOL_LAZY_MAX 256     /* ... or until this many are waiting */
 
 enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY, JOB_ADMIN };
 
@@ -70,7 +72,11 @@ struct spool {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct job *pending, *pending_tail;
+	struct job *pending, *pending_tail; /* urgent: taken at once */
+	struct job *lazy, *lazy_tail;	    /* delivery results */
+	unsigned nlazy;
+	unsigned lazy_ms;
+	struct timespec lazy_since; /* CLOCK_MONOTONIC, first lazy job */
 	struct job *done, *done_tail;
 	int stop;
 	int efd;
@@ -816,8 +822,10 @@ static void
 writer_run_group(struct spool *sp, struct job *list)
 {
 	int rc;
+	sqlite3_int64 changes;
 
 	writer_sync_bodies(sp, list);
+	changes = sqlite3_total_changes64(sp->db);
 	if ((rc = sql_exec(sp, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		for (struct job *j = list; j; j = j->next)
 			j->err = sql_err(rc);
@@ -845,7 +853,9 @@ writer_run_group(struct spool *sp, struct job *list)
 				j->err = sql_err(rc);
 		return;
 	}
-	sp->commits++;
+	/* commits that wrote (and so synced the WAL); reads are not counted */
+	if (sqlite3_total_changes64(sp->db) != changes)
+		sp->commits++;
 	for (struct job *j = list; j; j = j->next) {
 		char path[PATH_MAX];
 		if (j->err || !j->unlink_body)
@@ -887,7 +897,9 @@ writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 /*
  * Checkpoints are the writer's own (DESIGN §7): passive once the WAL
- * passes SPOOL_WAL_PASSIVE frames after a commit, truncate when idle,
+ * passes SPOOL_WAL_PASSIVE frames after a commit (postponed while jobs
+ * wait, up to 4× that size, so a checkpoint's fsyncs do not sit in
+ * front of a session's commit), truncate when idle,
  * and a warning when it grows past SPOOL_WAL_ALARM (a reader or a failing
  * disk is keeping it from being checkpointed).
  */
@@ -900,6 +912,15 @@ writer_checkpoint(struct spool *sp, int idle)
 		return;
 	if (!idle && sp->wal_frames < SPOOL_WAL_PASSIVE)
 		return;
+	if (!idle && sp->wal_frames < 4 * SPOOL_WAL_PASSIVE) {
+		/* jobs are waiting: they go first, the checkpoint later */
+		int busy;
+		pthread_mutex_lock(&sp->lock);
+		busy = sp->pending != NULL;
+		pthread_mutex_unlock(&sp->lock);
+		if (busy)
+			return;
+	}
 	if (sp->wal_frames > SPOOL_WAL_ALARM)
 		log_warn("spool: write-ahead log at %d frames", sp->wal_frames);
 	if (sqlite3_wal_checkpoint_v2(sp->db, NULL,
@@ -910,6 +931,86 @@ writer_checkpoint(struct spool *sp, int idle)
 		sp->wal_frames = 0;
 }
 
+static void
+ts_add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static int
+ts_reached(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec ||
+	       (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+/* Does the group write anything? (A group of reads commits nothing.) */
+static int
+group_writes(const struct job *list)
+{
+	for (; list; list = list->next)
+		if (list->kind == JOB_COMMIT || list->kind == JOB_ADMIN)
+			return 1;
+	return 0;
+}
+
+/*
+ * Take the next group (lock held). Waiting delivery results ride along
+ * with any group that writes, or go alone once they are due; they go
+ * first, having been submitted before the urgent jobs now pending.
+ */
+static struct job *
+writer_take(struct spool *sp, int lazy_due)
+{
+	struct job *list = sp->pending;
+
+	sp->pending = sp->pending_tail = NULL;
+	if (sp->lazy && (lazy_due || group_writes(list))) {
+		sp->lazy_tail->next = list;
+		list = sp->lazy;
+		sp->lazy = sp->lazy_tail = NULL;
+		sp->nlazy = 0;
+	}
+	return list;
+}
+
+/*
+ * Wait for work (lock held). Returns what to take: WAIT_WORK (urgent
+ * jobs pending or stopping), WAIT_LAZY (delivery results are due) or
+ * WAIT_IDLE (nothing for SPOOL_IDLE_S).
+ */
+enum writer_wait { WAIT_WORK, WAIT_LAZY, WAIT_IDLE };
+
+static enum writer_wait
+writer_wait(struct spool *sp)
+{
+	struct timespec now, idle, due;
+
+	clock_gettime(CLOCK_MONOTONIC, &idle);
+	idle.tv_sec += SPOOL_IDLE_S;
+	for (;;) {
+		if (sp->pending || sp->stop)
+			return WAIT_WORK;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (sp->lazy == NULL) {
+			if (ts_reached(&now, &idle))
+				return WAIT_IDLE;
+			pthread_cond_timedwait(&sp->cond, &sp->lock, &idle);
+			continue;
+		}
+		due = sp->lazy_since;
+		ts_add_ms(&due, (long)sp->lazy_ms);
+		if (sp->nlazy >= SPOOL_LAZY_MAX || ts_reached(&now, &due))
+			return WAIT_LAZY;
+		pthread_cond_timedwait(&sp->cond, &sp->lock, &due);
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -917,22 +1018,19 @@ writer_main(void *arg)
 
 	for (;;) {
 		struct job *list;
-		struct timespec until;
-		int idle = 0;
+		enum writer_wait w;
+		int stop;
 
 		pthread_mutex_lock(&sp->lock);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += SPOOL_IDLE_S;
-		while (sp->pending == NULL && !sp->stop && !idle)
-			idle = pthread_cond_timedwait(&sp->cond, &sp->lock,
-						      &until) == ETIMEDOUT;
-		list = sp->pending;
-		sp->pending = sp->pending_tail = NULL;
+		w = writer_wait(sp);
+		stop = sp->stop;
+		list = writer_take(sp, w == WAIT_LAZY || stop);
 		pthread_mutex_unlock(&sp->lock);
-		if (list == NULL && sp->stop)
+		if (list == NULL && stop)
 			break;
 		if (list == NULL) {
-			writer_checkpoint(sp, 1);
+			if (w == WAIT_IDLE)
+				writer_checkpoint(sp, 1);
 			continue;
 		}
 		writer_run_group(sp, list);
@@ -998,16 +1096,31 @@ spool_on_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * Hand a job to the writer. Delivery results are lazy: losing one in a
+ * crash means a redelivery (Maildir names make that idempotent), not a
+ * loss, so they wait up to SPOOL_LAZY_MS for a group that commits
+ * anyway instead of paying for an fsync of their own.
+ */
 static void
 spool_submit(struct spool *sp, struct job *j)
 {
+	struct job **head, **tail;
+
 	j->next = NULL;
 	pthread_mutex_lock(&sp->lock);
-	if (sp->pending_tail)
-		sp->pending_tail->next = j;
+	if (j->kind == JOB_RESULT) {
+		head = &sp->lazy, tail = &sp->lazy_tail;
+		if (sp->nlazy++ == 0)
+			clock_gettime(CLOCK_MONOTONIC, &sp->lazy_since);
+	} else {
+		head = &sp->pending, tail = &sp->pending_tail;
+	}
+	if (*tail)
+		(*tail)->next = j;
 	else
-		sp->pending = j;
-	sp->pending_tail = j;
+		*head = j;
+	*tail = j;
 	pthread_cond_signal(&sp->cond);
 	pthread_mutex_unlock(&sp->lock);
 }
@@ -1110,6 +1223,7 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	snprintf(sp->bodydir, sizeof(sp->bodydir), "%s/body", dir);
 	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", dir);
 	sp->inline_max = inline_max;
+	sp->lazy_ms = SPOOL_LAZY_MS;
 	if (mkdir_p(sp->bodydir, 0700) < 0 ||
 	    (sp->bodydir_fd =
 		 open(sp->bodydir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -1134,7 +1248,13 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	spool_recover_bodies(sp);
 	sqlite3_wal_hook(sp->db, writer_wal_hook, sp);
 	pthread_mutex_init(&sp->lock, NULL);
-	pthread_cond_init(&sp->cond, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&sp->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	sp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	sp->ev =
 	    event_new(base, sp->efd, EV_READ | EV_PERSIST, spool_on_done, sp);
@@ -1362,6 +1482,14 @@ spool_admin(struct spool *sp, enum spool_admin op, const char *id,
 	j->admin_cb = cb;
 	j->arg = arg;
 	spool_submit(sp, j);
+}
+
+void
+spool_set_lazy_ms(struct spool *sp, unsigned ms)
+{
+	pthread_mutex_lock(&sp->lock);
+	sp->lazy_ms = ms;
+	pthread_mutex_unlock(&sp->lock);
 }
 
 uint64_t

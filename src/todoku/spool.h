@@ -143,6 +143,11 @@ typedef void spool_admin_cb(void *arg, int err);
 
 struct spool *spool_open(const char *dir, uint64_t inline_max,
 			 struct event_base *base, char *err, size_t errlen);
+/*
+ * How long a delivery result may wait for a commit that happens anyway
+ * (default SPOOL_LAZY_MS; tests stretch it).
+ */
+void spool_set_lazy_ms(struct spool *sp, unsigned ms);
 /* Waits for the writer to finish every job; clean-stop marker removed. */
 void spool_close(struct spool *sp);
 /* Call each for every undelivered recipient (start-up, synchronous). */

@@ -702,6 +702,59 @@ test_group_commit(void **state)
 	assert_int_equal(load_pending(f), N);
 }
 
+/*
+ * A delivery result does not cost an fsync of its own: it waits for the
+ * next group that writes (a received message) and commits with it; a
+ * group of reads alone leaves it waiting.
+ */
+static void
+test_result_rides_with_commit(void **state)
+{
+	struct fx *f = *state;
+	struct spool_result *r = &f->res;
+	struct timespec pause = {0, 30 * 1000000L};
+	char id[SPOOL_ID_LEN + 1];
+	uint64_t before;
+	int result_done = 0;
+
+	spool_set_lazy_ms(f->sp, 20000);
+	commit(f, msg_new(f, "a@example.org", "Subject: x\r\n\r\nx\r\n", 22,
+			  "bob@example.net", NULL));
+	memcpy(id, f->id, sizeof id);
+	memset(r, 0, sizeof *r);
+	r->rcpt_id = f->rids[0];
+	snprintf(r->msg, sizeof r->msg, "%s", id);
+	r->time = time(NULL);
+	r->new_state = SPOOL_DELIVERED;
+	r->where = "maildir";
+	r->result = "delivered";
+	r->status = "2.0.0";
+	r->reply = "ok";
+	r->reporting_mta = "mx.example.net";
+	r->final_rcpt = "bob@example.net";
+	before = spool_commits(f->sp);
+	f->done = 0;
+	spool_record(f->sp, r, on_result, f);
+	/* a writer that took results at once would commit it alone now */
+	nanosleep(&pause, NULL);
+	for (int i = 0; i < 5; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+	assert_false(f->done);
+	/* reads do not flush it either */
+	assert_int_equal(query(f, SPOOL_LIST, NULL, 1), 0);
+	assert_non_null(strstr(f->out, "\"queued\""));
+	/* a received message does: one commit for both */
+	commit(f, msg_new(f, "c@example.org", "Subject: y\r\n\r\ny\r\n", 22,
+			  "bob@example.net", NULL));
+	for (time_t end = time(NULL) + 10; time(NULL) < end && !result_done;) {
+		result_done = f->res.msg_done;
+		event_base_loop(f->base, EVLOOP_ONCE);
+	}
+	assert_int_equal(f->res.msg_done, 1);
+	assert_int_equal(spool_commits(f->sp) - before, 1);
+	assert_int_equal(load_pending(f), 1);
+}
+
 static void
 test_recover_partial_bodies(void **state)
 {
@@ -1012,6 +1065,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_spill_and_inline, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_result_rides_with_commit,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_recover_partial_bodies, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_unclean_marker, setup,
