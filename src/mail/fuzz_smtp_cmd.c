@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mail/smtp_cmd.h"
 
@@ -55,6 +56,9 @@ fz_args(const char *a, size_t n, const struct smtp_ext *ext)
 		fz_reply(&err, a, n);
 	} else {
 		fz_printable(r.orcpt, SMTP_ORCPT_MAX);
+		if (r.orcpt[0] != '\0' && strncasecmp(r.orcpt, "rfc822;", 7) &&
+		    strncasecmp(r.orcpt, "utf-8;", 6))
+			abort();
 		if ((r.notify & SMTP_NOTIFY_NEVER) &&
 		    r.notify != SMTP_NOTIFY_NEVER)
 			abort();

@@ -18,7 +18,9 @@
  *   bad sender address syntax or length    501 5.1.7 (addr_strerror text)
  *   bad recipient address syntax or length 501 5.1.3 (addr_strerror text)
  *   non-ASCII address without SMTPUTF8     553 5.6.7 (RFC 6531 §3.7.4.2)
- *   parameter syntax, duplicate, bad value 501 5.5.4
+ *   parameter syntax, duplicate, bad value 501 5.5.4 (this includes
+ *     NOTIFY=NEVER with another keyword, bad xtext in ENVID/ORCPT, an
+ *     ORCPT address type other than rfc822/utf-8, RFC 3461 lengths)
  *   unknown or not advertised parameter    555 5.5.4
  *   BODY=BINARYMIME (not implemented)      555 5.5.4
  *   HELO/EHLO argument not a domain/literal 501 5.5.4
@@ -391,24 +393,27 @@ smtp_param_notify(const struct smtp_param *p, void *args,
 	return 0;
 }
 
-/* ORCPT=addr-type;xtext, stored as "addr-type;decoded". */
+/*
+ * ORCPT=addr-type;xtext, stored as "addr-type;decoded". The whole
+ * parameter value is at most 500 octets as sent (RFC 3461 §4.2); the
+ * addr-type must be one we can report back: "rfc822" or "utf-8" (RFC
+ * 6533; its \x{...} escapes are kept as they are, not decoded).
+ */
 static int
 smtp_param_orcpt(const struct smtp_param *p, void *args, struct smtp_reply *err)
 {
 	struct smtp_rcpt_args *r = args;
 	const char *semi;
-	size_t tlen, i;
+	size_t tlen;
 
 	semi = p->val != NULL ? memchr(p->val, ';', p->vallen) : NULL;
-	if (semi == NULL || semi == p->val || semi + 1 == p->val + p->vallen)
+	if (semi == NULL || semi + 1 == p->val + p->vallen ||
+	    p->vallen > SMTP_ORCPT_MAX)
 		return smtp_syntax(err, "Invalid ORCPT value");
 	tlen = (size_t)(semi - p->val);
-	for (i = 0; i < tlen; i++)
-		if (!smtp_is_alnum((unsigned char)p->val[i]) &&
-		    p->val[i] != '-')
-			return smtp_syntax(err, "Invalid ORCPT value");
-	if (tlen + 1 >= SMTP_ORCPT_MAX)
-		return smtp_syntax(err, "Invalid ORCPT value");
+	if (!smtp_word_eq(p->val, tlen, "rfc822") &&
+	    !smtp_word_eq(p->val, tlen, "utf-8"))
+		return smtp_syntax(err, "ORCPT address type not supported");
 	memcpy(r->orcpt, p->val, tlen + 1);
 	if (smtp_xtext_decode(semi + 1, p->vallen - tlen - 1,
 			      r->orcpt + tlen + 1,

@@ -304,6 +304,20 @@ sess_helo_lenient(const struct smtp_cmd *c, char *dst, size_t len)
 	return 0;
 }
 
+/*
+ * DSN (RFC 3461) is offered only where its parameters are honoured end
+ * to end (DESIGN §7): to clients in trusted-networks, whose mail we
+ * relay and whose senders get our notifications. Anybody else gets
+ * 555 5.5.4 for NOTIFY/RET/ENVID/ORCPT: a stranger could otherwise ask
+ * us to mail "delivered" reports to a forged sender. (When smtp-in
+ * gains SMTP AUTH, authenticated sessions belong here too.)
+ */
+static bool
+sess_dsn_ok(const struct session *s)
+{
+	return s->esmtp && s->trusted;
+}
+
 static void
 cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
@@ -325,16 +339,17 @@ cmd_helo(struct session *s, const struct smtp_cmd *c)
 	}
 	buf_addf(&s->out,
 		 "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		 "250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n",
+		 "250-8BITMIME\r\n%s250 ENHANCEDSTATUSCODES\r\n",
 		 s->conf->hostname,
-		 (unsigned long long)s->conf->max_message_size);
+		 (unsigned long long)s->conf->max_message_size,
+		 sess_dsn_ok(s) ? "250-DSN\r\n" : "");
 	log_debug("%s > 250 %s (EHLO keywords)", s->addr, s->conf->hostname);
 }
 
 static void
 cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
-	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, 0};
+	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, sess_dsn_ok(s)};
 	struct smtp_reply err;
 
 	if (sess_need_helo(s) < 0)
@@ -464,7 +479,7 @@ sess_rcpt_policy(struct session *s, struct mailaddr *a, char *orig,
 static void
 cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
-	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, 0};
+	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, sess_dsn_ok(s)};
 	struct smtp_rcpt_args ra;
 	struct smtp_reply err;
 	struct rcpt *r;

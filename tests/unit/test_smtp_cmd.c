@@ -385,6 +385,17 @@ test_rcpt_dsn(void **state)
 	rcpt_fails("TO:<a@b.c> ORCPT=rfc822;a ORCPT=rfc822;b", &ext_all, 501,
 		   "5.5.4");
 	rcpt_fails("TO:<a@b.c> ORCPT=rfc822;a", &ext_none, 555, "5.5.4");
+	/* address types we can report back: rfc822 and utf-8 (RFC 6533) */
+	rcpt_fails("TO:<a@b.c> ORCPT=x400;a", &ext_all, 501, "5.5.4");
+	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=UTF-8;b+40c", &ext_all, &a, &r),
+			 0);
+	assert_string_equal(a.orcpt, "UTF-8;b@c");
+	/* 500 octets as sent, even when the decoded value is shorter */
+	for (int k = 0; k < 165; k++)
+		memcpy(val + 3 * k, "+41", 3);
+	val[495] = '\0';
+	snprintf(arg, sizeof(arg), "TO:<a@b.c> ORCPT=rfc822;%s", val);
+	rcpt_fails(arg, &ext_all, 501, "5.5.4");
 	/* "rfc822;" + 493 = 500 octets fit, one more does not */
 	memset(val, 'v', 493);
 	val[493] = '\0';
