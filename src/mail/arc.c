@@ -1224,6 +1224,17 @@ arc_sealer_instance(const struct arc_sealer *s)
 	return s->inst;
 }
 
+int
+arc_sealer_set_chain(struct arc_sealer *s, enum arc_result chain,
+		     const char *results)
+{
+	if (s->stage != 0 || !text_ok(results, true))
+		return -1;
+	s->o.chain = chain;
+	s->o.results = results;
+	return 0;
+}
+
 /* Append tags "name: t1; t2; ..." folded between tags, with CRLF. */
 static int
 put_tags(struct buf *out, const char *name, const char *const *tag, size_t n)

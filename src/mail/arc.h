@@ -37,9 +37,11 @@
  *                                          ARC-Authentication-Results, top
  *                                          to bottom, each ending CRLF
  * opts.chain is the validation result of the chain as received (from
- * arc_verify); cv= is set from it, and a failed chain is sealed over the
- * new set only (§5.1.2); a chain whose newest seal already says cv=fail
- * is not sealed again (arc_sealer_ams_hash fails). Tags are written in
+ * arc_verify; arc_sealer_set_chain may set it, and opts.results, once the
+ * message has streamed past; 0, or -1 for a results text with a line
+ * end or a sealer already used); cv= is set from it, and a failed chain is
+ * sealed over the new set only (§5.1.2); a chain whose newest seal already says
+ * cv=fail is not sealed again (arc_sealer_ams_hash fails). Tags are written in
  * alphabetical order with "; " between them; lines are folded only between
  * tags, never inside b=, so the seal over our AMS does not depend on how a
  * value was folded.
@@ -206,6 +208,11 @@ int arc_sealer_headers(struct arc_sealer *s, const uint8_t *sig, size_t siglen,
 		       struct buf *out);
 /* The instance being added (known after arc_sealer_ams_hash). */
 unsigned arc_sealer_instance(const struct arc_sealer *s);
+/* Set opts.chain and opts.results after arc_sealer_new, before
+ * arc_sealer_ams_hash: a sealer that streams the message learns the
+ * verification result only at its end. results must outlive s. */
+int arc_sealer_set_chain(struct arc_sealer *s, enum arc_result chain,
+			 const char *results);
 void arc_sealer_free(struct arc_sealer *s);
 
 #endif

@@ -311,3 +311,33 @@ resolve_list_free(struct resolve_list *l)
 	l->items = NULL;
 	l->n = 0;
 }
+
+bool
+resolve_forwarded(const char *given, const char *final)
+{
+	return given != NULL && *given != '\0' && final != NULL &&
+	       strcasecmp(given, final) != 0;
+}
+
+bool
+resolve_forwards_out(const struct conf *c, const struct mailaddr *a,
+		     const char *given)
+{
+	struct resolve_list l = {0};
+	char g[ADDR_PATH_MAX + 2], fin[ADDR_PATH_MAX + 2];
+	bool fwd = false;
+
+	if (given == NULL || *given == '\0') {
+		addr_format(a, g, sizeof(g));
+		given = g;
+	}
+	if (resolve_expand(c, a, &l) == 0)
+		for (size_t i = 0; i < l.n && !fwd; i++) {
+			if (l.items[i].kind != RESOLVE_REMOTE)
+				continue;
+			addr_format(&l.items[i].addr, fin, sizeof(fin));
+			fwd = resolve_forwarded(given, fin);
+		}
+	resolve_list_free(&l);
+	return fwd;
+}

@@ -83,4 +83,19 @@ int resolve_expand(const struct conf *c, const struct mailaddr *a,
 		   struct resolve_list *out);
 void resolve_list_free(struct resolve_list *l);
 
+/*
+ * Forwarding, decided here and nowhere else. A final recipient is
+ * forwarded when it is not the address the client gave: an alias or
+ * catch-all target, or the original sender behind one of our SRS
+ * addresses. given is what the client gave (the SRS address, if smtp-in
+ * reversed one), final the address after expansion; case-insensitive.
+ * Forwarded mail leaves with an SRS sender (queue) and an ARC seal
+ * (smtp-in) when it goes to a non-local address.
+ */
+bool resolve_forwarded(const char *given, const char *final);
+/* Does recipient a (given by the client as given, "" = a itself) reach
+ * at least one non-local address by forwarding? */
+bool resolve_forwards_out(const struct conf *c, const struct mailaddr *a,
+			  const char *given);
+
 #endif

@@ -54,6 +54,7 @@ struct auth_in {
 	char dmarc_skip[128]; /* why DMARC did not apply */
 	int ended, finished;
 	struct buf out;
+	struct buf aar; /* our results on one line, for ARC (RFC 8617 §4.1.1) */
 	int reject;
 	char reject_text[512];
 };
@@ -358,17 +359,41 @@ auth_verdict(struct auth_in *a)
 	}
 }
 
+/* The resinfo after "authserv-id" (";\r\n\tspf=...;\r\n\tdkim=...") as
+ * one line without the leading "; ", for the ARC-Authentication-Results
+ * field: the same results, the same words. */
+static void
+auth_unfold(struct buf *out, const char *p, size_t n)
+{
+	buf_reset(out);
+	if (n >= 4 && memcmp(p, ";\r\n\t", 4) == 0)
+		p += 4, n -= 4;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r' && i + 2 < n && p[i + 1] == '\n' &&
+		    (p[i + 2] == '\t' || p[i + 2] == ' ')) {
+			buf_addc(out, ' ');
+			i += 2;
+		} else if (p[i] != '\r' && p[i] != '\n') {
+			buf_addc(out, p[i]);
+		}
+	}
+}
+
 static void
 auth_compose(struct auth_in *a)
 {
+	size_t start;
+
 	buf_reset(&a->out);
 	auth_verdict(a);
 	buf_adds(&a->out, "Authentication-Results: ");
 	auth_token(&a->out, a->authserv_id);
+	start = a->out.len;
 	auth_compose_spf(a);
 	auth_compose_dkim(a);
 	auth_compose_arc(a);
 	auth_compose_dmarc(a);
+	auth_unfold(&a->aar, a->out.data + start, a->out.len - start);
 	buf_adds(&a->out, "\r\nReceived-SPF: ");
 	buf_adds(&a->out, spf_result_name(a->spf_res));
 	buf_adds(&a->out, " (");
@@ -425,6 +450,7 @@ auth_in_new(const struct auth_in_params *p, auth_in_query_cb *query,
 	a->arg = arg;
 	buf_init(&a->hdr, AUTH_IN_HDR_MAX);
 	buf_init(&a->out, 64 * 1024);
+	buf_init(&a->aar, 64 * 1024);
 	dko.now = (uint64_t)p->now;
 	a->dkim = dkim_verify_new(&dko);
 	a->arc = arc_verify_new(NULL);
@@ -454,6 +480,7 @@ auth_in_free(struct auth_in *a)
 	xfree(a->hostname);
 	buf_free(&a->hdr);
 	buf_free(&a->out);
+	buf_free(&a->aar);
 	xfree(a);
 }
 
@@ -669,6 +696,21 @@ const char *
 auth_in_headers(const struct auth_in *a)
 {
 	return a->out.data ? a->out.data : "";
+}
+
+const char *
+auth_in_results(const struct auth_in *a)
+{
+	return a->aar.data ? a->aar.data : "";
+}
+
+enum arc_result
+auth_in_arc_chain(const struct auth_in *a, bool *temporary)
+{
+	const struct arc_verify_result *r = arc_verify_result(a->arc);
+
+	*temporary = r->temporary;
+	return r->result;
 }
 
 bool

@@ -16,6 +16,10 @@
  * (auth-eod-budget) is the caller's: auth_in_abort() turns whatever is
  * still open into temperror.
  *
+ * For an ARC seal (RFC 8617) of a forwarded message the same results are
+ * available on one line (auth_in_results) with the chain's validation
+ * (auth_in_arc_chain).
+ *
  * Values that came from the network (HELO, sender, domains) reach the
  * headers only after validation by the evaluators (LDH names) or with
  * every byte outside printable ASCII, ';', '(' and ')' replaced.
@@ -28,6 +32,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "mail/arc.h"
 
 #define AUTH_IN_MAX_QUERIES 64 /* DNS questions in flight per message */
 #define AUTH_IN_HDR_MAX (256 * 1024)
@@ -75,6 +80,13 @@ int auth_in_from_domain(const char *hdr, size_t len, char *out, size_t outlen);
 bool auth_in_finished(const struct auth_in *a);
 /* The headers to prepend (CRLF lines). */
 const char *auth_in_headers(const struct auth_in *a);
+/* Our results (the resinfo of the Authentication-Results header after
+ * the authserv-id, unfolded to one line) for ARC-Authentication-Results;
+ * valid once finished. */
+const char *auth_in_results(const struct auth_in *a);
+/* The ARC chain as received (valid once finished); *temporary: the
+ * failure came from DNS or memory, not from the message. */
+enum arc_result auth_in_arc_chain(const struct auth_in *a, bool *temporary);
 /* True when the message must be refused; reply text (after "550 5.7.1"). */
 bool auth_in_reject(const struct auth_in *a, const char **text);
 

@@ -152,12 +152,11 @@ entry_remove(struct queue *q, struct entry *e)
 	xfree(e);
 }
 
-/* A recipient the client did not name itself: an alias or catch-all
- * target, or the original sender of a bounce to an SRS address. */
+/* A recipient the client did not name itself (resolve_forwarded). */
 static int
 rcpt_forwarded(const char *orig, const char *addr)
 {
-	return orig != NULL && *orig != '\0' && strcasecmp(orig, addr) != 0;
+	return resolve_forwarded(orig, addr);
 }
 
 static void

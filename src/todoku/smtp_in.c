@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "mail/addr.h"
 #include "mail/ar_strip.h"
+#include "mail/arc.h"
 #include "mail/conf.h"
 #include "mail/dkim_sign.h"
 #include "mail/resolve.h"
@@ -87,6 +88,9 @@ struct session {
 	struct dkim_signer *signer; /* DKIM signing of this message */
 	char sign_domain[256];
 	int sign_waiting; /* K_SIGN sent, waiting for the signature */
+	int forwards;	  /* a recipient is forwarded to a non-local address */
+	struct arc_sealer *sealer; /* ARC seal of a forwarded message */
+	int seal_stage;		   /* 1: AMS signature awaited, 2: AS's */
 	struct event *auth_timer;
 };
 
@@ -112,6 +116,8 @@ static void sess_run(struct session *s);
 static void sess_auth_done(void *arg);
 static int sess_sign_request(struct session *s);
 static void sess_sign_start(struct session *s, const char *hdr, size_t len);
+static void sess_seal_start(struct session *s);
+static int sess_seal_request(struct session *s);
 static void sess_close(struct session *s);
 
 /* ---- configuration snapshots ------------------------------------------ */
@@ -257,6 +263,10 @@ sess_mail_reset(struct session *s)
 	dkim_signer_free(s->signer);
 	s->signer = NULL;
 	s->sign_waiting = 0;
+	s->forwards = 0;
+	arc_sealer_free(s->sealer);
+	s->sealer = NULL;
+	s->seal_stage = 0;
 	if (s->auth_timer)
 		evtimer_del(s->auth_timer);
 }
@@ -499,6 +509,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	}
 	if (sess_rcpt_policy(s, &ra.to, orig, sizeof(orig)) < 0)
 		return;
+	if (!s->forwards && resolve_forwards_out(s->conf, &ra.to, orig))
+		s->forwards = 1;
 	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
 	r = &s->rcpts[s->nrcpts++];
 	addr_format(&ra.to, r->addr, sizeof(r->addr));
@@ -666,6 +678,8 @@ sess_send_chunk(struct session *s)
 		auth_in_feed(s->auth, s->chunk.data, s->chunk.len);
 	if (s->signer != NULL && !smtp_data_rejected(&s->dp))
 		dkim_signer_feed(s->signer, s->chunk.data, s->chunk.len);
+	if (s->sealer != NULL && !smtp_data_rejected(&s->dp))
+		arc_sealer_feed(s->sealer, s->chunk.data, s->chunk.len);
 	if (s->txn_open && !s->txn_failed && s->d->queue != NULL) {
 		ipc_out_init(&o);
 		ipc_put_data(&o, s->chunk.data, s->chunk.len);
@@ -807,7 +821,135 @@ sess_auth_done(void *arg)
 		     strlen(auth_in_headers(s->auth)));
 	ipc_send(s->d->queue, Q_PREPEND, s->txn_id, -1, &o);
 	ipc_out_free(&o);
+	if (s->sealer != NULL && sess_seal_request(s) == 0)
+		return; /* Q_END follows the seal */
 	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
+}
+
+/*
+ * ARC sealing (RFC 8617 §5.1) of a message forwarded to a non-local
+ * address (resolve_forwards_out): our results of the checks go into
+ * the ARC-Authentication-Results, the AMS covers the message as stored,
+ * the seal covers the chain with cv= from our verification of the chain
+ * as received. The key is the [dkim] key of srs-domain, in the keys
+ * role: it gets two 32-byte hashes, one after the other. The three
+ * fields are one prepend record, on top, before the commit.
+ */
+static void
+sess_seal_start(struct session *s)
+{
+	const struct conf_dkim *k;
+	struct arc_seal_opts o = {0};
+	const char *err = NULL;
+
+	if (!s->forwards || s->auth == NULL || s->d->keys == NULL ||
+	    (k = conf_dkim_find(s->conf, conf_srs_domain(s->conf))) == NULL)
+		return;
+	o.authserv_id =
+	    s->conf->authserv_id ? s->conf->authserv_id : s->conf->hostname;
+	o.domain = k->domain;
+	o.selector = k->selector;
+	o.alg = k->algorithm ? DKIM_ALG_ED25519_SHA256 : DKIM_ALG_RSA_SHA256;
+	o.t = (uint64_t)clock_now();
+	o.chain = ARC_NONE; /* known at the end: arc_sealer_set_chain */
+	s->sealer = arc_sealer_new(&o, &err);
+	if (s->sealer == NULL)
+		log_warn("%s: %s: cannot ARC-seal for %s: %s", s->addr, s->qid,
+			 k->domain, err ? err : "?");
+}
+
+static void
+sess_keys_sign(struct session *s, const char *domain, const uint8_t hash[32])
+{
+	struct ipc_out o;
+
+	ipc_out_init(&o);
+	ipc_put_str(&o, domain);
+	ipc_put_data(&o, hash, 32);
+	ipc_send(s->d->keys, K_SIGN, s->txn_id, -1, &o);
+	ipc_out_free(&o);
+	s->sign_waiting = 1;
+}
+
+/* The checks are final: hash the AMS and ask for its signature. 0 when
+ * a signature was asked for; -1: not sealed (logged), commit now. */
+static int
+sess_seal_request(struct session *s)
+{
+	bool temporary = false;
+	enum arc_result chain = auth_in_arc_chain(s->auth, &temporary);
+	uint8_t hash[32];
+	const char *err = NULL;
+
+	if (s->d->keys == NULL)
+		err = "keys role went away";
+	else if (chain == ARC_FAIL && temporary)
+		err = "the chain as received could not be checked (temporary)";
+	else if (arc_sealer_set_chain(s->sealer, chain,
+				      auth_in_results(s->auth)) < 0)
+		err = "results not usable";
+	else if (arc_sealer_ams_hash(s->sealer, hash, &err) == 0) {
+		sess_keys_sign(s, conf_srs_domain(s->conf), hash);
+		s->seal_stage = 1;
+		return 0;
+	}
+	log_warn("%s: %s: not ARC-sealed: %s", s->addr, s->qid,
+		 err ? err : "?");
+	return -1;
+}
+
+/* A signature for the seal is back: ask for the next one, or store the
+ * ARC set; then commit. */
+static void
+sess_on_seal_signature(struct session *s, int ok, const void *sig, size_t n,
+		       const char *err)
+{
+	uint8_t hash[32];
+	struct buf h;
+	struct ipc_out o;
+
+	s->sign_waiting = 0;
+	if (!ok) {
+		log_warn("%s: %s: not ARC-sealed: %s", s->addr, s->qid, err);
+	} else if (s->seal_stage == 1) {
+		if (arc_sealer_seal_hash(s->sealer, sig, n, hash, &err) == 0 &&
+		    s->d->keys != NULL) {
+			sess_keys_sign(s, conf_srs_domain(s->conf), hash);
+			s->seal_stage = 2;
+			return;
+		}
+		log_warn("%s: %s: not ARC-sealed: %s", s->addr, s->qid,
+			 s->d->keys ? err : "keys role went away");
+	} else {
+		buf_init(&h, 64 * 1024);
+		if (arc_sealer_headers(s->sealer, sig, n, &h) == 0) {
+			ipc_out_init(&o);
+			ipc_put_data(&o, h.data, h.len);
+			ipc_send(s->d->queue, Q_PREPEND, s->txn_id, -1, &o);
+			ipc_out_free(&o);
+			log_info("%s: ARC-sealed i=%u for %s", s->qid,
+				 arc_sealer_instance(s->sealer),
+				 conf_srs_domain(s->conf));
+		} else {
+			log_warn("%s: %s: not ARC-sealed: fields too large",
+				 s->addr, s->qid);
+		}
+		buf_free(&h);
+	}
+	s->seal_stage = 0;
+	if (s->d->queue != NULL && !s->txn_failed)
+		ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
+}
+
+/* A K_SIG for this transaction: a DKIM signature or one of the seal's. */
+static void
+sess_on_keys(struct session *s, int ok, const void *sig, size_t n,
+	     const char *err)
+{
+	if (s->seal_stage != 0)
+		sess_on_seal_signature(s, ok, sig, n, err);
+	else
+		sess_on_signature(s, ok, sig, n, err);
 }
 
 static void
@@ -935,6 +1077,7 @@ sess_filter_header(struct session *s, bool end)
 	s->hdr_phase = 0;
 	hlen = hend ? (size_t)(hend - s->chunk.data) + 2 : s->chunk.len;
 	sess_sign_start(s, s->chunk.data, hlen);
+	sess_seal_start(s);
 	buf_init(&out, s->chunk.max);
 	removed = ar_strip(s->chunk.data, hlen, id, &out);
 	if (removed > 0 &&
@@ -1324,7 +1467,7 @@ smtpd_keys_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 	err = ipc_get_str(in);
 	for (struct session *s = d->sessions; s; s = s->next) {
 		if (s->sign_waiting && s->txn_open && s->txn_id == h->id) {
-			sess_on_signature(s, ok, sig, n, err);
+			sess_on_keys(s, ok, sig, n, err);
 			break;
 		}
 	}
@@ -1342,7 +1485,7 @@ smtpd_keys_close(struct ipc *ipc, void *arg)
 	d->keys = NULL;
 	for (struct session *s = d->sessions; s; s = s->next)
 		if (s->sign_waiting)
-			sess_on_signature(s, 0, "", 0, "keys role went away");
+			sess_on_keys(s, 0, "", 0, "keys role went away");
 }
 
 static void

@@ -5,6 +5,10 @@
  * streamed to the queue role in CHUNK_MAX chunks under credit flow
  * control (when the window is spent, the client is no longer read), and
  * the final reply to DATA is the queue's: 250 only after the commit.
+ * Headers it generates (Received, the sender authentication results, a
+ * DKIM-Signature for trusted mail, the ARC set of a forwarded message)
+ * are sent as Q_PREPEND records before Q_END; signatures come from the
+ * keys role, which sees only 32-byte hashes.
  *
  * Session state machine (one setter, sess_set_state, logs transitions):
  *

@@ -406,6 +406,26 @@ test_sealer_refuses(void **state)
 	arc_sealer_feed(s, "To: a@b\r\n\r\nx\r\n", 14);
 	assert_int_equal(arc_sealer_ams_hash(s, hash, &err), -1);
 	arc_sealer_free(s);
+	/* chain and results set after the stream (smtp-in's order) */
+	s = arc_sealer_new(&o, &err);
+	assert_non_null(s);
+	assert_int_equal(arc_sealer_set_chain(s, ARC_NONE, "spf=pass\r\nX: y"),
+			 -1);
+	arc_sealer_feed(s, AS(1, none) AMS(1) AAR(1) "From: a@b\r\n\r\nx\r\n",
+			strlen(AS(1, none) AMS(1) AAR(1)) + 16);
+	assert_int_equal(arc_sealer_set_chain(s, ARC_FAIL, "arc=fail"), 0);
+	assert_int_equal(arc_sealer_ams_hash(s, hash, &err), 0);
+	assert_int_equal(arc_sealer_instance(s), 2);
+	assert_int_equal(arc_sealer_set_chain(s, ARC_PASS, ""), -1); /* late */
+	arc_sealer_free(s);
+	/* the newest seal says cv=fail: never sealed again */
+	s = arc_sealer_new(&o, &err);
+	arc_sealer_feed(s, AS(1, fail) AMS(1) AAR(1) "From: a@b\r\n\r\nx\r\n",
+			strlen(AS(1, fail) AMS(1) AAR(1)) + 16);
+	assert_int_equal(arc_sealer_set_chain(s, ARC_FAIL, NULL), 0);
+	assert_int_equal(arc_sealer_ams_hash(s, hash, &err), -1);
+	assert_string_equal(err, "chain already sealed as failed (cv=fail)");
+	arc_sealer_free(s);
 }
 
 int

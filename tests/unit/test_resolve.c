@@ -329,6 +329,33 @@ test_aliases(void **state)
 	resolve_list_free(&l);
 }
 
+/* One rule for "forwarded" (SRS in queue, ARC sealing in smtp-in). */
+static void
+test_forwards(void **state)
+{
+	struct mailaddr a;
+
+	(void)state;
+	assert_true(resolve_forwarded("sales@a.example", "x@remote.example"));
+	assert_false(resolve_forwarded("x@remote.example", "X@Remote.Example"));
+	assert_false(resolve_forwarded("", "x@remote.example"));
+	assert_false(resolve_forwarded(NULL, "x@remote.example"));
+	/* an alias with one remote target forwards out */
+	a = mk("sales", "a.example");
+	assert_true(resolve_forwards_out(c1, &a, ""));
+	/* only local targets, a local user, a relayed address: no */
+	a = mk("info", "b.example");
+	assert_false(resolve_forwards_out(c1, &a, ""));
+	a = mk("bob", "a.example");
+	assert_false(resolve_forwards_out(c1, &a, ""));
+	a = mk("x", "remote.example");
+	assert_false(resolve_forwards_out(c1, &a, ""));
+	/* the sender behind one of our SRS addresses: given differs */
+	assert_true(resolve_forwards_out(c1, &a,
+					 "SRS0=h=tt=remote.example=x@"
+					 "mx.a.example"));
+}
+
 static void
 test_loops_and_limits(void **state)
 {
@@ -400,6 +427,7 @@ main(void)
 	    cmocka_unit_test(test_postmaster_configured),
 	    cmocka_unit_test(test_catch_all),
 	    cmocka_unit_test(test_aliases),
+	    cmocka_unit_test(test_forwards),
 	    cmocka_unit_test(test_loops_and_limits),
 	    cmocka_unit_test(test_builtin),
 	};
