@@ -182,6 +182,26 @@ DELIVERED=$(( DELIVERED + NLAT ))
 note "todoku 1-session end-of-data -> 250 ($NLAT msgs, one connection): median $LAT_MED ms, p99 $LAT_P99 ms, max $LAT_MAX ms;" \
 	"fdatasync just before: median $FSL_MED ms, p99 $FSL_P99 ms"
 
+# The same with the local role stopped: the queue commits received
+# messages only, so the tail shows the commit path without Maildir
+# fsyncs of the previous messages sharing the file system journal.
+QPID=$(pgrep -P "$TPID" -f 'todoku --role queue')
+LPID=$(pgrep -P "$TPID" -f 'todoku --role local') || die "cannot find the local role"
+kill -STOP "$LPID" || die "cannot stop the local role"
+LSTOPPED=$LPID
+read -r FSR_MED FSR_P99 FSR_MAX <<EOF
+$($HELPER fsync-latency "$BASE" 200)
+EOF
+read -r LATR_MED LATR_P99 LATR_MAX <<EOF
+$($HELPER smtp-latency $T_ADDR $T_PORT "$NLAT" "$MSGLEN" "$BASE/latency-rx-ms.txt" 2>"$BASE/latency-rx.err")
+EOF
+kill -CONT "$LPID"; LSTOPPED=
+[ -n "$LATR_MAX" ] || { cat "$BASE/latency-rx.err" >&2; die "todoku receive-only latency run failed"; }
+$HELPER wait-count "$NEWDIR" $(( DELIVERED + NLAT )) 120 >/dev/null || die "todoku receive-only latency run: messages not delivered"
+DELIVERED=$(( DELIVERED + NLAT ))
+note "todoku 1-session end-of-data -> 250, local role stopped: median $LATR_MED ms, p99 $LATR_P99 ms, max $LATR_MAX ms;" \
+	"fdatasync just before: median $FSR_MED ms, p99 $FSR_P99 ms"
+
 # fsync-counting pass: strace attached to the running roles (slows them; the
 # rate of this pass is not reported).
 ROLE_PIDS=$(pgrep -P "$TPID" -f 'todoku --role') || die "cannot find todoku roles under pid $TPID"
@@ -428,6 +448,10 @@ mkdir -p "$RESULTS"
 		"$(awk -v l="$LAT_P99" -v m="$FSL_MED" 'BEGIN { print (l <= 2 * m ? "met" : "NOT met") }');" \
 		"against 2 x fdatasync p99 = $(awk -v m="$FSL_P99" 'BEGIN { printf "%.3f", 2 * m }') ms:" \
 		"$(awk -v l="$LAT_P99" -v m="$FSL_P99" 'BEGIN { print (l <= 2 * m ? "within" : "not within") }')"
+	echo "todoku 1-session end-of-data -> 250, local role stopped (receive only), N=$NLAT: median $LATR_MED ms, p99 $LATR_P99 ms, max $LATR_MAX ms"
+	echo "  fdatasync measured just before it: median $FSR_MED ms, p99 $FSR_P99 ms, max $FSR_MAX ms;" \
+		"target p99 <= 2 x median = $(awk -v m="$FSR_MED" 'BEGIN { printf "%.3f", 2 * m }') ms:" \
+		"$(awk -v l="$LATR_P99" -v m="$FSR_MED" 'BEGIN { print (l <= 2 * m ? "met" : "NOT met") }')"
 	[ -n "${FS_P:-}" ] && echo "Postfix fsync+fdatasync calls for $NSTRACE messages: $FS_P (whole instance)"
 	echo "todoku 16/1-session accept ratio: $(ratio "$ACC_s16" "$ACC_s1")"
 	if [ -n "${PACC_s16:-}" ]; then
