@@ -720,6 +720,12 @@ set_tls(struct parser *p, const struct key *k, void *dst, char *val)
 }
 
 static int
+set_verify(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	return set_choice(p, k, dst, val, conf_verify_names, 2);
+}
+
+static int
 set_ip(struct parser *p, const struct key *k, void *dst, char *val)
 {
 	return set_choice(p, k, dst, val, conf_ip_names, 5);
@@ -1012,6 +1018,9 @@ static const struct key delivery_keys[] = {
     {"helo", set_opt_hostname, OFF_C(delivery_helo), 0, 0,
      "a host name like mx.example.com, or \"\" for [server] hostname"},
     {"tls", set_tls, OFF_C(delivery_tls), 0, 0, "none, may or must"},
+    {"verify", set_verify, OFF_C(delivery_verify), 0, 0, "none or ca"},
+    {"ca", set_path, OFF_C(delivery_ca), 1, 0,
+     "a PEM file of CA certificates or a hashed directory"},
     {"ip", set_ip, OFF_C(delivery_ip), 0, 0,
      "any, prefer-ipv4, prefer-ipv6, ipv4-only or ipv6-only"},
     {"port", set_uint, OFF_C(delivery_port), 1, 65535,
@@ -1041,6 +1050,9 @@ static const struct key route_keys[] = {
     {"via", set_via, 0, 0, 0,
      "smtp://host:port or smtps://host:port (host may be [IP])"},
     {"tls", set_route_tls, OFF_R(tls), 0, 0, "none, may or must"},
+    {"verify", set_verify, OFF_R(verify), 0, 0, "none or ca"},
+    {"ca", set_path, OFF_R(ca), 1, 0,
+     "a PEM file of CA certificates or a hashed directory"},
     {"helo", set_opt_hostname, OFF_R(helo), 0, 0,
      "a host name like mx.example.com"},
     {"ip", set_ip, OFF_R(ip), 0, 0,
@@ -1138,6 +1150,8 @@ conf_new(struct parser *p)
 	c->dmarc_policy = 1; /* enforce */
 	c->srs_max_age = SRS_MAX_AGE_DEFAULT;
 	c->delivery_tls = CONF_TLS_MAY;
+	c->delivery_verify = CONF_VERIFY_NONE;
+	c->delivery_ca = xstrdup(CONF_CA_DEFAULT);
 	c->delivery_ip = CONF_IP_ANY;
 	c->delivery_port = 25;
 	c->delivery_max_addresses = 10;
@@ -1175,6 +1189,7 @@ conf_free(struct conf *c)
 	xfree(c->path);
 	xfree(c->hostname);
 	xfree(c->delivery_helo);
+	xfree(c->delivery_ca);
 	xfree(c->authserv_id);
 	xfree(c->delivery_source4);
 	xfree(c->delivery_source6);
@@ -1206,6 +1221,7 @@ conf_free(struct conf *c)
 		xfree(r->via);
 		xfree(r->host);
 		xfree(r->helo);
+		xfree(r->ca);
 		xfree(r->source4);
 		xfree(r->source6);
 		xfree(r->auth_user);
@@ -1266,10 +1282,30 @@ route_end(struct parser *p, struct conf_route *r)
 		     r->name);
 		return -1;
 	}
+	return 0;
+}
+
+/* After the whole file: [delivery] may come after the routes, so the
+ * defaults they take from it are filled in here. */
+static int
+route_finish(struct parser *p, struct conf_route *r)
+{
+	p->line = r->line;
+	if (r->verify < 0)
+		r->verify = p->c->delivery_verify;
 	if (r->tls < 0)
-		r->tls = r->implicit_tls ? CONF_TLS_MUST : CONF_TLS_MAY;
+		r->tls = r->implicit_tls || r->verify != CONF_VERIFY_NONE
+			     ? CONF_TLS_MUST
+			     : CONF_TLS_MAY;
 	if (r->ip < 0)
 		r->ip = p->c->delivery_ip;
+	if (r->verify != CONF_VERIFY_NONE && r->tls != CONF_TLS_MUST) {
+		perr(p,
+		     "[route \"%s\"]: verify = %s needs tls = must (a "
+		     "verified route never falls back to plaintext)",
+		     r->name, conf_verify_names[r->verify]);
+		return -1;
+	}
 	if (r->implicit_tls && r->tls != CONF_TLS_MUST) {
 		perr(p,
 		     "[route \"%s\"]: smtps:// is always TLS (remove tls "
@@ -1475,8 +1511,9 @@ open_route(struct parser *p, const char *sub)
 	memset(r, 0, sizeof(*r));
 	r->name = xstrdup(sub);
 	r->line = p->line;
-	r->tls = -1; /* default: must for smtps, may otherwise */
-	r->ip = -1;  /* default: [delivery] ip */
+	r->tls = -1;	/* default: must for smtps or verify = ca, else may */
+	r->ip = -1;	/* default: [delivery] ip */
+	r->verify = -1; /* default: [delivery] verify */
 	return 0;
 }
 
@@ -1753,6 +1790,18 @@ parse_finish(struct parser *p)
 
 	if (p->sect != S_NONE && section_end(p) < 0)
 		return -1;
+	if (c->delivery_verify != CONF_VERIFY_NONE &&
+	    c->delivery_tls != CONF_TLS_MUST) {
+		p->line = p->plain_line[S_DELIVERY];
+		perr(p,
+		     "[delivery]: verify = %s needs tls = must (a verified "
+		     "delivery never falls back to plaintext)",
+		     conf_verify_names[c->delivery_verify]);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (route_finish(p, &c->routes[i]) < 0)
+			return -1;
 	if (c->nlistens == 0) {
 		perr(p, "no [listen] section (add one, e.g. [listen \"smtp\"] "
 			"with address = 0.0.0.0:25)");
@@ -2129,6 +2178,48 @@ load_srs_secrets(struct parser *p)
 	return r;
 }
 
+/* A CA store that verify = ca will use must be readable now, not at
+ * the first delivery. */
+static int
+check_ca(struct parser *p, const char *path, int line, const char *where)
+{
+	struct stat st;
+
+	p->name = p->c->path;
+	p->line = line;
+	if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
+		perr(p, "%s: ca %s: %s", where, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		perr(p, "%s: ca %s is neither a file nor a directory", where,
+		     path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_cas(struct parser *p)
+{
+	const struct conf *c = p->c;
+	char where[300];
+
+	if (c->delivery_verify != CONF_VERIFY_NONE &&
+	    check_ca(p, c->delivery_ca, 0, "[delivery]") < 0)
+		return -1;
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct conf_route *r = &c->routes[i];
+		if (r->verify == CONF_VERIFY_NONE)
+			continue;
+		snprintf(where, sizeof(where), "[route \"%s\"]", r->name);
+		if (check_ca(p, r->ca ? r->ca : c->delivery_ca, r->line,
+			     where) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 load_tables(struct parser *p)
 {
@@ -2151,7 +2242,7 @@ load_tables(struct parser *p)
 			return -1;
 	if (c->srs_secret_file && load_srs_secrets(p) < 0)
 		return -1;
-	return 0;
+	return check_cas(p);
 }
 
 struct conf *
@@ -2382,6 +2473,8 @@ dump_delivery(const struct conf *c, struct buf *b)
 
 	r = r ? r : dump_opt(b, "helo", c->delivery_helo);
 	r = r ? r : dump_kv(b, "tls", conf_tls_names[c->delivery_tls]);
+	r = r ? r : dump_kv(b, "verify", conf_verify_names[c->delivery_verify]);
+	r = r ? r : dump_kv(b, "ca", c->delivery_ca);
 	r = r ? r : dump_kv(b, "ip", conf_ip_names[c->delivery_ip]);
 	r = r ? r : dump_uint(b, "port", c->delivery_port);
 	r = r ? r : dump_uint(b, "max-addresses", c->delivery_max_addresses);
@@ -2466,6 +2559,10 @@ conf_dump(const struct conf *c, struct buf *out)
 		r = dump_header(out, "route", rt->name);
 		r = r ? r : dump_kv(out, "via", rt->via);
 		r = r ? r : dump_kv(out, "tls", conf_tls_names[rt->tls]);
+		r = r ? r
+		      : dump_kv(out, "verify", conf_verify_names[rt->verify]);
+		if (rt->ca)
+			r = r ? r : dump_kv(out, "ca", rt->ca);
 		r = r ? r : dump_opt(out, "helo", rt->helo);
 		r = r ? r : dump_kv(out, "ip", conf_ip_names[rt->ip]);
 		r = r ? r : dump_opt(out, "source-ipv4", rt->source4);
@@ -2483,6 +2580,7 @@ conf_dump(const struct conf *c, struct buf *out)
 /* ---- lookups --------------------------------------------------------- */
 
 const char *const conf_tls_names[] = {"none", "may", "must"};
+const char *const conf_verify_names[] = {"none", "ca"};
 const char *const conf_ip_names[] = {"any", "prefer-ipv4", "prefer-ipv6",
 				     "ipv4-only", "ipv6-only"};
 

@@ -72,7 +72,12 @@ enum conf_ip {
 	CONF_IP_V4_ONLY,
 	CONF_IP_V6_ONLY,
 };
+/* Certificate verification of outbound TLS. An enum, not a bool: DANE
+ * and MTA-STS come later as further policies. */
+enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_CA };
+#define CONF_CA_DEFAULT "/etc/ssl/certs/ca-certificates.crt"
 extern const char *const conf_tls_names[];
+extern const char *const conf_verify_names[];
 extern const char *const conf_ip_names[];
 
 struct conf_listen {
@@ -115,6 +120,8 @@ struct conf_route {
 	unsigned port;
 	bool implicit_tls;	 /* smtps:// */
 	int tls;		 /* enum conf_tls */
+	int verify;		 /* enum conf_verify (default [delivery]) */
+	char *ca;		 /* NULL: [delivery] ca */
 	char *helo;		 /* NULL: [delivery] helo */
 	int ip;			 /* enum conf_ip */
 	char *source4, *source6; /* NULL: [delivery] source-ipv4/6 */
@@ -180,6 +187,8 @@ struct conf {
 	/* [delivery]: outbound SMTP (MX delivery) */
 	char *delivery_helo; /* NULL: hostname */
 	int delivery_tls;    /* enum conf_tls */
+	int delivery_verify; /* enum conf_verify */
+	char *delivery_ca;   /* CA file or hashed directory (verify = ca) */
 	int delivery_ip;     /* enum conf_ip, same order as mx.h's policy */
 	unsigned delivery_port;
 	unsigned delivery_max_addresses;

@@ -59,7 +59,8 @@
  * queue -> smtp-out (id = job)
  *   O_DELIVER    fd = body; str queue id, str domain, str sender,
  *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
- *                u32 port, u8 tls (conf_tls), u8 implicit TLS, str helo,
+ *                u32 port, u8 tls (conf_tls), u8 implicit TLS,
+ *                u8 verify (conf_verify), str CA file or directory, str helo,
  *                str auth user, str auth password, str source IPv4,
  *                str source IPv6, data prepend headers, u32 nrcpt x (u64 rcpt
  * id, str address, u32 notify, str orcpt), u32 ntargets x (u8 family, data

@@ -947,6 +947,8 @@ rjob_put_session(const struct conf *c, const struct conf_route *rt,
 	ipc_put_u32(o, rt ? rt->port : c->delivery_port);
 	ipc_put_u8(o, (uint8_t)(rt ? rt->tls : c->delivery_tls));
 	ipc_put_u8(o, rt ? rt->implicit_tls : 0);
+	ipc_put_u8(o, (uint8_t)(rt ? rt->verify : c->delivery_verify));
+	ipc_put_str(o, rt && rt->ca ? rt->ca : c->delivery_ca);
 	ipc_put_str(o, rt && rt->helo ? rt->helo : helo);
 	ipc_put_str(o, rt ? rt->auth_user : NULL);
 	ipc_put_str(o, rt ? rt->auth_password : NULL);

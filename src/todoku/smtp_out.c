@@ -9,10 +9,14 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +57,8 @@ struct sess {
 	unsigned port;
 	int tls; /* enum conf_tls */
 	int implicit_tls;
+	int verify; /* enum conf_verify */
+	char *ca;   /* CA store for verify = ca */
 	char *helo, *auth_user, *auth_pass;
 	char *source4, *source6; /* "" or the address to bind */
 };
@@ -113,15 +119,23 @@ struct conn {
 	int conn_failed;      /* reconnects are not tried after this */
 	struct buf trace;     /* not yet handed to a job */
 	char where[400];
-	char last_fail[512];
+	char last_fail[1024];
+	char verify_fail[1024]; /* the last certificate verification failure */
 	struct conn *next;
+};
+
+/* One TLS context per CA store in use (verify = none: ca ""). */
+struct tls_ctx {
+	char *ca;
+	SSL_CTX *ctx;
+	struct tls_ctx *next;
 };
 
 struct smtpo {
 	struct role_env *env;
 	struct ipc *master;
 	struct ipc *queue;
-	SSL_CTX *tls;
+	struct tls_ctx *tls;
 	struct conn *conns;
 };
 
@@ -250,6 +264,8 @@ sess_copy(struct sess *d, const struct sess *s)
 	d->port = s->port;
 	d->tls = s->tls;
 	d->implicit_tls = s->implicit_tls;
+	d->verify = s->verify;
+	d->ca = xstrdup(s->ca);
 	d->helo = xstrdup(s->helo);
 	d->auth_user = xstrdup(s->auth_user);
 	d->auth_pass = xstrdup(s->auth_pass);
@@ -261,6 +277,7 @@ static void
 sess_free(struct sess *s)
 {
 	xfree(s->helo);
+	xfree(s->ca);
 	xfree(s->source4);
 	xfree(s->source6);
 	xfree(s->auth_user);
@@ -271,13 +288,13 @@ sess_free(struct sess *s)
 }
 
 /* The connection cache key, DESIGN §7: address, port, source address,
- * HELO, TLS policy, SASL identity (verify name: no verification yet). */
+ * HELO, TLS policy, SASL identity (the verify name: conn_find_idle). */
 static int
 sess_same(const struct sess *a, const struct sess *b, int family)
 {
 	return a->port == b->port && a->tls == b->tls &&
-	       a->implicit_tls == b->implicit_tls &&
-	       strcmp(a->helo, b->helo) == 0 &&
+	       a->implicit_tls == b->implicit_tls && a->verify == b->verify &&
+	       strcmp(a->ca, b->ca) == 0 && strcmp(a->helo, b->helo) == 0 &&
 	       strcmp(a->auth_user, b->auth_user) == 0 &&
 	       strcmp(a->auth_pass, b->auth_pass) == 0 &&
 	       strcmp(family == 6 ? a->source6 : a->source4,
@@ -375,17 +392,30 @@ job_send_result(struct job *j, const char *fallback_status,
 }
 
 /* Connection-level failure before this message was tried anywhere. */
+/* No address gave a session. A certificate that failed verification
+ * is the reason that matters (4.7.5, RFC 3463): it is quoted first. */
 static void
-job_fail_conn(struct job *j, const char *domain, const char *last_fail)
+job_fail_conn(struct job *j, const char *domain, const char *last_fail,
+	      const char *verify_fail)
 {
-	char reply[1024];
+	char reply[1600];
 
-	snprintf(reply, sizeof(reply),
-		 "no address of %s accepted a connection for this message%s%s",
-		 domain, last_fail[0] ? "; last error: " : "", last_fail);
+	if (verify_fail[0])
+		snprintf(reply, sizeof(reply),
+			 "no address of %s gave a verified TLS session for "
+			 "this message: %s%s%s",
+			 domain, verify_fail,
+			 strcmp(last_fail, verify_fail) ? "; last error: " : "",
+			 strcmp(last_fail, verify_fail) ? last_fail : "");
+	else
+		snprintf(reply, sizeof(reply),
+			 "no address of %s accepted a connection for this "
+			 "message%s%s",
+			 domain, last_fail[0] ? "; last error: " : "",
+			 last_fail);
 	if (j->verdict == SMTPO_V_NONE)
 		j->verdict = SMTPO_V_CONN_FAILED;
-	job_send_result(j, "4.4.1", reply);
+	job_send_result(j, verify_fail[0] ? "4.7.5" : "4.4.1", reply);
 	job_free(j);
 }
 
@@ -518,7 +548,7 @@ conn_give_up(struct conn *cn)
 			job_free(j);
 			continue;
 		}
-		job_fail_conn(j, domain, cn->last_fail);
+		job_fail_conn(j, domain, cn->last_fail, cn->verify_fail);
 	}
 	conn_free(cn);
 }
@@ -719,16 +749,164 @@ conn_take_reply(struct conn *cn)
 
 /* ---- TLS ---------------------------------------------------------------- */
 
+/* The context for a CA store (verify = none: "", no store), made on
+ * first use and kept until a reload. */
+static SSL_CTX *
+tls_ctx_get(struct smtpo *o, const struct sess *s, char *why, size_t wl)
+{
+	const char *ca = s->verify == CONF_VERIFY_NONE ? "" : s->ca;
+	struct tls_ctx *t;
+	SSL_CTX *ctx;
+	struct stat st;
+	int dir;
+
+	for (t = o->tls; t; t = t->next)
+		if (strcmp(t->ca, ca) == 0)
+			return t->ctx;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		snprintf(why, wl, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (*ca) {
+		dir = stat(ca, &st) == 0 && S_ISDIR(st.st_mode);
+		if (SSL_CTX_load_verify_locations(ctx, dir ? NULL : ca,
+						  dir ? ca : NULL) != 1) {
+			const char *e =
+			    ERR_reason_error_string(ERR_get_error());
+			snprintf(why, wl,
+				 "cannot load CA certificates from %s: %s", ca,
+				 e ? e : "unknown error");
+			ERR_clear_error();
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->ca = xstrdup(ca);
+	t->ctx = ctx;
+	t->next = o->tls;
+	o->tls = t;
+	return ctx;
+}
+
+/* A reload may have changed the CA files: contexts are made again (a
+ * live SSL keeps its own reference). */
+static void
+tls_ctx_flush(struct smtpo *o)
+{
+	while (o->tls) {
+		struct tls_ctx *t = o->tls;
+		o->tls = t->next;
+		SSL_CTX_free(t->ctx);
+		xfree(t->ca);
+		xfree(t);
+	}
+}
+
+static int
+is_ip_literal(const char *host)
+{
+	uint8_t a[16];
+
+	return inet_pton(AF_INET, host, a) == 1 ||
+	       inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* SNI is the host we connect to (never an IP address, RFC 6066 §3);
+ * verify = ca checks the certificate against that same name: the MX
+ * host name, or the smarthost of via (its IP address when via is an
+ * address literal). */
+static int
+tls_set_peer(struct conn *cn)
+{
+	const char *host = cn->t[cn->ti].host;
+	int literal = is_ip_literal(host);
+
+	if (host[0] && !literal)
+		SSL_set_tlsext_host_name(cn->ssl, host);
+	if (cn->s.verify == CONF_VERIFY_NONE)
+		return 0;
+	if (host[0] == '\0')
+		return -1;
+	if (literal)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(cn->ssl),
+						     host) == 1
+			   ? 0
+			   : -1;
+	SSL_set_hostflags(cn->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return SSL_set1_host(cn->ssl, host) == 1 ? 0 : -1;
+}
+
+/* The handshake is done: with verify = ca it was verified by OpenSSL
+ * (SSL_VERIFY_PEER fails the handshake otherwise); checked once more. */
+static int
+tls_verified(struct conn *cn)
+{
+	X509 *cert;
+
+	if (cn->s.verify == CONF_VERIFY_NONE)
+		return 1;
+	cert = SSL_get1_peer_certificate(cn->ssl);
+	if (cert == NULL)
+		return 0;
+	X509_free(cert);
+	return SSL_get_verify_result(cn->ssl) == X509_V_OK;
+}
+
+/* The handshake failed; why says why (the engine prefixes "TLS
+ * handshake failed"), with OpenSSL's exact verification error when the
+ * certificate was the reason. */
+static void
+tls_failure(struct conn *cn, int done, char *why, size_t wl)
+{
+	long vr = SSL_get_verify_result(cn->ssl);
+	unsigned long e = ERR_peek_last_error();
+
+	if (cn->s.verify != CONF_VERIFY_NONE && (vr != X509_V_OK || done)) {
+		snprintf(why, wl,
+			 "certificate verification failed (verify = %s, "
+			 "name %s): %s",
+			 conf_verify_names[cn->s.verify], cn->t[cn->ti].host,
+			 vr != X509_V_OK ? X509_verify_cert_error_string(vr)
+					 : "no certificate");
+		snprintf(cn->verify_fail, sizeof(cn->verify_fail),
+			 "%.400s: TLS handshake failed: %.560s", cn->where,
+			 why);
+		log_warn("%s: TLS handshake failed: %s", cn->where, why);
+	} else {
+		snprintf(why, wl, "%s",
+			 e && ERR_reason_error_string(e)
+			     ? ERR_reason_error_string(e)
+			     : "connection closed");
+	}
+	ERR_clear_error();
+}
+
 static void
 conn_tls_step(struct conn *cn)
 {
-	int r = SSL_connect(cn->ssl);
-	char why[256];
+	int r = SSL_connect(cn->ssl), e;
+	char why[600];
 
-	if (r == 1) {
-		buf_addf(&cn->trace, "  TLS %s %s (certificate not verified)\n",
-			 SSL_get_version(cn->ssl),
-			 SSL_get_cipher_name(cn->ssl));
+	if (r == 1 && tls_verified(cn)) {
+		if (cn->s.verify == CONF_VERIFY_NONE)
+			buf_addf(&cn->trace,
+				 "  TLS %s %s, certificate not verified "
+				 "(verify = none)\n",
+				 SSL_get_version(cn->ssl),
+				 SSL_get_cipher_name(cn->ssl));
+		else
+			buf_addf(&cn->trace,
+				 "  TLS %s %s, certificate verified (verify = "
+				 "%s, name %s)\n",
+				 SSL_get_version(cn->ssl),
+				 SSL_get_cipher_name(cn->ssl),
+				 conf_verify_names[cn->s.verify],
+				 cn->t[cn->ti].host);
 		cn->io = IO_TALK;
 		if (cn->implicit_pending)
 			cn->implicit_pending = 0;
@@ -737,19 +915,20 @@ conn_tls_step(struct conn *cn)
 		conn_pump(cn);
 		return;
 	}
-	r = SSL_get_error(cn->ssl, r);
-	if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE) {
-		conn_wait_io(cn, r == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE,
-			     cn->o->env->conf->delivery_timeout_command);
-		return;
+	if (r != 1) {
+		e = SSL_get_error(cn->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			conn_wait_io(
+			    cn, e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE,
+			    cn->o->env->conf->delivery_timeout_command);
+			return;
+		}
 	}
-	snprintf(why, sizeof(why), "TLS handshake failed: %s",
-		 ERR_reason_error_string(ERR_peek_last_error())
-		     ? ERR_reason_error_string(ERR_get_error())
-		     : "connection closed");
-	ERR_clear_error();
+	tls_failure(cn, r == 1, why, sizeof(why));
 	if (cn->implicit_pending) {
-		conn_next_target(cn, why);
+		char full[700];
+		snprintf(full, sizeof(full), "TLS handshake failed: %s", why);
+		conn_next_target(cn, full);
 		return;
 	}
 	cn->io = IO_TALK;
@@ -762,7 +941,8 @@ conn_tls_step(struct conn *cn)
 static void
 conn_start_tls(struct conn *cn)
 {
-	const struct target *t = &cn->t[cn->ti];
+	char why[600] = "cannot set up TLS";
+	SSL_CTX *ctx;
 
 	/* RFC 3207 §4.2: nothing the server sent after its 220 counts */
 	if (cn->in.len)
@@ -773,15 +953,22 @@ conn_start_tls(struct conn *cn)
 	buf_reset(&cn->in);
 	smtp_reply_parser_free(&cn->rp);
 	smtp_reply_parser_init(&cn->rp);
-	cn->ssl = SSL_new(cn->o->tls);
-	if (cn->ssl == NULL || SSL_set_fd(cn->ssl, cn->fd) != 1) {
-		smtp_client_tls_done(cn->c, false, "cannot set up TLS");
+	ctx = tls_ctx_get(cn->o, &cn->s, why, sizeof(why));
+	cn->ssl = ctx ? SSL_new(ctx) : NULL;
+	if (cn->ssl == NULL || SSL_set_fd(cn->ssl, cn->fd) != 1 ||
+	    tls_set_peer(cn) < 0) {
+		if (cn->ssl) {
+			SSL_free(cn->ssl);
+			cn->ssl = NULL;
+		}
+		if (cn->implicit_pending) {
+			conn_next_target(cn, why);
+			return;
+		}
+		smtp_client_tls_done(cn->c, false, why);
 		conn_pump(cn);
 		return;
 	}
-	if (t->host[0] &&
-	    inet_pton(AF_INET, t->host, &(struct in_addr){0}) != 1)
-		SSL_set_tlsext_host_name(cn->ssl, t->host);
 	cn->io = IO_HANDSHAKE;
 	conn_tls_step(cn);
 }
@@ -1411,9 +1598,12 @@ conn_find_idle(struct smtpo *o, const struct job *j, int family)
 			continue;
 		if (mono_now() - cn->born >= SMTPO_CONN_MAX_AGE)
 			continue;
+		/* verify = ca: the name checked is part of the key */
 		for (size_t i = 0; i < j->nt; i++)
 			if (j->t[i].family == t->family &&
-			    memcmp(j->t[i].addr, t->addr, 16) == 0)
+			    memcmp(j->t[i].addr, t->addr, 16) == 0 &&
+			    (cn->s.verify == CONF_VERIFY_NONE ||
+			     strcasecmp(j->t[i].host, t->host) == 0))
 				return cn;
 	}
 	return NULL;
@@ -1456,6 +1646,8 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->s.port = ipc_get_u32(in);
 	j->s.tls = ipc_get_u8(in);
 	j->s.implicit_tls = ipc_get_u8(in);
+	j->s.verify = ipc_get_u8(in);
+	j->s.ca = xstrdup(ipc_get_str(in));
 	j->s.helo = xstrdup(ipc_get_str(in));
 	j->s.auth_user = xstrdup(ipc_get_str(in));
 	j->s.auth_pass = xstrdup(ipc_get_str(in));
@@ -1501,7 +1693,7 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->m.envid = *j->envid ? j->envid : NULL;
 	buf_init(&j->trace, SMTPO_TRACE_MAX);
 	if (j->nt == 0 || n == 0) {
-		job_fail_conn(j, j->domain, "");
+		job_fail_conn(j, j->domain, "", "");
 		return;
 	}
 	/* the queue's session: the connection it already carries */
@@ -1559,6 +1751,7 @@ smtpo_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		if (nc != NULL) {
 			conf_free(o->env->conf);
 			o->env->conf = nc;
+			tls_ctx_flush(o);
 			log_set_level(nc->log_level);
 		}
 		break;
@@ -1585,11 +1778,13 @@ smtp_out_main(struct role_env *env)
 	static struct smtpo o;
 
 	o.env = env;
-	o.tls = SSL_CTX_new(TLS_client_method());
-	if (o.tls == NULL)
-		log_fatal("smtp-out: cannot create a TLS context");
-	SSL_CTX_set_min_proto_version(o.tls, TLS1_2_VERSION);
-	SSL_CTX_set_verify(o.tls, SSL_VERIFY_NONE, NULL);
+	{
+		/* fail at start, not at the first delivery */
+		struct sess none = {.verify = CONF_VERIFY_NONE};
+		char why[600];
+		if (tls_ctx_get(&o, &none, why, sizeof(why)) == NULL)
+			log_fatal("smtp-out: %s", why);
+	}
 	o.master = ipc_new(env->base, ROLE_MASTER_FD, smtpo_master_msg,
 			   smtpo_master_close, &o);
 	event_base_dispatch(env->base);

@@ -15,8 +15,12 @@
  * record: each address tried with its outcome, TLS version and cipher,
  * the dialogue with AUTH redacted.
  *
- * Certificates are not verified yet ([delivery] tls = may|must only
- * decide whether TLS is used; verify = ca, DANE and MTA-STS come later).
+ * TLS policy per job: tls (none|may|must) and verify (none|ca). SNI is
+ * the target's host; verify = ca sets SSL_VERIFY_PEER with the job's CA
+ * store (one SSL_CTX per store, made on first use, dropped on reload)
+ * and SSL_set1_host on the target's host (an IP literal: its address),
+ * so a bad certificate fails the handshake: next address, and when no
+ * address passed, the job is deferred 4.7.5 quoting OpenSSL's error.
  *
  * Connections (DESIGN §7 "Destinations and scheduling"). A connection
  * carries jobs one after another (engine max_msgs; every transaction
@@ -29,7 +33,8 @@
  * for the next job of its session (the queue may add one before it saw
  * the last result). Only the IPv4 retry adopts an idle connection of
  * another session, with the same cache key (address among the job's
- * targets, port, source address, HELO, TLS policy, SASL identity); a
+ * targets, port, source address, HELO, TLS policy, verify policy, CA
+ * store and (verify = ca) host name, SASL identity); a
  * new attempt otherwise connects afresh, so every attempt of the retry
  * schedule meets the address order and health memory anew. A reused
  * connection that turns out unusable (closed, RSET refused) costs

@@ -7,3 +7,4 @@ from .peer import SMTPPeer  # noqa: F401
 from .postfix import Postfix  # noqa: F401
 from .swaks import swaks  # noqa: F401
 from .mailfile import queue_id, split as split_message, header  # noqa: F401
+from .tlscerts import TestCA, self_signed  # noqa: F401

@@ -17,6 +17,9 @@ Script keys (all optional):
                   "drop" closes instead of answering.
   drop_mid_data   close the connection after this many octets of DATA
   on_command      callable(session, line) -> reply | None: overrides all
+  tls             (certfile, keyfile): offer STARTTLS with this certificate
+                  (PEM, chain in certfile); after the handshake the session
+                  has .tls = True and .sni (the name the client asked for)
 Recorded: peer.sessions (each with .commands [str], .messages), peer.messages
 (every completed message: dict(mail_from, rcpts, data (bytes, CRLF, un-
 stuffed), helo, session)), peer.connections, peer.active (connections open
@@ -24,6 +27,7 @@ now), peer.max_active (most open at once), peer.connect_times (monotonic).
 addr may be an IPv6 address ("::1"): the peer then listens on IPv6.
 """
 import socket
+import ssl
 import threading
 import time
 
@@ -37,6 +41,8 @@ class Session:
         self.messages = []
         self.helo = None
         self.closed_by = None
+        self.tls = False
+        self.sni = None
 
 
 class SMTPPeer:
@@ -44,7 +50,7 @@ class SMTPPeer:
                  greeting_delay=0.0, ehlo=("PIPELINING", "8BITMIME", "SIZE 10485760",
                                            "ENHANCEDSTATUSCODES"),
                  replies=None, data_reply="250 2.0.0 Ok: queued", drop_mid_data=None,
-                 on_command=None, hostname="peer.test"):
+                 on_command=None, hostname="peer.test", tls=None):
         self.addr = addr or alloc_addr(ports=(port,))
         self.port = port
         self.greeting = greeting
@@ -55,6 +61,13 @@ class SMTPPeer:
         self.drop_mid_data = drop_mid_data
         self.on_command = on_command
         self.hostname = hostname
+        self._tls_ctx = None
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            ctx.sni_callback = self._on_sni
+            self._tls_ctx = ctx
+            self._sni_seen = threading.local()
         self.sessions = []
         self.messages = []
         self.connections = 0
@@ -82,6 +95,25 @@ class SMTPPeer:
     def _reply_for(self, verb):
         lst = self.replies.get(verb)
         return self._next(lst) if lst else None
+
+    def _on_sni(self, sslobj, name, ctx):
+        self._sni_seen.name = name
+
+    def _starttls(self, c, s):
+        """Handshake on c; the TLS socket, or None when it failed."""
+        self._sni_seen.name = None
+        try:
+            t = self._tls_ctx.wrap_socket(c, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            s.sni = self._sni_seen.name
+            with self._lock:
+                s.commands.append("<TLS handshake failed: %s>" % e)
+            return None
+        s.tls = True
+        s.sni = self._sni_seen.name
+        with self._lock:
+            s.commands.append("<TLS %s>" % t.version())
+        return t
 
     # -- server -------------------------------------------------------------
     def _accept_loop(self):
@@ -130,7 +162,7 @@ class SMTPPeer:
                 if r is None:
                     r = self._reply_for(verb)
                 if r is None:
-                    r = self._default(verb, text)
+                    r = self._default(verb, text, s)
                 if r == "drop":
                     s.closed_by = "peer"
                     return
@@ -149,6 +181,15 @@ class SMTPPeer:
                 _send(c, r)
                 if verb == "QUIT":
                     return
+                if verb == "STARTTLS" and _code(r) == 220 and self._tls_ctx and not s.tls:
+                    t = self._starttls(c, s)
+                    if t is None:
+                        s.closed_by = "tls"
+                        return
+                    c = t
+                    f = _Reader(c)
+                    mail_from, rcpts = None, []
+                    continue
                 if verb == "DATA" and _code(r) == 354:
                     data = f.read_data(self.drop_mid_data)
                     if data is None:
@@ -181,9 +222,13 @@ class SMTPPeer:
                 self.active -= 1
                 self._cond.notify_all()
 
-    def _default(self, verb, text):
+    def _default(self, verb, text, s=None):
+        if verb == "STARTTLS" and self._tls_ctx is not None:
+            return "220 2.0.0 Ready to start TLS"
         if verb == "EHLO":
             lines = [self.hostname] + self.ehlo
+            if self._tls_ctx is not None and not (s and s.tls):
+                lines.append("STARTTLS")
             return ["250-" + x for x in lines[:-1]] + ["250 " + lines[-1]]
         return {
             "HELO": "250 %s" % self.hostname,
