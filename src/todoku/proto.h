@@ -71,8 +71,9 @@
  * command answered), u8 verdict (SMTPO_V_*: 1 ok, 2 no address gave a session,
  * 3 connection failure in the transaction, 4 untried), u8 IPv4 retry (1: make
  *                the destination IPv4-first), str the IPv6 reply
- *                verbatim. A recipient result of 0 (PENDING) means "not
- *                attempted, dispatch again". See smtp_out.h.
+ *                verbatim, data one octet per recipient (1: delivered to
+ *                a server that offered DSN). A recipient result of 0 (PENDING)
+ * means "not attempted, dispatch again". See smtp_out.h.
  *
  * local -> queue
  *   L_RESULT     u8 result (maildir_result), str enhanced status,

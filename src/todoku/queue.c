@@ -69,8 +69,15 @@ struct entry {
 	int warned;	  /* a delay warning went out */
 	int deleted;	  /* deleted by the operator while in flight */
 	unsigned crashes; /* attempts that died with the local role */
+	unsigned notify;  /* DSN NOTIFY bits (smtp_cmd.h), 0: not given */
+	char *orcpt;	  /* DSN ORCPT or NULL: passed to the next hop */
+	int hop;	  /* how the last delivery went: QUEUE_HOP_* */
 	struct entry *next;
 };
+
+/* Where a delivered recipient went, for its success report (RFC 3461
+ * §6.2.1): final delivery here, or a next hop with or without DSN. */
+enum { QUEUE_HOP_LOCAL = 0, QUEUE_HOP_PLAIN, QUEUE_HOP_DSN };
 
 struct attempt {
 	struct queue *q;
@@ -149,6 +156,7 @@ entry_remove(struct queue *q, struct entry *e)
 	}
 	xfree(e->sender);
 	xfree(e->addr);
+	xfree(e->orcpt);
 	xfree(e);
 }
 
@@ -172,6 +180,8 @@ queue_load_one(void *arg, const struct spool_pending *p)
 	e->held = p->held;
 	e->crashes = p->crashes;
 	e->warned = p->warned;
+	e->notify = p->notify;
+	e->orcpt = p->orcpt && *p->orcpt ? xstrdup(p->orcpt) : NULL;
 }
 
 /* ---- delivery results ----------------------------------------------- */
@@ -312,6 +322,14 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	if (kind == MAILDIR_OK) {
 		a->res.new_state = SPOOL_DELIVERED;
 		a->res.result = "delivered";
+		if ((e->notify & SMTP_NOTIFY_SUCCESS) &&
+		    e->hop != QUEUE_HOP_DSN) {
+			/* the next hop with DSN reports success itself */
+			a->res.success = e->hop == QUEUE_HOP_LOCAL
+					     ? SPOOL_DELIVERED
+					     : SPOOL_RELAYED;
+			queue_bounce_target(q, a);
+		}
 		log_info("%s: to=<%s>, relay=%s, status=delivered", e->msg,
 			 e->addr, where);
 	} else if (kind == MAILDIR_TEMP) {
@@ -990,8 +1008,8 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 	for (size_t i = 0; i < r->n; i++) {
 		ipc_put_u64(o, r->ents[i]->rcpt_id);
 		ipc_put_str(o, r->ents[i]->addr);
-		ipc_put_u32(o, 0);
-		ipc_put_str(o, "");
+		ipc_put_u32(o, r->ents[i]->notify);
+		ipc_put_str(o, r->ents[i]->orcpt ? r->ents[i]->orcpt : "");
 	}
 	{
 		char *key = dest_key(r);
@@ -1097,6 +1115,8 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	struct rjob *r = rjob_find(q, h->id);
 	const char *where = ipc_get_str(in), *trace = ipc_get_str(in);
 	uint32_t n = ipc_get_u32(in);
+	const void *hopdsn = NULL;
+	size_t nhopdsn = 0;
 	struct buf detail;
 	char host[300];
 	const char *sp;
@@ -1122,6 +1142,7 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	verdict = ipc_get_u8(in);
 	v4retry = ipc_get_u8(in);
 	v6reply = ipc_get_str(in);
+	hopdsn = ipc_get_data(in, &nhopdsn);
 	ipc_end(in);
 	if (v4retry && d != NULL) {
 		struct buf clean;
@@ -1162,13 +1183,18 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 			   : res == SMTPC_BOUNCED ? MAILDIR_PERM
 						  : MAILDIR_TEMP;
 		char w[700];
+		int hop = i < nhopdsn && ((const uint8_t *)hopdsn)[i]
+			      ? QUEUE_HOP_DSN
+			      : QUEUE_HOP_PLAIN;
 		snprintf(w, sizeof(w), "smtp %s%s%s", where,
 			 *cmd ? " after " : "", cmd);
-		for (size_t k = 0; k < r->n; k++)
-			if (r->ents[k]->rcpt_id == id)
-				queue_finish_ex(q, r->ents[k], kind, status, w,
-						reply, detail.data,
-						host[0] ? host : NULL);
+		for (size_t k = 0; k < r->n; k++) {
+			if (r->ents[k]->rcpt_id != id)
+				continue;
+			r->ents[k]->hop = hop;
+			queue_finish_ex(q, r->ents[k], kind, status, w, reply,
+					detail.data, host[0] ? host : NULL);
+		}
 	}
 	in->off = in->len;
 	buf_free(&detail);
@@ -1507,6 +1533,9 @@ queue_on_committed(void *arg, int err, struct spool_msg *m)
 				      m->rcpts[i].addr, m->arrival, m->arrival);
 			e->forwarded =
 			    rcpt_forwarded(m->rcpts[i].orig, m->rcpts[i].addr);
+			e->notify = m->rcpts[i].notify;
+			if (m->rcpts[i].orcpt != NULL)
+				e->orcpt = xstrdup(m->rcpts[i].orcpt);
 		}
 		queue_reply(t->peer, t->id, 250, "2.0.0", text);
 	}

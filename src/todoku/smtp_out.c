@@ -49,7 +49,8 @@ struct rres {
 	char *reply;
 	const char *cmd;
 	int code;
-	int retry; /* to be tried again over IPv4 */
+	int retry;   /* to be tried again over IPv4 */
+	int hop_dsn; /* the server that answered offered DSN (RFC 3461) */
 };
 
 /* How to reach the next hop; the connection cache key is made of it. */
@@ -350,6 +351,20 @@ job_txn_prepare(struct job *j)
 	j->tm.nrcpts = n;
 }
 
+/* One octet per recipient: 1 if the server that took it offered DSN, so
+ * the queue knows whether a NOTIFY=SUCCESS needs our "relayed" report. */
+static void
+job_put_hop_dsn(const struct job *j, struct ipc_out *o)
+{
+	uint8_t *map = xcalloc(j->m.nrcpts ? j->m.nrcpts : 1, 1);
+
+	for (size_t i = 0; i < j->m.nrcpts; i++)
+		map[i] =
+		    j->res[i].result == SMTPC_DELIVERED && j->res[i].hop_dsn;
+	ipc_put_data(o, map, j->m.nrcpts);
+	xfree(map);
+}
+
 static void
 job_send_result(struct job *j, const char *fallback_status,
 		const char *fallback_reply)
@@ -386,6 +401,7 @@ job_send_result(struct job *j, const char *fallback_status,
 	ipc_put_u8(&o, (uint8_t)j->verdict);
 	ipc_put_u8(&o, (uint8_t)j->v4_retry);
 	ipc_put_str(&o, j->v6_reply ? j->v6_reply : "");
+	job_put_hop_dsn(j, &o);
 	if (j->o->queue)
 		ipc_send(j->o->queue, O_RESULT, j->id, -1, &o);
 	ipc_out_free(&o);
@@ -1052,6 +1068,7 @@ job_collect(struct conn *cn, struct job *j)
 		r->cmd = smtp_client_cmd_name(oc->cmd);
 		r->code = oc->code;
 		r->retry = 0;
+		r->hop_dsn = smtp_client_ehlo(cn->c)->dsn;
 	}
 	snprintf(j->where, sizeof(j->where), "%s", cn->where);
 	if (cn->trace.len)

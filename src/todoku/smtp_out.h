@@ -51,7 +51,11 @@
  *   O_RESULT   ... u8 verdict (SMTPO_V_*: how the connection went, for
  *              the destination's concurrency), u8 IPv4 retry (1: a
  *              4.7.x/5.7.x over IPv6 was retried over IPv4: make the
- *              destination IPv4-first), str that IPv6 reply verbatim.
+ *              destination IPv4-first), str that IPv6 reply verbatim,
+ *              data one octet per recipient in O_DELIVER order: 1 when
+ *              it was delivered to a server that offered DSN (that
+ *              server reports NOTIFY=SUCCESS; otherwise we say
+ *              "relayed", RFC 3461 §6.2.1).
  *              A recipient result of SMTPC_PENDING (only with verdict
  *              SMTPO_V_UNTRIED) means "not attempted": no attempt to
  *              record, dispatch again.

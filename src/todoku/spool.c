@@ -339,38 +339,80 @@ spool_insert_dsn(struct spool *sp, struct spool_result *res,
 	return SQLITE_OK;
 }
 
+/*
+ * Original-Recipient (RFC 3464 §2.3.1) of a recipient: its ORCPT when
+ * the client gave one, else the address the client named in RCPT TO
+ * (orig: before alias expansion), which is the ORCPT RFC 3461 §4.2
+ * lets a relay add. NULL when neither is known.
+ */
+static char *
+spool_orcpt(sqlite3_stmt *st, int orcpt_col, int orig_col)
+{
+	struct buf b;
+
+	if (sqlite3_column_type(st, orcpt_col) != SQLITE_NULL &&
+	    *col_text(st, orcpt_col) != '\0')
+		return xstrdup(col_text(st, orcpt_col));
+	if (sqlite3_column_type(st, orig_col) == SQLITE_NULL ||
+	    *col_text(st, orig_col) == '\0')
+		return NULL;
+	buf_init(&b, 1024);
+	buf_addf(&b, "rfc822;%s", col_text(st, orig_col));
+	return b.data; /* NULL if it did not fit: no field */
+}
+
+/* Does this recipient's NOTIFY (0: absent) ask for a report of kind a?
+ * Absent means FAILURE,DELAY (RFC 3461 §4.1); SUCCESS only on request. */
 static int
-exec_bounce(struct spool *sp, struct job *j)
+spool_notify_wants(unsigned notify, enum dsn_action a)
+{
+	switch (a) {
+	case DSN_FAILED:
+		return notify == 0 || (notify & 4) != 0;
+	case DSN_DELAYED:
+		return notify == 0 || (notify & 8) != 0;
+	default:
+		return (notify & 2) != 0;
+	}
+}
+
+/*
+ * A report about one recipient: a bounce (DSN_FAILED, the original
+ * returned whole under RET=FULL) or a success report (DSN_DELIVERED,
+ * DSN_RELAYED; headers only, RFC 3461 §4.3). None when the recipient's
+ * NOTIFY does not ask for it.
+ */
+static int
+exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 {
 	struct spool_result *res = j->res;
 	sqlite3_stmt *st = sql_prep(
 	    sp, "SELECT m.sender, m.envid, m.arrival, m.ret, m.body,"
-		" m.body_file, r.orcpt, r.notify FROM msg m JOIN rcpt r"
+		" m.body_file, r.orcpt, r.notify, r.orig FROM msg m JOIN rcpt r"
 		" ON r.msg = m.id WHERE r.id = ?");
 	struct dsn_rcpt dr = {0};
 	struct dsn_msg dm = {0};
 	struct buf orig, dsn;
+	char *orcpt;
 	int rc;
 
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
 	if (sqlite3_step(st) != SQLITE_ROW ||
-	    (sqlite3_column_int(st, 7) != 0 &&
-	     !(sqlite3_column_int(st, 7) & 4))) {
-		/* NOTIFY given without FAILURE (RFC 3461 §4.1): no DSN */
+	    !spool_notify_wants((unsigned)sqlite3_column_int(st, 7), action)) {
 		sqlite3_finalize(st);
 		return SQLITE_OK;
 	}
-	dm.ret_full = sqlite3_column_int(st, 3) == 1;
+	dm.ret_full = action == DSN_FAILED && sqlite3_column_int(st, 3) == 1;
 	buf_init(&orig, dm.ret_full ? sp->inline_max : SPOOL_HDR_READ);
 	spool_read_orig(sp, res->msg, sqlite3_column_int(st, 5),
 			sqlite3_column_blob(st, 4),
 			(size_t)sqlite3_column_bytes(st, 4), &orig);
 	if (dm.ret_full && orig.len >= orig.max)
 		dm.ret_full = 0; /* too large to return whole */
+	orcpt = spool_orcpt(st, 6, 8);
 	dr.final_rcpt = res->final_rcpt;
-	dr.orig_rcpt =
-	    sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL : col_text(st, 6);
-	dr.action = DSN_FAILED;
+	dr.orig_rcpt = orcpt;
+	dr.action = action;
 	dr.status = res->status;
 	dr.diag_type = res->remote_mta ? "smtp" : "x-local";
 	dr.remote_mta = res->remote_mta;
@@ -397,6 +439,7 @@ exec_bounce(struct spool *sp, struct job *j)
 		log_err("%s: cannot compose a notification for <%s>", res->msg,
 			dm.sender);
 	sqlite3_finalize(st);
+	xfree(orcpt);
 	buf_free(&orig);
 	buf_free(&dsn);
 	return rc;
@@ -429,17 +472,15 @@ exec_delay_warning(struct spool *sp, struct job *j)
 		sqlite3_finalize(m);
 		return SQLITE_OK;
 	}
-	st = sql_prep(sp, "SELECT id, addr, orcpt, last_status, last_reply"
-			  " FROM rcpt WHERE msg = ? AND state = 1 AND"
+	st = sql_prep(sp, "SELECT id, addr, orcpt, last_status, last_reply,"
+			  " orig FROM rcpt WHERE msg = ? AND state = 1 AND"
 			  " warned = 0 AND (notify = 0 OR notify & 8)");
 	bind_text(st, 1, res->msg);
 	while (sqlite3_step(st) == SQLITE_ROW && n < SPOOL_WARN_RCPTS) {
 		struct dsn_rcpt *r = &dr[n++];
 		memset(r, 0, sizeof(*r));
 		r->final_rcpt = keep[nk++] = xstrdup(col_text(st, 1));
-		r->orig_rcpt = sqlite3_column_type(st, 2) == SQLITE_NULL
-				   ? NULL
-				   : (keep[nk++] = xstrdup(col_text(st, 2)));
+		r->orig_rcpt = keep[nk++] = spool_orcpt(st, 2, 5);
 		r->action = DSN_DELAYED;
 		r->status = keep[nk++] = xstrdup(col_text(st, 3));
 		r->diag = keep[nk++] = xstrdup(col_text(st, 4));
@@ -562,7 +603,14 @@ exec_result(struct spool *sp, struct job *j)
 			return rc;
 	}
 	if (res->new_state == SPOOL_BOUNCED && res->bounce_to &&
-	    (rc = exec_bounce(sp, j)) != SQLITE_OK)
+	    (rc = exec_report(sp, j, DSN_FAILED)) != SQLITE_OK)
+		return rc;
+	if (res->new_state == SPOOL_DELIVERED && res->bounce_to &&
+	    res->success != 0 &&
+	    (rc = exec_report(sp, j,
+			      res->success == SPOOL_RELAYED ? DSN_RELAYED
+							    : DSN_DELIVERED)) !=
+		SQLITE_OK)
 		return rc;
 	if (res->warn && res->bounce_to &&
 	    (rc = exec_delay_warning(sp, j)) != SQLITE_OK)
@@ -639,12 +687,68 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 	sqlite3_finalize(st);
 }
 
+/* DSN RET and ENVID of a message (columns col, col + 1); text: one line
+ * under the message, only when the client gave them. */
+static void
+query_dsn_msg(struct buf *b, sqlite3_stmt *st, int col, int json)
+{
+	int ret = sqlite3_column_int(st, col);
+	const char *rets = ret == 1 ? "FULL" : ret == 2 ? "HDRS" : NULL;
+	const char *envid = col_text(st, col + 1);
+
+	if (json) {
+		buf_adds(b, ", \"dsn_ret\": ");
+		json_str(b, rets ? rets : "");
+		buf_adds(b, ", \"dsn_envid\": ");
+		json_str(b, envid);
+	} else if (rets != NULL || *envid != '\0') {
+		buf_addf(b, "  dsn: ret %s, envid %s\n", rets ? rets : "-",
+			 *envid ? envid : "-");
+	}
+}
+
+/* NOTIFY bits as RFC 3461 keywords, "" when not given. */
+static void
+query_notify(char *dst, size_t n, unsigned notify)
+{
+	static const char *const names[] = {"NEVER", "SUCCESS", "FAILURE",
+					    "DELAY"};
+	size_t len = 0;
+
+	dst[0] = '\0';
+	for (unsigned k = 0; k < 4; k++)
+		if ((notify & (1u << k)) && len < n)
+			len += (size_t)snprintf(dst + len, n - len, "%s%s",
+						len ? "," : "", names[k]);
+}
+
+/* DSN NOTIFY and ORCPT of a recipient (columns col, col + 1). */
+static void
+query_dsn_rcpt(struct buf *b, sqlite3_stmt *st, int col, int json)
+{
+	char notify[40];
+	const char *orcpt = col_text(st, col + 1);
+
+	query_notify(notify, sizeof(notify),
+		     (unsigned)sqlite3_column_int(st, col));
+	if (json) {
+		buf_adds(b, ", \"dsn_notify\": ");
+		json_str(b, notify);
+		buf_adds(b, ", \"dsn_orcpt\": ");
+		json_str(b, orcpt);
+	} else if (*notify != '\0' || *orcpt != '\0') {
+		buf_addf(b, "     dsn: notify %s, orcpt %s\n",
+			 *notify ? notify : "-", *orcpt ? orcpt : "-");
+	}
+}
+
 static void
 query_rcpts(struct spool *sp, struct buf *b, const char *id, int json, int show)
 {
 	sqlite3_stmt *st =
 	    sql_prep(sp, "SELECT id, addr, orig, state, attempts, next_attempt,"
-			 " last_reply FROM rcpt WHERE msg = ? ORDER BY id");
+			 " last_reply, notify, orcpt FROM rcpt WHERE msg = ?"
+			 " ORDER BY id");
 	int first = 1;
 
 	bind_text(st, 1, id);
@@ -669,6 +773,7 @@ query_rcpts(struct spool *sp, struct buf *b, const char *id, int json, int show)
 				buf_adds(b, "null");
 			buf_adds(b, ", \"last_reply\": ");
 			json_str(b, col_text(st, 6));
+			query_dsn_rcpt(b, st, 7, 1);
 		} else {
 			buf_addf(b, "  -> %s  %s  attempts %d", col_text(st, 1),
 				 sn, sqlite3_column_int(st, 4));
@@ -680,6 +785,8 @@ query_rcpts(struct spool *sp, struct buf *b, const char *id, int json, int show)
 			buf_adds(b, "\n");
 			if (*col_text(st, 6))
 				buf_addf(b, "     last: %s\n", col_text(st, 6));
+			if (show)
+				query_dsn_rcpt(b, st, 7, 0);
 		}
 		if (show)
 			query_history(sp, b, sqlite3_column_int64(st, 0), json);
@@ -696,9 +803,9 @@ exec_query(struct spool *sp, struct job *j)
 	int show = j->q == SPOOL_SHOW;
 	sqlite3_stmt *st = sql_prep(
 	    sp, show ? "SELECT id, arrival, sender, size, held, client,"
-		       " helo FROM msg WHERE id = ?"
+		       " helo, ret, envid FROM msg WHERE id = ?"
 		     : "SELECT id, arrival, sender, size, held, client,"
-		       " helo FROM msg ORDER BY arrival, id");
+		       " helo, ret, envid FROM msg ORDER BY arrival, id");
 	int n = 0;
 
 	buf_init(&j->out, SPOOL_QUERY_MAX);
@@ -721,6 +828,7 @@ exec_query(struct spool *sp, struct job *j)
 				 sqlite3_column_int(st, 4) ? "true" : "false");
 			buf_adds(&j->out, ", \"client\": ");
 			json_str(&j->out, col_text(st, 5));
+			query_dsn_msg(&j->out, st, 7, 1);
 			buf_adds(&j->out, ", \"recipients\": [");
 			query_rcpts(sp, &j->out, id, 1, show);
 			buf_adds(&j->out, "]}");
@@ -732,9 +840,11 @@ exec_query(struct spool *sp, struct job *j)
 				 (long long)sqlite3_column_int64(st, 3),
 				 col_text(st, 2),
 				 sqlite3_column_int(st, 4) ? "  (held)" : "");
-			if (show)
+			if (show) {
 				buf_addf(&j->out, "  client %s, helo %s\n",
 					 col_text(st, 5), col_text(st, 6));
+				query_dsn_msg(&j->out, st, 7, 0);
+			}
 			query_rcpts(sp, &j->out, id, 0, show);
 		}
 		n++;
@@ -1288,7 +1398,8 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 	sqlite3_stmt *st = sql_prep(
 	    sp, "SELECT r.id, r.msg, m.sender, r.addr, r.state,"
 		" r.attempts, r.next_attempt, m.arrival, m.held, r.crashes,"
-		" r.warned, r.orig FROM rcpt r JOIN msg m ON m.id = r.msg"
+		" r.warned, r.orig, r.orcpt, r.notify FROM rcpt r"
+		" JOIN msg m ON m.id = r.msg"
 		" WHERE r.state IN (0, 1) ORDER BY r.next_attempt");
 	int n = 0;
 
@@ -1307,6 +1418,8 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 		p.crashes = (unsigned)sqlite3_column_int(st, 9);
 		p.warned = sqlite3_column_int(st, 10);
 		p.orig = col_text(st, 11);
+		p.orcpt = col_text(st, 12);
+		p.notify = (unsigned)sqlite3_column_int(st, 13);
 		each(arg, &p);
 		n++;
 	}

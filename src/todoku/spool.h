@@ -43,6 +43,7 @@ enum spool_state {
 	SPOOL_DELIVERED = 2,
 	SPOOL_BOUNCED = 3,
 };
+#define SPOOL_RELAYED 4 /* spool_result.success only, never a state */
 
 struct spool;
 struct event_base;
@@ -81,7 +82,9 @@ struct spool_pending {
 	char msg[SPOOL_ID_LEN + 1];
 	const char *sender;
 	const char *addr;
-	const char *orig; /* as given by the client ("" if unknown) */
+	const char *orig;  /* as given by the client ("" if unknown) */
+	const char *orcpt; /* DSN ORCPT ("" if none) */
+	unsigned notify;   /* DSN NOTIFY bits, 0 if none */
 	int state;
 	unsigned attempts;
 	time_t next_attempt;
@@ -114,6 +117,11 @@ struct spool_result {
 	const char *reporting_mta;
 	const char *bounce_to;	/* final recipient of the DSN, or NULL */
 	const char *final_rcpt; /* the recipient that failed */
+	/* When new_state == SPOOL_DELIVERED and bounce_to is set: a success
+	 * report (if the recipient's NOTIFY has SUCCESS), in the same commit.
+	 * SPOOL_DELIVERED: final delivery here; SPOOL_RELAYED: passed to a
+	 * next hop that offered no DSN; 0: none. */
+	int success;
 	/* out (valid in the callback): the DSN's message and recipient */
 	char bounce_id[SPOOL_ID_LEN + 1];
 	uint64_t bounce_rcpt_id;

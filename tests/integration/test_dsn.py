@@ -162,6 +162,93 @@ def test_envid_and_orcpt_in_a_bounce(todoku, dns, smtp_peer):
     assert rcpts[0].get("action") == "failed", rcpts
 
 
+def test_notify_success_local_delivery_reports_delivered(todoku):
+    d = todoku()
+    _txn(d, "someone@localhost",
+         [("alice@localhost", "NOTIFY=SUCCESS ORCPT=rfc822;Alice+40localhost"),
+          ("bob@localhost", "")],
+         mail_params="ENVID=ticket-7")
+    d.wait_delivered("alice", 1, timeout=20)
+    d.wait_delivered("bob", 1, timeout=20)
+    d.wait_delivered("someone", 1, timeout=20)
+    d.wait_queue_settled(20)
+    reports = _reports(d)
+    assert len(reports) == 1, "one report, for alice only (bob asked for nothing)"
+    m, msg_fields, rcpts, third = _parse(reports[0])
+    assert msg_fields.get("original-envelope-id") == "ticket-7", msg_fields
+    assert len(rcpts) == 1, rcpts
+    assert rcpts[0].get("action") == "delivered", rcpts
+    assert rcpts[0].get("status", "").startswith("2."), rcpts
+    assert rcpts[0].get("original-recipient") == "rfc822;Alice@localhost", rcpts
+    assert rcpts[0].get("final-recipient") == "rfc822; alice@localhost", rcpts
+    # a success report returns headers only
+    assert third in (None, "text/rfc822-headers"), third
+    rp = m.get_all("Return-Path") or []
+    assert rp and all(v.strip() == "<>" for v in rp), rp
+
+
+def test_original_recipient_without_orcpt_is_what_the_client_gave(todoku):
+    d = todoku(aliases="team@localhost: alice@localhost")
+    _txn(d, "someone@localhost", [("team@localhost", "NOTIFY=SUCCESS")])
+    d.wait_delivered("alice", 1, timeout=20)
+    d.wait_delivered("someone", 1, timeout=20)
+    _, _, rcpts, _ = _parse(_reports(d)[0])
+    assert rcpts[0].get("action") == "delivered", rcpts
+    assert rcpts[0].get("original-recipient") == "rfc822;team@localhost", rcpts
+    assert rcpts[0].get("final-recipient") == "rfc822; alice@localhost", rcpts
+
+
+def test_no_success_report_to_the_null_sender(todoku):
+    d = todoku()
+    _txn(d, "", [("alice@localhost", "NOTIFY=SUCCESS")])
+    d.wait_delivered("alice", 1, timeout=20)
+    d.wait_queue_settled(20)
+    for user in ("someone", "alice", "bob"):
+        assert _reports(d, user) == [], user
+
+
+def test_success_to_a_peer_without_dsn_reports_relayed(todoku, dns, smtp_peer):
+    peer = _peer_world(dns, smtp_peer, "plain.test")  # default EHLO: no DSN
+    d = todoku(dns_servers=[dns.addr])
+    _txn(d, "someone@localhost",
+         [("friend@plain.test", "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;friend+40plain.test")],
+         mail_params="RET=FULL ENVID=e1")
+    peer.wait_messages(1)
+    d.wait_delivered("someone", 1, timeout=20)
+    _, msg_fields, rcpts, _ = _parse(_reports(d)[0])
+    assert rcpts[0].get("action") == "relayed", rcpts
+    assert rcpts[0].get("original-recipient") == "rfc822;friend@plain.test", rcpts
+    assert msg_fields.get("original-envelope-id") == "e1"
+    cmds = "\n".join(peer.sessions[0].commands)
+    assert "NOTIFY" not in cmds and "ORCPT" not in cmds, cmds
+    assert "RET=" not in cmds and "ENVID" not in cmds, cmds
+
+
+def test_parameters_passed_to_a_peer_with_dsn(todoku, dns, smtp_peer):
+    peer = _peer_world(dns, smtp_peer, "dsn.test",
+                       ehlo=("PIPELINING", "8BITMIME", "SIZE 10485760", "DSN"))
+    d = todoku(dns_servers=[dns.addr])
+    _txn(d, "someone@localhost",
+         [("a@dsn.test", "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;A+2Bx+40dsn.test"),
+          ("b@dsn.test", "NOTIFY=NEVER"),
+          ("c@dsn.test", "")],
+         mail_params="RET=HDRS ENVID=id+20with+2Bspace")
+    peer.wait_messages(1)
+    d.wait_queue_settled(20)
+    cmds = peer.sessions[0].commands
+    mail = [c for c in cmds if c.upper().startswith("MAIL FROM")][0]
+    assert "RET=HDRS" in mail and "ENVID=id+20with+2Bspace" in mail, mail
+    rcpt = {re.search(r"<([^>]*)>", c).group(1): c for c in cmds
+            if c.upper().startswith("RCPT TO")}
+    assert "NOTIFY=SUCCESS,DELAY" in rcpt["a@dsn.test"], rcpt
+    assert "ORCPT=rfc822;A+2Bx@dsn.test" in rcpt["a@dsn.test"], rcpt
+    assert "NOTIFY=NEVER" in rcpt["b@dsn.test"], rcpt
+    assert "NOTIFY" not in rcpt["c@dsn.test"], rcpt
+    # the next hop reports success itself: no "relayed" report from us
+    time.sleep(1)
+    assert _reports(d) == []
+
+
 @pytest.mark.slow  # skipped in the sanitizer pass (make check)
 def test_delay_warning_honours_notify_per_recipient(todoku, dns, smtp_peer):
     _peer_world(dns, smtp_peer, "slow.test",
@@ -181,3 +268,21 @@ def test_delay_warning_honours_notify_per_recipient(todoku, dns, smtp_peer):
     finals = sorted(r.get("final-recipient") for r in rcpts)
     assert finals == ["rfc822; loud2@slow.test", "rfc822; loud@slow.test"], rcpts
     assert all(r.get("action") == "delayed" for r in rcpts), rcpts
+
+
+def test_queue_show_prints_the_parameters(todoku, faulty_dns):
+    faulty_dns.default = "servfail"  # the mail stays queued
+    d = todoku(dns_servers=[faulty_dns.addr])
+    qid = _txn(d, "someone@localhost",
+               [("x@example.org", "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;X+40example.org"),
+                ("y@example.org", "")],
+               mail_params="RET=FULL ENVID=abc+2B1")
+    m = d.cli("queue", "show", qid, "--json")
+    assert (m["dsn_ret"], m["dsn_envid"]) == ("FULL", "abc+1"), m
+    rc = {r["address"]: r for r in m["recipients"]}
+    assert rc["x@example.org"]["dsn_notify"] == "SUCCESS,DELAY", rc
+    assert rc["x@example.org"]["dsn_orcpt"] == "rfc822;X@example.org", rc
+    assert (rc["y@example.org"]["dsn_notify"], rc["y@example.org"]["dsn_orcpt"]) == ("", "")
+    text = d.cli("queue", "show", qid)
+    assert "dsn: ret FULL, envid abc+1" in text, text
+    assert "dsn: notify SUCCESS,DELAY, orcpt rfc822;X@example.org" in text, text

@@ -28,6 +28,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "mail/smtp_cmd.h"
 #include "todoku/spool.h"
 
 #define INLINE_MAX 4096
@@ -311,12 +312,13 @@ on_result(void *arg, int err, struct spool_result *r)
 }
 
 static void
-record(struct fx *f, uint64_t rcpt_id, const char *msg, int state,
-       const char *reply, const char *bounce_to)
+record_ex(struct fx *f, uint64_t rcpt_id, const char *msg, int state,
+	  const char *reply, const char *bounce_to, int success)
 {
 	struct spool_result *r = &f->res;
 
 	memset(r, 0, sizeof *r);
+	r->success = success;
 	r->rcpt_id = rcpt_id;
 	snprintf(r->msg, sizeof r->msg, "%s", msg);
 	r->time = time(NULL);
@@ -338,6 +340,13 @@ record(struct fx *f, uint64_t rcpt_id, const char *msg, int state,
 	spool_record(f->sp, r, on_result, f);
 	wait(f);
 	assert_int_equal(f->err, 0);
+}
+
+static void
+record(struct fx *f, uint64_t rcpt_id, const char *msg, int state,
+       const char *reply, const char *bounce_to)
+{
+	record_ex(f, rcpt_id, msg, state, reply, bounce_to, 0);
 }
 
 static void
@@ -947,6 +956,79 @@ test_bounce(void **state)
 	xfree(big);
 }
 
+/* NOTIFY decides which reports exist (RFC 3461 §4.1); ORCPT, else the
+ * address the client gave, becomes Original-Recipient. */
+static void
+test_notify_reports(void **state)
+{
+	struct fx *f = *state;
+	struct spool_msg *m;
+	char id[SPOOL_ID_LEN + 1], bid[SPOOL_ID_LEN + 1];
+	static const unsigned notify[] = {
+	    SMTP_NOTIFY_SUCCESS, 0, SMTP_NOTIFY_NEVER, SMTP_NOTIFY_SUCCESS,
+	    SMTP_NOTIFY_FAILURE};
+
+	m = spool_msg_new(f->sp, time(NULL));
+	m->sender = xstrdup("a@example.org");
+	m->envid = xstrdup("env-1");
+	m->ret = 1; /* FULL: only ever for failures */
+	assert_int_equal(spool_msg_add_rcpt(m, "b1@example.net", "list@x",
+					    "rfc822;B1@example.net", notify[0]),
+			 0);
+	assert_int_equal(spool_msg_add_rcpt(m, "b2@example.net",
+					    "b2@example.net", NULL, notify[1]),
+			 0);
+	assert_int_equal(spool_msg_add_rcpt(m, "b3@example.net",
+					    "b3@example.net", NULL, notify[2]),
+			 0);
+	assert_int_equal(
+	    spool_msg_add_rcpt(m, "b4@example.net", "team@x", NULL, notify[3]),
+	    0);
+	assert_int_equal(spool_msg_add_rcpt(m, "b5@example.net",
+					    "b5@example.net", NULL, notify[4]),
+			 0);
+	assert_int_equal(
+	    spool_msg_write(f->sp, m, BODY_SMALL, strlen(BODY_SMALL)), 0);
+	commit(f, m);
+	memcpy(id, f->id, sizeof id);
+
+	/* SUCCESS, delivered here: "delivered", ORCPT, ENVID, headers only */
+	f->res.success = 0;
+	record_ex(f, f->rids[0], id, SPOOL_DELIVERED, "ok", "a@example.org",
+		  SPOOL_DELIVERED);
+	assert_int_equal(strlen(f->res.bounce_id), SPOOL_ID_LEN);
+	memcpy(bid, f->res.bounce_id, sizeof bid);
+	assert_int_equal(load_body(f, bid), 0);
+	assert_non_null(strstr(f->body.data, "Action: delivered"));
+	assert_non_null(
+	    strstr(f->body.data, "Original-Recipient: rfc822;B1@example.net"));
+	assert_non_null(strstr(f->body.data, "Original-Envelope-Id: env-1"));
+	assert_non_null(strstr(f->body.data, "text/rfc822-headers"));
+	assert_null(strstr(f->body.data, "message/rfc822"));
+	/* no NOTIFY: no success report, even when asked to consider one */
+	record_ex(f, f->rids[1], id, SPOOL_DELIVERED, "ok", "a@example.org",
+		  SPOOL_DELIVERED);
+	assert_string_equal(f->res.bounce_id, "");
+	/* NEVER: no bounce */
+	record_ex(f, f->rids[2], id, SPOOL_BOUNCED, "no", "a@example.org", 0);
+	assert_string_equal(f->res.bounce_id, "");
+	/* SUCCESS to a next hop without DSN: "relayed", the client's
+	 * address (before the alias) as Original-Recipient */
+	record_ex(f, f->rids[3], id, SPOOL_DELIVERED, "ok", "a@example.org",
+		  SPOOL_RELAYED);
+	memcpy(bid, f->res.bounce_id, sizeof bid);
+	assert_int_equal(load_body(f, bid), 0);
+	assert_non_null(strstr(f->body.data, "Action: relayed"));
+	assert_non_null(
+	    strstr(f->body.data, "Original-Recipient: rfc822;team@x"));
+	/* FAILURE: the bounce returns the whole message (RET=FULL) */
+	record_ex(f, f->rids[4], id, SPOOL_BOUNCED, "no", "a@example.org", 0);
+	memcpy(bid, f->res.bounce_id, sizeof bid);
+	assert_int_equal(load_body(f, bid), 0);
+	assert_non_null(strstr(f->body.data, "Action: failed"));
+	assert_non_null(strstr(f->body.data, "message/rfc822"));
+}
+
 static void
 test_query(void **state)
 {
@@ -1074,6 +1156,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_delivered_removes, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_bounce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notify_reports, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_history, setup,
 					    teardown),
