@@ -4,6 +4,12 @@ Own config_directory, queue_directory and data_directory under the test
 dir; listens on <addr>:25 (port configurable); relays everything to
 `relayhost`. Inject with .sendmail(...) (the sendmail binary, -C DIR) or
 by SMTP to .addr:.port. Logs go to DIR/maillog (postlogd).
+
+master=[...] adds master.cf services ("name/type = entry", postconf -M).
+resolv=[addr, ...] starts the instance in a private mount namespace whose
+/etc/resolv.conf names only those servers (the test's knotd), so Postfix
+and every program it spawns (a policy server) resolve through the test
+DNS and nothing else; the host's resolv.conf is never touched.
 """
 import os
 import pathlib
@@ -15,7 +21,8 @@ from .net import alloc_addr, wait_port
 
 
 class Postfix:
-    def __init__(self, base, relayhost, name="postfix", port=25, extra=None, registry=None):
+    def __init__(self, base, relayhost, name="postfix", port=25, extra=None, registry=None,
+                 master=(), resolv=None):
         self.dir = pathlib.Path(base) / name
         self.conf = self.dir / "etc"
         self.queue = self.dir / "queue"
@@ -75,8 +82,19 @@ class Postfix:
         self._run(["postconf", "-c", str(self.conf), "-MX", "smtp/inet"])
         self._run(["postconf", "-c", str(self.conf), "-M", "-e",
                    "%s:%d/inet = %s:%d inet n - n - - smtpd" % (self.addr, port, self.addr, port)])
+        for entry in master:
+            self._run(["postconf", "-c", str(self.conf), "-M", "-e", entry])
         self._run(["postfix", "-c", str(self.conf), "check"])
-        self._run(["postfix", "-c", str(self.conf), "start"])
+        start = ["postfix", "-c", str(self.conf), "start"]
+        if resolv:
+            rc = self.dir / "resolv.conf"
+            rc.write_text("".join("nameserver %s\n" % a for a in resolv))
+            rc.chmod(0o644)
+            # the namespace lives as long as Postfix's master does
+            start = ["unshare", "--mount", "--propagation", "private", "--",
+                     "sh", "-c", 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"',
+                     "sh", str(rc)] + start
+        self._run(start)
         if not wait_port(self.addr, port, 15):
             raise RuntimeError("postfix did not listen on %s:%d; maillog:\n%s"
                                % (self.addr, port, self.maillog.read_text()))
