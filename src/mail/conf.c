@@ -714,6 +714,30 @@ set_dmarc_policy(struct parser *p, const struct key *k, void *dst, char *val)
 }
 
 static int
+set_onoff(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	static const char *const names[] = {"off", "on"};
+	return set_choice(p, k, dst, val, names, 2);
+}
+
+/* Free text that goes into XML and a header: printable ASCII only. */
+static int
+set_report_org(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	if (val[0] == '\0') {
+		xfree(*(char **)dst);
+		*(char **)dst = NULL;
+		return 0;
+	}
+	for (const char *c = val; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			return bad_value(p, k, val);
+	if (strlen(val) > 200)
+		return bad_value(p, k, val);
+	return set_string(p, k, dst, val);
+}
+
+static int
 set_tls(struct parser *p, const struct key *k, void *dst, char *val)
 {
 	return set_choice(p, k, dst, val, conf_tls_names, 3);
@@ -986,6 +1010,13 @@ static const struct key queue_keys[] = {
      "a size like 128K, from 0 to 64M"},
     {"min-free", set_size, OFF_C(min_free), 0, 1ull << 50,
      "a size like 1G, or 0 for automatic"},
+    {"dmarc-reports", set_onoff, OFF_C(dmarc_reports), 0, 0, "on or off"},
+    {"dmarc-report-interval", set_duration, OFF_C(dmarc_report_interval), 60,
+     7 * DAY, "a duration like 1d, from 1m to 7d"},
+    {"dmarc-report-org", set_report_org, OFF_C(dmarc_report_org), 0, 0,
+     "printable ASCII text like Example Mail"},
+    {"dmarc-report-from", set_mailaddr, OFF_C(dmarc_report_from), 0, 0,
+     "an address like dmarc-reports@example.com"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1137,6 +1168,7 @@ conf_new(struct parser *p)
 	c->smtp_in_procs = default_procs();
 	c->log_level = LOG_LVL_INFO;
 	c->max_message_size = 25ull << 20;
+	c->dmarc_report_interval = DAY;
 	c->max_recipients = 1000;
 	c->max_errors = 10;
 	c->timeout_command = 5 * 60;
@@ -1203,6 +1235,8 @@ conf_free(struct conf *c)
 	xfree(c->trusted);
 	xfree(c->srs_secret_file);
 	xfree(c->srs_domain);
+	xfree(c->dmarc_report_org);
+	xfree(c->dmarc_report_from);
 	for (size_t i = 0; i < c->nsrs_secrets; i++)
 		explicit_bzero(c->srs_secrets[i], strlen(c->srs_secrets[i]));
 	strv_free(c->srs_secrets, c->nsrs_secrets);
@@ -1809,6 +1843,11 @@ parse_finish(struct parser *p)
 	}
 	if (c->min_free == 0)
 		c->min_free = 2 * c->max_message_size + MIN_FREE_RESERVE;
+	if (c->dmarc_report_from == NULL) {
+		size_t n = strlen(c->hostname) + sizeof("postmaster@");
+		c->dmarc_report_from = xmalloc(n);
+		snprintf(c->dmarc_report_from, n, "postmaster@%s", c->hostname);
+	}
 	return 0;
 }
 
@@ -2462,6 +2501,13 @@ dump_queue(const struct conf *c, struct buf *b)
 	r = r ? r : dump_duration(b, "give-up-after", c->give_up_after);
 	r = r ? r : dump_size(b, "inline-body-max", c->inline_body_max);
 	r = r ? r : dump_size(b, "min-free", c->min_free);
+	r = r ? r
+	      : dump_kv(b, "dmarc-reports", c->dmarc_reports ? "on" : "off");
+	r = r ? r
+	      : dump_duration(b, "dmarc-report-interval",
+			      c->dmarc_report_interval);
+	r = r ? r : dump_opt(b, "dmarc-report-org", c->dmarc_report_org);
+	r = r ? r : dump_opt(b, "dmarc-report-from", c->dmarc_report_from);
 	r = r ? r : buf_adds(b, "\n[dns]\n");
 	return r ? r : dump_list(b, "servers", c->dns_servers, c->ndns_servers);
 }
@@ -2626,6 +2672,18 @@ conf_domain_find(const struct conf *c, const char *domain)
 		if (strcasecmp(c->domains[i].name, domain) == 0)
 			return &c->domains[i];
 	return NULL;
+}
+
+const char *
+conf_dmarc_report_org(const struct conf *c)
+{
+	return c->dmarc_report_org ? c->dmarc_report_org : c->hostname;
+}
+
+const char *
+conf_dmarc_report_from(const struct conf *c)
+{
+	return c->dmarc_report_from ? c->dmarc_report_from : c->hostname;
 }
 
 const char *

@@ -183,6 +183,11 @@ struct conf {
 	uint64_t give_up_after;
 	uint64_t inline_body_max;
 	uint64_t min_free;
+	/* DMARC aggregate reports (RFC 9990), run by the queue role */
+	int dmarc_reports;		/* 0 off (default), 1 on */
+	uint64_t dmarc_report_interval; /* seconds, default 1d */
+	char *dmarc_report_org;		/* NULL: hostname */
+	char *dmarc_report_from;	/* NULL: postmaster@hostname */
 
 	/* [delivery]: outbound SMTP (MX delivery) */
 	char *delivery_helo; /* NULL: hostname */
@@ -238,6 +243,9 @@ const struct conf_domain *conf_domain_find(const struct conf *c,
 					   const char *domain);
 /* The domain SRS addresses are made at: srs-domain, else hostname. */
 const char *conf_srs_domain(const struct conf *c);
+/* The org_name and the reporting address of DMARC aggregate reports. */
+const char *conf_dmarc_report_org(const struct conf *c);
+const char *conf_dmarc_report_from(const struct conf *c);
 /* True if sa is inside one of the trusted-networks. */
 bool conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
 const struct conf_dkim *conf_dkim_find(const struct conf *c,

@@ -14,6 +14,97 @@
 #define GZ_WINDOW (15 + 16) /* deflate window 2^15, gzip framing */
 #define B64_LINE 76
 
+/* ---- storage form ------------------------------------------------------ */
+
+#define F(n)                                                                   \
+	{                                                                      \
+#n, offsetof(struct dmarc_rep_row, n),                         \
+		    sizeof(((struct dmarc_rep_row *)0)->n)                     \
+	}
+const struct dmarc_rep_field dmarc_rep_fields[] = {
+    F(policy_domain),
+    F(org_domain),
+    F(p),
+    F(sp),
+    F(np),
+    F(adkim),
+    F(aspf),
+    F(testing),
+    F(rua),
+    F(source_ip),
+    F(header_from),
+    F(envelope_from),
+    F(spf_domain),
+    F(spf_scope),
+    F(spf_result),
+    F(disposition),
+    F(dkim_align),
+    F(spf_align),
+    F(result),
+};
+#undef F
+const size_t dmarc_rep_nfields =
+    sizeof(dmarc_rep_fields) / sizeof(dmarc_rep_fields[0]);
+
+static int
+dkim_put(char **p, char *end, const char *s, char sep)
+{
+	for (; *s; s++) {
+		if (*p + 1 >= end)
+			return -1;
+		*(*p)++ = *s == '\t' || *s == '\n' || *s == '\r' ? '?' : *s;
+	}
+	if (*p + 1 >= end)
+		return -1;
+	*(*p)++ = sep;
+	**p = '\0';
+	return 0;
+}
+
+int
+dmarc_rep_dkim_text(const struct dmarc_rep_row *r, char *out, size_t outsz)
+{
+	char *p = out, *end = out + outsz;
+
+	if (outsz == 0)
+		return -1;
+	*p = '\0';
+	for (unsigned i = 0; i < r->ndkim && i < DMARC_REP_DKIM_MAX; i++) {
+		const struct dmarc_rep_dkim *d = &r->dkim[i];
+		if (dkim_put(&p, end, d->domain, '\t') < 0 ||
+		    dkim_put(&p, end, d->selector, '\t') < 0 ||
+		    dkim_put(&p, end, d->result, '\n') < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Copy the text up to sep (or end of string) into dst; returns what
+ * follows sep, or NULL at the end of the string. */
+static const char *
+dkim_take(const char *s, char sep, char *dst, size_t dstsz)
+{
+	size_t n = strcspn(s, sep == '\t' ? "\t\n" : "\n");
+
+	snprintf(dst, dstsz, "%.*s", (int)n, s);
+	return s[n] ? s + n + 1 : NULL;
+}
+
+void
+dmarc_rep_dkim_load(struct dmarc_rep_row *r, const char *text)
+{
+	const char *s = text;
+
+	r->ndkim = 0;
+	while (s && *s && r->ndkim < DMARC_REP_DKIM_MAX) {
+		struct dmarc_rep_dkim *d = &r->dkim[r->ndkim++];
+		s = dkim_take(s, '\t', d->domain, sizeof(d->domain));
+		s = s ? dkim_take(s, '\t', d->selector, sizeof(d->selector))
+		      : NULL;
+		s = s ? dkim_take(s, '\n', d->result, sizeof(d->result)) : NULL;
+	}
+}
+
 /* ---- grouping -------------------------------------------------------- */
 
 static bool
@@ -130,8 +221,8 @@ xml_policy(struct buf *b, const struct dmarc_rep_row *row)
 	const char *p = row->p[0] ? row->p : "none";
 	const char *sp = row->sp[0] ? row->sp : p;
 	const char *np = row->np[0] ? row->np : sp;
-	char ad[2] = {row->adkim == 's' ? 's' : 'r', 0};
-	char as[2] = {row->aspf == 's' ? 's' : 'r', 0};
+	const char *ad = strcmp(row->adkim, "s") == 0 ? "s" : "r";
+	const char *as = strcmp(row->aspf, "s") == 0 ? "s" : "r";
 	int r = xml_open(b, 1, "policy_published");
 
 	r = r ? r : xml_elem(b, 2, "domain", row->policy_domain);
@@ -141,7 +232,9 @@ xml_policy(struct buf *b, const struct dmarc_rep_row *row)
 	r = r ? r : xml_elem(b, 2, "adkim", ad);
 	r = r ? r : xml_elem(b, 2, "aspf", as);
 	r = r ? r : xml_elem(b, 2, "discovery_method", "treewalk");
-	r = r ? r : xml_elem(b, 2, "testing", row->testing ? "y" : "n");
+	r = r ? r
+	      : xml_elem(b, 2, "testing",
+			 strcmp(row->testing, "y") == 0 ? "y" : "n");
 	return r ? r : xml_close(b, 1, "policy_published");
 }
 

@@ -42,7 +42,7 @@
 
 struct dmarc_rep_dkim {
 	char domain[DMARC_REP_NAME];
-	char selector[64];
+	char selector[DMARC_REP_NAME];
 	char result[16]; /* RFC 8601 name: pass, fail, neutral, ... */
 };
 
@@ -53,8 +53,8 @@ struct dmarc_rep_row {
 	char org_domain[DMARC_REP_NAME]; /* for the external-destination
 					    check; policy_domain if unknown */
 	char p[12], sp[12], np[12];	 /* "none" ... ; "" when absent */
-	char adkim, aspf;		 /* 'r' or 's' */
-	bool testing;			 /* t=y */
+	char adkim[2], aspf[2];		 /* "r" or "s" */
+	char testing[2];		 /* "y" (t=y) or "n" */
 	char rua[DMARC_REP_RUA];	 /* "address max-octets\n" per URI */
 	/* the message */
 	char source_ip[64];
@@ -81,6 +81,20 @@ struct dmarc_rep_meta {
 	int64_t begin, end;	   /* UTC seconds */
 	const char *generator;	   /* "todoku 0.1.0" or NULL */
 };
+
+/* The text fields of a row (every char array but dkim), for storage
+ * and IPC: name (also the spool column), offset and size in the row. */
+struct dmarc_rep_field {
+	const char *name;
+	size_t off, size;
+};
+extern const struct dmarc_rep_field dmarc_rep_fields[];
+extern const size_t dmarc_rep_nfields;
+/* The DKIM results as "domain TAB selector TAB result" lines (tabs and
+ * newlines inside a value become '?'); -1 if out is short. */
+int dmarc_rep_dkim_text(const struct dmarc_rep_row *r, char *out, size_t outsz);
+/* The inverse: lines of that form into r->dkim (extra lines ignored). */
+void dmarc_rep_dkim_load(struct dmarc_rep_row *r, const char *text);
 
 /* True when a and b make the same <record> (all but time). */
 bool dmarc_rep_same_record(const struct dmarc_rep_row *a,

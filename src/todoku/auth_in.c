@@ -428,6 +428,96 @@ auth_maybe_progress(struct auth_in *a)
 	a->done(a->arg);
 }
 
+/* ---- the report row ---------------------------------------------------- */
+
+static const char *
+rep_policy(uint8_t p)
+{
+	return p == DMARC_P_UNSET ? "" : dmarc_policy_name(p);
+}
+
+static void
+rep_rua(const struct dmarc_record *rec, struct dmarc_rep_row *row)
+{
+	size_t off = 0;
+
+	for (unsigned i = 0; i < rec->nrua && i < DMARC_URIS_MAX; i++) {
+		int n = snprintf(row->rua + off, sizeof(row->rua) - off,
+				 "%s %llu\n", rec->rua[i].addr,
+				 (unsigned long long)rec->rua[i].max_size);
+		if (n < 0 || (size_t)n >= sizeof(row->rua) - off) {
+			row->rua[off] = '\0';
+			return;
+		}
+		off += (size_t)n;
+	}
+}
+
+static void
+rep_dkim(const struct auth_in *a, struct dmarc_rep_row *row)
+{
+	for (size_t i = 0;
+	     i < dkim_verify_nsigs(a->dkim) && row->ndkim < DMARC_REP_DKIM_MAX;
+	     i++) {
+		const struct dkim_sig_result *r =
+		    dkim_verify_result(a->dkim, i);
+		struct dmarc_rep_dkim *d = &row->dkim[row->ndkim];
+		if (r == NULL || r->domain[0] == '\0')
+			continue;
+		snprintf(d->domain, sizeof(d->domain), "%s", r->domain);
+		snprintf(d->selector, sizeof(d->selector), "%s", r->selector);
+		snprintf(d->result, sizeof(d->result), "%s",
+			 dkim_result_name(r->result));
+		row->ndkim++;
+	}
+}
+
+#define SETF(f, ...) snprintf(row->f, sizeof(row->f), __VA_ARGS__)
+
+bool
+auth_in_dmarc_row(const struct auth_in *a, struct dmarc_rep_row *row)
+{
+	const struct dmarc_record *rec =
+	    a->dmarc ? dmarc_record(a->dmarc) : NULL;
+	enum dmarc_result res = a->dmarc ? dmarc_result(a->dmarc) : DMARC_NONE;
+	const char *at = strrchr(a->sender, '@');
+	int enforce = a->p.dmarc_policy == AUTH_DMARC_ENFORCE;
+
+	if (rec == NULL || rec->nrua == 0 ||
+	    (res != DMARC_PASS && res != DMARC_FAIL))
+		return false;
+	memset(row, 0, sizeof(*row));
+	row->time = a->p.now;
+	SETF(policy_domain, "%s", dmarc_policy_domain(a->dmarc));
+	SETF(org_domain, "%s",
+	     dmarc_org_domain(a->dmarc)[0] ? dmarc_org_domain(a->dmarc)
+					   : dmarc_policy_domain(a->dmarc));
+	SETF(p, "%s", rep_policy(rec->p));
+	SETF(sp, "%s", rep_policy(rec->sp));
+	SETF(np, "%s", rep_policy(rec->np));
+	SETF(adkim, "%s", rec->adkim == DMARC_ALIGN_STRICT ? "s" : "r");
+	SETF(aspf, "%s", rec->aspf == DMARC_ALIGN_STRICT ? "s" : "r");
+	SETF(testing, "%s", rec->testing ? "y" : "n");
+	rep_rua(rec, row);
+	SETF(source_ip, "%s", a->ip);
+	SETF(header_from, "%s", dmarc_from(a->dmarc));
+	SETF(envelope_from, "%s", at ? at + 1 : "");
+	SETF(spf_domain, "%s", spf_domain(a->spf));
+	SETF(spf_scope, "%s", a->sender[0] ? "mfrom" : "helo");
+	SETF(spf_result, "%s", spf_result_name(a->spf_res));
+	rep_dkim(a, row);
+	SETF(disposition, "%s",
+	     enforce && dmarc_disposition(a->dmarc) != DMARC_P_UNSET
+		 ? dmarc_policy_name(dmarc_disposition(a->dmarc))
+		 : "none");
+	SETF(dkim_align, "%s", dmarc_aligned_dkim(a->dmarc) ? "pass" : "fail");
+	SETF(spf_align, "%s", dmarc_aligned_spf(a->dmarc) ? "pass" : "fail");
+	SETF(result, "%s", dmarc_result_name(res));
+	return true;
+}
+
+#undef SETF
+
 /* ---- API ------------------------------------------------------------------
  */
 

@@ -33,6 +33,7 @@
 
 #include "lib/buf.h"
 #include "mail/arc.h"
+#include "mail/dmarc_report.h"
 
 #define AUTH_IN_MAX_QUERIES 64 /* DNS questions in flight per message */
 #define AUTH_IN_HDR_MAX (256 * 1024)
@@ -87,6 +88,11 @@ const char *auth_in_results(const struct auth_in *a);
 /* The ARC chain as received (valid once finished); *temporary: the
  * failure came from DNS or memory, not from the message. */
 enum arc_result auth_in_arc_chain(const struct auth_in *a, bool *temporary);
+/* What this message contributes to a DMARC aggregate report: true (row
+ * filled) when DMARC was evaluated to pass or fail under a record that
+ * asks for reports (rua=); false otherwise. The disposition is the one
+ * we applied (none unless the listener enforces). */
+bool auth_in_dmarc_row(const struct auth_in *a, struct dmarc_rep_row *row);
 /* True when the message must be refused; reply text (after "550 5.7.1"). */
 bool auth_in_reject(const struct auth_in *a, const char **text);
 

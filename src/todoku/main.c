@@ -47,6 +47,7 @@ usage(FILE *f)
 	      "       todoku queue show ID [--json] [-c FILE]\n"
 	      "       todoku queue flush [ID] | hold ID | release ID |\n"
 	      "                    delete ID | bounce ID [-c FILE]\n"
+	      "       todoku queue dmarc-report [-c FILE]\n"
 	      "       todoku check spf --ip A --mail-from S [--helo H] [..]\n"
 	      "       todoku check dkim [FILE|-] [--json]\n"
 	      "       todoku check dmarc --ip A --mail-from S [FILE|-] [..]\n"
@@ -145,6 +146,9 @@ cmd_queue(struct cli *cli)
 			return EXIT_USAGE;
 		snprintf(req, sizeof(req), "show %s%s", cli->args[1],
 			 cli->json ? " json" : "");
+	} else if (cli->nargs == 1 &&
+		   strcmp(cli->args[0], "dmarc-report") == 0) {
+		snprintf(req, sizeof(req), "dmarc-report");
 	} else if (cli->nargs >= 1 && cli->nargs <= 2 &&
 		   strcmp(cli->args[0], "flush") == 0) {
 		if (cli->nargs == 2 && !queue_id_ok(cli->args[1]))

@@ -23,6 +23,12 @@
  *   Q_PREPEND    data: trace header(s) to store before the body; each
  *                one goes above the ones sent before it
  *   Q_CHUNK      data: up to CHUNK_MAX bytes of message (CRLF, unstuffed)
+ *   Q_DMARC      i64 time, str x each dmarc_rep_fields entry in table
+ *                order (mail/dmarc_report.h), u32 ndkim x (str domain,
+ *                str selector, str result): the DMARC aggregate report
+ *                row of this message, sent just before Q_END (stored in
+ *                its commit) or before the Q_ABORT of a message refused
+ *                by DMARC p=reject (the row is then stored alone)
  *   Q_END        (empty) message complete: commit, then Q_RESULT
  *   Q_ABORT      (empty) drop the transaction
  *
@@ -107,6 +113,7 @@ enum proto_type {
 	Q_OPEN_OK,
 	Q_CREDIT,
 	Q_RESULT,
+	Q_DMARC,
 
 	L_DELIVER = 200,
 	L_RESULT,

@@ -28,6 +28,7 @@
 #include "mail/smtp_reply.h"
 #include "mail/srs.h"
 #include "todoku/ctl.h"
+#include "todoku/dmarc_agg.h"
 #include "todoku/maildir.h"
 #include "todoku/proto.h"
 #include "todoku/role.h"
@@ -122,6 +123,8 @@ struct queue {
 	int stopping;
 	struct attempt *last_attempt; /* set by queue_finish */
 	int defer_submit; /* queue_finish: leave submission to the caller */
+	struct dmarc_agg *dmarc;
+	time_t dmarc_next; /* next timed report run */
 };
 
 static void queue_dispatch(struct queue *q);
@@ -1301,8 +1304,27 @@ queue_dispatch(struct queue *q)
 }
 
 static void
+queue_dmarc_timed(struct queue *q)
+{
+	const struct conf *c = q->env->conf;
+	time_t now = clock_now();
+
+	if (!c->dmarc_reports || q->stopping)
+		return;
+	if (q->dmarc_next == 0 ||
+	    q->dmarc_next > now + (time_t)c->dmarc_report_interval)
+		q->dmarc_next = now + (time_t)c->dmarc_report_interval;
+	if (now < q->dmarc_next)
+		return;
+	q->dmarc_next = now + (time_t)c->dmarc_report_interval;
+	if (dmarc_agg_run(q->dmarc, now, NULL, NULL) < 0)
+		log_warn("dmarc report: the previous run is still going on");
+}
+
+static void
 queue_on_tick(evutil_socket_t fd, short what, void *arg)
 {
+	queue_dmarc_timed(arg);
 	queue_dispatch(arg);
 }
 
@@ -1549,6 +1571,19 @@ queue_on_committed(void *arg, int err, struct spool_msg *m)
 	queue_dispatch(q);
 }
 
+/* The DMARC report row of a transaction: it goes into the commit. */
+static void
+queue_on_dmarc_row(struct txn *t, struct ipc_in *in)
+{
+	struct dmarc_rep_row *row = xmalloc(sizeof(*row));
+
+	if (dmarc_agg_get(in, row) < 0)
+		log_panic("smtp-in sent a short Q_DMARC");
+	ipc_end(in);
+	xfree(t->msg->dmarc);
+	t->msg->dmarc = row;
+}
+
 static void
 queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 		 struct ipc_in *in)
@@ -1614,8 +1649,17 @@ queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 		t->committing = 1;
 		spool_msg_commit(q->spool, t->msg, queue_on_committed, t);
 		break;
+	case Q_DMARC:
+		queue_on_dmarc_row(t, in);
+		break;
 	case Q_ABORT:
 		ipc_end(in);
+		if (t->msg->dmarc != NULL) {
+			/* refused by DMARC: the row counts without the
+			 * message */
+			spool_dmarc_add(q->spool, t->msg->dmarc);
+			t->msg->dmarc = NULL;
+		}
 		txn_free(q, t);
 		break;
 	}
@@ -1637,6 +1681,7 @@ queue_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		break;
 	case Q_PREPEND:
 	case Q_CHUNK:
+	case Q_DMARC:
 	case Q_END:
 	case Q_ABORT:
 		queue_on_txn_msg(p->q, p, h, in);
@@ -1649,6 +1694,9 @@ queue_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		break;
 	case O_RESULT:
 		queue_on_smtp_result(p->q, h, in);
+		break;
+	case D_ANSWER:
+		dmarc_agg_answer(p->q->dmarc, h->id, in);
 		break;
 	default:
 		log_panic("queue: unexpected message %u from %s", h->type,
@@ -1690,6 +1738,7 @@ queue_peer_close(struct ipc *ipc, void *arg)
 	if (q->lookup == p) {
 		q->lookup = NULL;
 		queue_rjobs_lost(q, 0, "lookup role died");
+		dmarc_agg_lookup_lost(q->dmarc);
 	}
 	if (q->smtp_out == p) {
 		q->smtp_out = NULL;
@@ -1913,6 +1962,22 @@ ctl_admin(struct ctlconn *c, const char *verb, const char *id)
 }
 
 static void
+ctl_on_dmarc_done(void *arg, const struct buf *summary)
+{
+	ctl_answer(arg, "ok", summary);
+}
+
+/* dmarc-report: report every stored row now; answer when queued. */
+static void
+ctl_dmarc_report(struct ctlconn *c)
+{
+	/* stop reading: the answer comes after DNS and commits */
+	event_del(c->ev);
+	if (dmarc_agg_run(c->q->dmarc, clock_now(), ctl_on_dmarc_done, c) < 0)
+		ctl_answer(c, "error a DMARC report run is going on", NULL);
+}
+
+static void
 ctl_handle(struct ctlconn *c)
 {
 	char *save = NULL;
@@ -1938,6 +2003,8 @@ ctl_handle(struct ctlconn *c)
 		    strcmp(verb, "delete") == 0 ||
 		    strcmp(verb, "bounce") == 0)) {
 		ctl_admin(c, verb, a1);
+	} else if (verb && strcmp(verb, "dmarc-report") == 0 && a1 == NULL) {
+		ctl_dmarc_report(c);
 	} else {
 		ctl_answer(c, "error unknown control request", NULL);
 	}
@@ -2103,6 +2170,34 @@ queue_srs_warn(const struct conf *c)
 			 fwd);
 }
 
+static const struct conf *
+queue_dmarc_conf(void *arg)
+{
+	struct queue *q = arg;
+	return q->env->conf;
+}
+
+static struct ipc *
+queue_dmarc_lookup(void *arg)
+{
+	struct queue *q = arg;
+	return q->lookup ? q->lookup->ipc : NULL;
+}
+
+/* A DMARC report is in the spool: deliver it like any message. */
+static void
+queue_dmarc_queued(void *arg, struct spool_msg *m)
+{
+	struct queue *q = arg;
+
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (DMARC report queued)",
+		 m->id, m->sender, (unsigned long long)m->size, m->nrcpts);
+	for (size_t i = 0; i < m->nrcpts; i++)
+		entry_add(q, m->rcpts[i].id, m->id, m->sender, m->rcpts[i].addr,
+			  m->arrival, m->arrival);
+	queue_dispatch(q);
+}
+
 int
 queue_main(struct role_env *env)
 {
@@ -2122,6 +2217,12 @@ queue_main(struct role_env *env)
 		log_info("recovered %d undelivered recipient(s) from the spool",
 			 n);
 	queue_srs_warn(env->conf);
+	{
+		struct dmarc_agg_env de = {q.spool, queue_dmarc_conf,
+					   queue_dmarc_lookup,
+					   queue_dmarc_queued, &q};
+		q.dmarc = dmarc_agg_new(&de);
+	}
 	queue_ctl_listen(&q);
 	q.master = ipc_new(env->base, ROLE_MASTER_FD, queue_master_msg,
 			   queue_master_close, &q);

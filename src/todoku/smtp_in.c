@@ -27,6 +27,7 @@
 #include "mail/smtp_data.h"
 #include "mail/srs.h"
 #include "todoku/auth_in.h"
+#include "todoku/dmarc_agg.h"
 #include "todoku/proto.h"
 #include "todoku/role.h"
 
@@ -780,6 +781,25 @@ sess_on_signature(struct session *s, int ok, const void *sig, size_t n,
 		ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);
 }
 
+/* The DMARC report row of this message (Q_DMARC), if it has one. */
+static void
+sess_send_dmarc(struct session *s)
+{
+	struct dmarc_rep_row *row;
+	struct ipc_out o;
+
+	if (!s->conf->dmarc_reports)
+		return; /* reporting is off: nothing is kept */
+	row = xmalloc(sizeof(*row));
+	if (auth_in_dmarc_row(s->auth, row)) {
+		ipc_out_init(&o);
+		dmarc_agg_put(&o, row);
+		ipc_send(s->d->queue, Q_DMARC, s->txn_id, -1, &o);
+		ipc_out_free(&o);
+	}
+	xfree(row);
+}
+
 /* The checks are final: prepend their headers and commit, or refuse. */
 static void
 sess_auth_done(void *arg)
@@ -806,6 +826,7 @@ sess_auth_done(void *arg)
 	if (auth_in_reject(s->auth, &text)) {
 		log_info("%s: %s refused at end of data: %s", s->addr, s->qid,
 			 text);
+		sess_send_dmarc(s); /* refused mail counts in reports */
 		ipc_send(s->d->queue, Q_ABORT, s->txn_id, -1, NULL);
 		s->txn_open = 0;
 		sess_reply(s, 550, "5.7.1", "%s", text);
@@ -821,6 +842,7 @@ sess_auth_done(void *arg)
 		     strlen(auth_in_headers(s->auth)));
 	ipc_send(s->d->queue, Q_PREPEND, s->txn_id, -1, &o);
 	ipc_out_free(&o);
+	sess_send_dmarc(s); /* stored in the commit of Q_END */
 	if (s->sealer != NULL && sess_seal_request(s) == 0)
 		return; /* Q_END follows the seal */
 	ipc_send(s->d->queue, Q_END, s->txn_id, -1, NULL);

@@ -32,7 +32,16 @@
 #define SPOOL_LAZY_MS 25       /* a delivery result waits at most this long */
 #define SPOOL_LAZY_MAX 256     /* ... or until this many are waiting */
 
-enum job_kind { JOB_COMMIT, JOB_BODY, JOB_RESULT, JOB_QUERY, JOB_ADMIN };
+enum job_kind {
+	JOB_COMMIT,
+	JOB_BODY,
+	JOB_RESULT,
+	JOB_QUERY,
+	JOB_ADMIN,
+	JOB_DMARC_ADD,
+	JOB_DMARC_LOAD,
+	JOB_DMARC_DELETE,
+};
 
 struct job {
 	struct job *next;
@@ -60,6 +69,12 @@ struct job {
 	int json;
 	struct buf out;
 	spool_query_cb *query_cb;
+	/* JOB_DMARC_* */
+	struct dmarc_rep_row *rows;
+	int64_t *ids;
+	size_t nrows, maxrows;
+	int64_t upto;
+	spool_dmarc_cb *dmarc_cb;
 };
 
 struct spool {
@@ -107,7 +122,14 @@ static const char spool_schema[] =
     " rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
     " time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
     " reply TEXT, detail TEXT);"
-    "CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);";
+    "CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);"
+    "CREATE TABLE IF NOT EXISTS dmarc_row("
+    " id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+    " policy_domain TEXT, org_domain TEXT, p TEXT, sp TEXT, np TEXT,"
+    " adkim TEXT, aspf TEXT, testing TEXT, rua TEXT, source_ip TEXT,"
+    " header_from TEXT, envelope_from TEXT, spf_domain TEXT,"
+    " spf_scope TEXT, spf_result TEXT, disposition TEXT, dkim_align TEXT,"
+    " spf_align TEXT, result TEXT, dkim TEXT);";
 
 /* ---- small SQLite helpers ------------------------------------------ */
 
@@ -190,6 +212,89 @@ spool_make_id(struct spool *sp, char *dst)
 
 /* ---- job execution (writer thread) --------------------------------- */
 
+/* DMARC report rows: the columns are dmarc_rep_fields, then dkim. */
+static int
+dmarc_insert(struct spool *sp, const struct dmarc_rep_row *row)
+{
+	char sql[1024], dkim[DMARC_REP_DKIM_MAX * 2 * DMARC_REP_NAME + 256];
+	size_t off = (size_t)snprintf(sql, sizeof(sql),
+				      "INSERT INTO "
+				      "dmarc_row(time");
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < dmarc_rep_nfields; i++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ",%s",
+					dmarc_rep_fields[i].name);
+	off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+				",dkim) "
+				"VALUES(?");
+	for (size_t i = 0; i <= dmarc_rep_nfields; i++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ",?");
+	snprintf(sql + off, sizeof(sql) - off, ")");
+	st = sql_prep(sp, sql);
+	sqlite3_bind_int64(st, 1, row->time);
+	for (size_t i = 0; i < dmarc_rep_nfields; i++)
+		bind_text(st, (int)i + 2,
+			  (const char *)row + dmarc_rep_fields[i].off);
+	if (dmarc_rep_dkim_text(row, dkim, sizeof(dkim)) < 0)
+		dkim[0] = '\0';
+	bind_text(st, (int)dmarc_rep_nfields + 2, dkim);
+	return sql_done(st);
+}
+
+static int
+dmarc_delete(struct spool *sp, const int64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st =
+		    sql_prep(sp, "DELETE FROM dmarc_row WHERE id = ?");
+		int rc;
+		sqlite3_bind_int64(st, 1, ids[i]);
+		if ((rc = sql_done(st)) != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static void
+dmarc_row_from(sqlite3_stmt *st, struct dmarc_rep_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->time = sqlite3_column_int64(st, 1);
+	for (size_t i = 0; i < dmarc_rep_nfields; i++)
+		snprintf((char *)row + dmarc_rep_fields[i].off,
+			 dmarc_rep_fields[i].size, "%s",
+			 col_text(st, (int)i + 2));
+	dmarc_rep_dkim_load(row, col_text(st, (int)dmarc_rep_nfields + 2));
+}
+
+static int
+exec_dmarc_load(struct spool *sp, struct job *j)
+{
+	char sql[1024];
+	size_t off = (size_t)snprintf(sql, sizeof(sql), "SELECT id, time");
+	sqlite3_stmt *st;
+	int rc;
+
+	for (size_t i = 0; i < dmarc_rep_nfields; i++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ",%s",
+					dmarc_rep_fields[i].name);
+	snprintf(sql + off, sizeof(sql) - off,
+		 ",dkim FROM dmarc_row WHERE time <= ? ORDER BY"
+		 " policy_domain, time, id LIMIT ?");
+	st = sql_prep(sp, sql);
+	sqlite3_bind_int64(st, 1, j->upto);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->maxrows);
+	j->rows = xcalloc(j->maxrows ? j->maxrows : 1, sizeof(*j->rows));
+	j->ids = xcalloc(j->maxrows ? j->maxrows : 1, sizeof(*j->ids));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && j->nrows < j->maxrows) {
+		j->ids[j->nrows] = sqlite3_column_int64(st, 0);
+		dmarc_row_from(st, &j->rows[j->nrows++]);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 static int
 exec_commit(struct spool *sp, struct job *j)
 {
@@ -236,7 +341,9 @@ exec_commit(struct spool *sp, struct job *j)
 			return rc;
 		r->id = (uint64_t)sqlite3_last_insert_rowid(sp->db);
 	}
-	return SQLITE_OK;
+	if (m->dmarc && (rc = dmarc_insert(sp, m->dmarc)) != SQLITE_OK)
+		return rc;
+	return dmarc_delete(sp, m->dmarc_done, m->ndmarc_done);
 }
 
 static int
@@ -900,6 +1007,12 @@ exec_job(struct spool *sp, struct job *j)
 		return exec_query(sp, j);
 	case JOB_ADMIN:
 		return exec_admin(sp, j);
+	case JOB_DMARC_ADD:
+		return dmarc_insert(sp, j->rows);
+	case JOB_DMARC_LOAD:
+		return exec_dmarc_load(sp, j);
+	case JOB_DMARC_DELETE:
+		return dmarc_delete(sp, j->ids, j->nrows);
 	}
 	return SQLITE_MISUSE;
 }
@@ -1175,6 +1288,19 @@ job_finish(struct job *j)
 		break;
 	case JOB_ADMIN:
 		j->admin_cb(j->arg, j->err);
+		break;
+	case JOB_DMARC_ADD:
+	case JOB_DMARC_DELETE:
+		if (j->err)
+			log_err("spool: DMARC report rows not %s",
+				j->kind == JOB_DMARC_ADD ? "stored"
+							 : "deleted");
+		xfree(j->rows);
+		xfree(j->ids);
+		break;
+	case JOB_DMARC_LOAD:
+		j->dmarc_cb(j->arg, j->err, j->rows, j->ids,
+			    j->err ? 0 : j->nrows);
 		break;
 	}
 }
@@ -1512,6 +1638,8 @@ spool_msg_free(struct spool_msg *m)
 	xfree(m->helo);
 	buf_free(&m->prepend);
 	buf_free(&m->inline_body);
+	xfree(m->dmarc);
+	xfree(m->dmarc_done);
 	xfree(m);
 }
 
@@ -1603,6 +1731,41 @@ spool_set_lazy_ms(struct spool *sp, unsigned ms)
 	pthread_mutex_lock(&sp->lock);
 	sp->lazy_ms = ms;
 	pthread_mutex_unlock(&sp->lock);
+}
+
+void
+spool_dmarc_add(struct spool *sp, struct dmarc_rep_row *row)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_DMARC_ADD;
+	j->rows = row;
+	spool_submit(sp, j);
+}
+
+void
+spool_dmarc_load(struct spool *sp, int64_t upto, size_t max, spool_dmarc_cb *cb,
+		 void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_DMARC_LOAD;
+	j->upto = upto;
+	j->maxrows = max;
+	j->dmarc_cb = cb;
+	j->arg = arg;
+	spool_submit(sp, j);
+}
+
+void
+spool_dmarc_delete(struct spool *sp, int64_t *ids, size_t n)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->kind = JOB_DMARC_DELETE;
+	j->ids = ids;
+	j->nrows = n;
+	spool_submit(sp, j);
 }
 
 uint64_t

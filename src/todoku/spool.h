@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "mail/dmarc_report.h"
 
 #define SPOOL_ID_LEN 14
 #define SPOOL_E_FULL (-2)
@@ -74,6 +75,12 @@ struct spool_msg {
 	struct spool_rcpt *rcpts;
 	size_t nrcpts;
 	int write_errno; /* first write failure, sticky */
+	/* DMARC aggregate reporting: the row this message contributes
+	 * (owned, stored in the same commit), and for a report message the
+	 * rows it reports (deleted in the same commit). */
+	struct dmarc_rep_row *dmarc;
+	int64_t *dmarc_done;
+	size_t ndmarc_done;
 };
 
 /* One recipient awaiting delivery, as loaded at start or after commit. */
@@ -184,6 +191,19 @@ void spool_query(struct spool *sp, enum spool_query q, const char *id, int json,
 /* Operator action on a message; err -1 when there is no such message. */
 void spool_admin(struct spool *sp, enum spool_admin op, const char *id,
 		 spool_admin_cb *cb, void *arg);
+
+/* DMARC report rows. The rows of a rejected message are stored alone
+ * (spool_dmarc_add takes row); a report job loads at most max rows
+ * evaluated at or before upto, oldest first, ordered by policy domain
+ * (rows and ids are the callback's to free with xfree), and deletes
+ * rows it did not send. */
+typedef void spool_dmarc_cb(void *arg, int err, struct dmarc_rep_row *rows,
+			    int64_t *ids, size_t n);
+void spool_dmarc_add(struct spool *sp, struct dmarc_rep_row *row);
+void spool_dmarc_load(struct spool *sp, int64_t upto, size_t max,
+		      spool_dmarc_cb *cb, void *arg);
+/* ids (taken) are deleted. */
+void spool_dmarc_delete(struct spool *sp, int64_t *ids, size_t n);
 
 /* Counters for tests and benchmarks. */
 uint64_t spool_commits(const struct spool *sp);

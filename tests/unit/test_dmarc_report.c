@@ -19,7 +19,8 @@ row_init(struct dmarc_rep_row *r, const char *ip, const char *spf)
 	r->time = 1700000000;
 	snprintf(r->policy_domain, sizeof(r->policy_domain), "sender.test");
 	snprintf(r->p, sizeof(r->p), "none");
-	r->adkim = r->aspf = 'r';
+	snprintf(r->adkim, sizeof(r->adkim), "r");
+	snprintf(r->aspf, sizeof(r->aspf), "r");
 	snprintf(r->source_ip, sizeof(r->source_ip), "%s", ip);
 	snprintf(r->header_from, sizeof(r->header_from), "sender.test");
 	snprintf(r->envelope_from, sizeof(r->envelope_from), "sender.test");
@@ -195,6 +196,33 @@ test_message(void **state)
 	buf_free(&m);
 }
 
+static void
+test_storage_form(void **state)
+{
+	struct dmarc_rep_row a, b;
+	char text[2048];
+
+	row_init(&a, "127.0.0.2", "pass");
+	a.ndkim = 2;
+	snprintf(a.dkim[0].domain, sizeof(a.dkim[0].domain), "x.test");
+	snprintf(a.dkim[0].selector, sizeof(a.dkim[0].selector), "s\tel");
+	snprintf(a.dkim[0].result, sizeof(a.dkim[0].result), "pass");
+	snprintf(a.dkim[1].domain, sizeof(a.dkim[1].domain), "y.test");
+	snprintf(a.dkim[1].result, sizeof(a.dkim[1].result), "fail");
+	assert_int_equal(dmarc_rep_dkim_text(&a, text, sizeof(text)), 0);
+	assert_string_equal(text, "x.test\ts?el\tpass\ny.test\t\tfail\n");
+	memset(&b, 0, sizeof(b));
+	dmarc_rep_dkim_load(&b, text);
+	assert_int_equal(b.ndkim, 2);
+	assert_string_equal(b.dkim[0].selector, "s?el");
+	assert_string_equal(b.dkim[1].domain, "y.test");
+	assert_string_equal(b.dkim[1].selector, "");
+	assert_string_equal(b.dkim[1].result, "fail");
+	assert_int_equal(dmarc_rep_dkim_text(&a, text, 8), -1);
+	assert_true(dmarc_rep_nfields > 10);
+	assert_string_equal(dmarc_rep_fields[0].name, "policy_domain");
+}
+
 int
 main(void)
 {
@@ -205,6 +233,7 @@ main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_gzip_round_trip),
 	    cmocka_unit_test(test_message),
+	    cmocka_unit_test(test_storage_form),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
