@@ -445,6 +445,13 @@ group_emit(struct dmarc_agg *a, struct group *g)
 			report_queue(a, g, d, &msg, sent++ == 0);
 		buf_free(&msg);
 	}
+	if (sent == 0 && temp > 0 && m.begin < a->now - DMARC_AGG_KEEP_S) {
+		run_note(a, g,
+			 "rows older than %d days dropped after "
+			 "temporary failures",
+			 DMARC_AGG_KEEP_S / 86400);
+		temp = 0;
+	}
 	if (sent == 0 && temp == 0) {
 		int64_t *ids = xcalloc(g->n, sizeof(*ids));
 		memcpy(ids, a->ids + g->first, g->n * sizeof(*ids));

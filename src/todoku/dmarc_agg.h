@@ -33,7 +33,8 @@ struct spool;
 struct spool_msg;
 struct conf;
 
-#define DMARC_AGG_ROWS_MAX 4096 /* rows per run; the rest waits a run */
+#define DMARC_AGG_ROWS_MAX 4096	     /* rows per run; the rest waits a run */
+#define DMARC_AGG_KEEP_S (7 * 86400) /* rows kept across DNS tempfails */
 
 /* The Q_DMARC payload (proto.h). get: -1 when the payload is short. */
 void dmarc_agg_put(struct ipc_out *o, const struct dmarc_rep_row *row);

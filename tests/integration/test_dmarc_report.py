@@ -205,3 +205,15 @@ def test_reporting_off_keeps_nothing(todoku, dns, smtp_peer):
     assert _send(d, "a@sender.test", "a@sender.test", "ok").code == 250
     d.wait_delivered("someone", 1)
     assert "no DMARC report rows" in d.cli("queue", "dmarc-report")
+
+
+def test_timer_sends_without_the_cli(todoku, dns, smtp_peer):
+    """dmarc-report-interval drives the queue role's own runs."""
+    d, peer = _world(todoku, dns, smtp_peer,
+                     extra_queue={"dmarc-report-interval": "2s"})
+    assert _send(d, "a@sender.test", "a@sender.test", "ok").code == 250
+    d.wait_delivered("someone", 1)
+    msg = _report(peer, "sender.test", timeout=30)
+    _, _, root = _parse(msg)
+    assert [r["count"] for r in _rows(root)] == [1]
+    assert "DMARC report queued" in d.log_text()

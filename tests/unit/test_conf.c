@@ -97,6 +97,10 @@ test_defaults(void **state)
 	assert_int_equal(c->give_up_after, 5 * 86400);
 	assert_int_equal(c->inline_body_max, 128 * 1024);
 	assert_int_equal(c->min_free, 2 * (25 << 20) + (64 << 20));
+	assert_int_equal(c->dmarc_reports, 0);
+	assert_int_equal(c->dmarc_report_interval, 86400);
+	assert_null(c->dmarc_report_org);
+	assert_non_null(strstr(conf_dmarc_report_from(c), "postmaster@"));
 	assert_int_equal(c->ndns_servers, 0);
 	assert_int_equal(c->nlistens, 1);
 	assert_int_equal(c->ndomains, 0);
@@ -204,6 +208,17 @@ static const struct err_case err_cases[] = {
      "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\n",
      "todoku.conf:2: too many intervals in retry (at most 32; the last "
      "one repeats)"},
+    {"[queue]\ndmarc-reports = yes\n",
+     "todoku.conf:2: bad value \"yes\" for dmarc-reports (expected on or "
+     "off)"},
+    {"[queue]\ndmarc-report-interval = 0s\n",
+     "todoku.conf:2: dmarc-report-interval = 0s is out of range (expected "
+     "a duration like 1d, from 1s to 7d)"},
+    {"[queue]\ndmarc-report-from = nobody\n",
+     "todoku.conf:2: bad value \"nobody\" for dmarc-report-from: "},
+    {"[queue]\ndmarc-report-org = caf\xc3\xa9\n",
+     "todoku.conf:2: bad value \"caf\xc3\xa9\" for dmarc-report-org "
+     "(expected printable ASCII text like Example Mail)"},
     {"[dns]\nservers = 127.0.0.53 dns.example\n",
      "todoku.conf:2: bad value \"dns.example\" for servers (expected "
      "addresses like 127.0.0.53 or [::1]:53)"},
