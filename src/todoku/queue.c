@@ -24,6 +24,7 @@
 #include "mail/conf.h"
 #include "mail/mx.h"
 #include "mail/resolve.h"
+#include "mail/schedule.h"
 #include "mail/smtp_client.h"
 #include "mail/smtp_reply.h"
 #include "mail/srs.h"
@@ -121,6 +122,7 @@ struct queue {
 	int ctl_fd;
 	struct event *ctl_ev;
 	int stopping;
+	time_t wake_at;		      /* next decision the tick must not skip */
 	struct attempt *last_attempt; /* set by queue_finish */
 	int defer_submit; /* queue_finish: leave submission to the caller */
 	struct dmarc_agg *dmarc;
@@ -130,6 +132,20 @@ struct queue {
 static void queue_dispatch(struct queue *q);
 
 /* ---- scheduler entries ---------------------------------------------- */
+
+/* The scheduler's parameters (mail/schedule) from the configuration. */
+static void
+queue_sched_params(const struct conf *c, struct sched_params *p)
+{
+	p->dest_init = DEST_INIT;
+	p->dest_max = DEST_LIMIT_MAX;
+	p->dead_after = DEST_DEAD_AFTER;
+	p->max_sessions = QUEUE_REMOTE_MAX;
+	p->retry = c->retry;
+	p->nretry = c->nretry;
+	p->warn_after = c->warn_after;
+	p->give_up_after = c->give_up_after;
+}
 
 static struct entry *
 entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
@@ -145,6 +161,7 @@ entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
 	e->arrival = arrival;
 	e->next = q->entries;
 	q->entries = e;
+	q->wake_at = 0; /* decide at the next tick at the latest */
 	return e;
 }
 
@@ -174,8 +191,15 @@ static void
 queue_load_one(void *arg, const struct spool_pending *p)
 {
 	struct queue *q = arg;
-	struct entry *e = entry_add(q, p->rcpt_id, p->msg, p->sender, p->addr,
-				    p->next_attempt, p->arrival);
+	struct sched_params sp;
+	struct entry *e;
+
+	/* a stored time further ahead than the largest backoff (a clock
+	 * that jumped back, a shorter schedule) is clamped (DESIGN §7) */
+	queue_sched_params(q->env->conf, &sp);
+	e = entry_add(q, p->rcpt_id, p->msg, p->sender, p->addr,
+		      sched_clamp(&sp, p->next_attempt, clock_now()),
+		      p->arrival);
 
 	e->forwarded = rcpt_forwarded(p->orig, p->addr);
 	e->state = p->state;
@@ -188,22 +212,6 @@ queue_load_one(void *arg, const struct spool_pending *p)
 }
 
 /* ---- delivery results ----------------------------------------------- */
-
-static time_t
-queue_retry_delay(const struct conf *c, unsigned attempts)
-{
-	size_t i = attempts == 0 ? 0 : attempts - 1;
-	uint64_t d;
-
-	if (c->nretry == 0)
-		return 300;
-	if (i >= c->nretry)
-		i = c->nretry - 1;
-	d = c->retry[i];
-	/* up to 10% jitter so a burst of failures does not retry in step */
-	d += d >= 10 ? (uint64_t)random() % (d / 10 + 1) : 0;
-	return (time_t)d;
-}
 
 static void
 queue_on_recorded(void *arg, int err, struct spool_result *r)
@@ -285,7 +293,13 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	struct attempt *a;
 	const struct conf *c = q->env->conf;
 	time_t now = clock_now();
+	struct sched_params sp;
+	struct sched_rcpt sr = {e->arrival, e->attempts, (uint8_t)e->held,
+				(uint8_t)e->warned, e->sender[0] == '\0'};
+	struct sched_temp t;
 
+	queue_sched_params(c, &sp);
+	sched_on_temp(&sp, &sr, now, (uint32_t)random(), &t);
 	if (e->deleted) {
 		log_info("%s: to=<%s>: attempt ended after the message was "
 			 "deleted; result dropped",
@@ -313,8 +327,7 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	a->res.status = a->status;
 	a->res.reporting_mta = c->hostname;
 	a->res.final_rcpt = e->addr;
-	if (kind == MAILDIR_TEMP && !e->held &&
-	    now >= e->arrival + (time_t)c->give_up_after) {
+	if (kind == MAILDIR_TEMP && t.expire) {
 		kind = MAILDIR_PERM;
 		snprintf(a->status, sizeof(a->status), "4.4.7");
 		snprintf(a->reply, sizeof(a->reply),
@@ -338,14 +351,12 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	} else if (kind == MAILDIR_TEMP) {
 		a->res.new_state = SPOOL_DEFERRED;
 		a->res.result = "deferred";
-		a->res.next_attempt =
-		    now + queue_retry_delay(c, e->attempts + 1);
-		if (!e->warned && e->sender[0] != '\0' &&
-		    now >= e->arrival + (time_t)c->warn_after) {
+		/* the last retry falls on the give-up-after deadline */
+		a->res.next_attempt = t.next;
+		if (t.warn) {
 			/* RFC 3464 Action: delayed, once per recipient */
 			a->res.warn = 1;
-			a->res.retry_until =
-			    e->arrival + (time_t)c->give_up_after;
+			a->res.retry_until = t.retry_until;
 			queue_bounce_target(q, a);
 			e->warned = 1;
 		}
@@ -396,6 +407,7 @@ queue_on_body(void *arg, int err, int body_fd, const char *prepend,
 			log_err("%s: cannot read the stored message", e->msg);
 		e->in_flight = 0;
 		e->next_attempt = clock_now() + (err ? 60 : 1);
+		q->wake_at = 0;
 		q->inflight--;
 		xfree(d);
 		if (e->deleted)
@@ -442,7 +454,9 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
  * connection-level failure, never for MAIL/RCPT/DATA replies), the
  * dead state (DEST_DEAD_AFTER consecutive failures at c = 1: the
  * backlog is deferred with one reason and one job probes per backoff
- * step, the steps being [queue] retry), and the IPv4-first mark.
+ * step, the steps being [queue] retry), and the IPv4-first mark. The
+ * arithmetic and the decisions are mail/schedule's (pure, property
+ * tested); this file keeps the sessions and carries the decisions out.
  *
  * Sessions: jobs ready at a destination are sent to smtp-out with a
  * session id; jobs with the same id share one connection. A ready job
@@ -454,13 +468,7 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
  */
 struct dest {
 	char *key;
-	double limit;
-	unsigned active; /* sessions open */
-	unsigned fails;	 /* consecutive failures at limit 1 */
-	int dead;
-	unsigned dead_step;
-	time_t probe_at;
-	int probing;
+	struct sched_dest st; /* limit, sessions, dead state: mail/schedule */
 	time_t v4first_until;
 	struct rjob *ready, **ready_tail;
 	time_t last_used;
@@ -512,8 +520,9 @@ static struct dest *dests;
 static struct osess *osessions;
 static unsigned nsessions;
 static uint64_t next_osess;
+static uint32_t dest_cursor; /* round-robin position (mail/schedule) */
 
-static void dest_pump(struct queue *q, struct dest *d);
+static void dest_pump_all(struct queue *q);
 
 static void
 rjob_free(struct queue *q, struct rjob *r)
@@ -567,19 +576,20 @@ domain_of(const char *addr)
 /* ---- destinations ---- */
 
 static struct dest *
-dest_get(const char *key)
+dest_get(const struct conf *c, const char *key)
 {
-	struct dest *d;
+	struct dest **pp, *d;
+	struct sched_params sp;
 
-	for (d = dests; d; d = d->next)
+	for (pp = &dests; (d = *pp) != NULL; pp = &d->next)
 		if (strcmp(d->key, key) == 0)
 			return d;
+	queue_sched_params(c, &sp);
 	d = xcalloc(1, sizeof(*d));
 	d->key = xstrdup(key);
-	d->limit = DEST_INIT;
+	sched_dest_init(&d->st, &sp);
 	d->ready_tail = &d->ready;
-	d->next = dests;
-	dests = d;
+	*pp = d; /* at the tail: the round-robin order stays put */
 	return d;
 }
 
@@ -588,8 +598,8 @@ static void
 dest_gc(time_t now)
 {
 	for (struct dest **pp = &dests, *d; (d = *pp) != NULL;) {
-		if (d->active == 0 && d->ready == NULL && !d->dead &&
-		    d->v4first_until <= now && d->fails == 0 &&
+		if (d->st.active == 0 && d->ready == NULL && !d->st.dead &&
+		    d->v4first_until <= now && d->st.fails == 0 &&
 		    now - d->last_used > DEST_FORGET_AFTER) {
 			*pp = d->next;
 			xfree(d->key);
@@ -598,14 +608,6 @@ dest_gc(time_t now)
 		}
 		pp = &d->next;
 	}
-}
-
-static time_t
-dest_backoff(const struct conf *c, unsigned step)
-{
-	if (c->nretry == 0)
-		return 300;
-	return (time_t)c->retry[step < c->nretry ? step : c->nretry - 1];
 }
 
 static void
@@ -701,18 +703,22 @@ rjob_defer_until(struct queue *q, struct rjob *r, const char *status,
 static void
 dest_log_limit(const struct dest *d, const char *why)
 {
-	log_info("destination %s: concurrency %.2f after %s", d->key, d->limit,
-		 why);
+	log_info("destination %s: concurrency %.2f after %s", d->key,
+		 d->st.limit, why);
 }
 
-/* A session ended: slow start, back-off, dead state, probes. */
+/* A session ended: slow start, back-off, dead state, probes
+ * (mail/schedule decides, this logs). */
 static void
 dest_session_end(struct queue *q, struct osess *s)
 {
 	struct dest *d = s->d;
-	const struct conf *c = q->env->conf;
+	struct sched_params sp;
 	time_t now = clock_now();
 	char when[64];
+	enum sched_outcome o = s->failed ? SCHED_SESSION_CONN_FAIL
+			       : s->ok	 ? SCHED_SESSION_OK
+					 : SCHED_SESSION_NONE;
 
 	for (struct osess **pp = &osessions; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
@@ -721,52 +727,33 @@ dest_session_end(struct queue *q, struct osess *s)
 		}
 	}
 	nsessions--;
-	d->active--;
 	d->last_used = now;
-	if (s->probe) {
-		d->probing = 0;
-		if (s->ok && !s->failed) {
-			d->dead = 0;
-			d->fails = 0;
-			d->dead_step = 0;
-			d->limit = DEST_INIT;
-			log_info("destination %s answers again", d->key);
-		} else if (s->failed) {
-			d->dead_step++;
-			d->probe_at = now + dest_backoff(c, d->dead_step);
-			clock_iso8601(d->probe_at, when, sizeof(when));
-			log_info("destination %s: probe failed; next probe at "
-				 "%s",
-				 d->key, when);
-		}
-	} else if (s->failed) {
-		if (d->limit <= 1.0) {
-			d->limit = 1.0;
-			if (++d->fails >= DEST_DEAD_AFTER && !d->dead) {
-				d->dead = 1;
-				d->dead_step = 0;
-				d->probe_at = now + dest_backoff(c, 0);
-				clock_iso8601(d->probe_at, when, sizeof(when));
-				log_warn("destination %s is not responding "
-					 "(%u failed connections at "
-					 "concurrency 1): its mail is "
-					 "deferred; next probe at %s",
-					 d->key, d->fails, when);
-			}
-		} else {
-			d->limit -= 1.0 / d->limit;
-			if (d->limit < 1.0)
-				d->limit = 1.0;
-			dest_log_limit(d, "a failed connection");
-		}
-	} else if (s->ok) {
-		d->fails = 0;
-		if (d->limit < DEST_LIMIT_MAX) {
-			d->limit += 1.0 / d->limit;
-			if (d->limit > DEST_LIMIT_MAX)
-				d->limit = DEST_LIMIT_MAX;
-			dest_log_limit(d, "a successful session");
-		}
+	queue_sched_params(q->env->conf, &sp);
+	clock_iso8601(d->st.probe_at, when, sizeof(when));
+	switch (sched_dest_closed(&d->st, &sp, s->probe, o, now)) {
+	case SCHED_EV_REVIVED:
+		log_info("destination %s answers again", d->key);
+		break;
+	case SCHED_EV_PROBE_FAILED:
+		clock_iso8601(d->st.probe_at, when, sizeof(when));
+		log_info("destination %s: probe failed; next probe at %s",
+			 d->key, when);
+		break;
+	case SCHED_EV_DEAD:
+		clock_iso8601(d->st.probe_at, when, sizeof(when));
+		log_warn("destination %s is not responding (%u failed "
+			 "connections at concurrency 1): its mail is "
+			 "deferred; next probe at %s",
+			 d->key, d->st.fails, when);
+		break;
+	case SCHED_EV_SHRANK:
+		dest_log_limit(d, "a failed connection");
+		break;
+	case SCHED_EV_GREW:
+		dest_log_limit(d, "a successful session");
+		break;
+	case SCHED_EV_NONE:
+		break;
 	}
 	xfree(s);
 }
@@ -814,67 +801,150 @@ osess_new(struct dest *d, int probe)
 	s->next = osessions;
 	osessions = s;
 	nsessions++;
-	d->active++;
+	sched_dest_opened(&d->st, probe);
 	return s;
 }
 
-static void
-dest_pump(struct queue *q, struct dest *d)
+/* Can session s take one more job of its destination now? */
+static int
+osess_joinable(const struct osess *s, time_t now)
 {
-	time_t now = clock_now();
-	char when[64], why[700];
-	struct rjob *r;
+	return !s->closed && !s->probe && s->pending < DEST_SESSION_DEPTH &&
+	       s->msgs < SMTPO_CONN_MAX_MSGS &&
+	       now - s->born < SMTPO_CONN_MAX_AGE - 5;
+}
 
-	if (q->smtp_out == NULL || q->stopping)
-		return;
-	d->last_used = now;
-	if (d->dead) {
-		while ((r = dest_pop(d)) != NULL) {
-			time_t next;
-			if (!d->probing && now >= d->probe_at &&
-			    nsessions < QUEUE_REMOTE_MAX) {
-				log_info("%s: probing destination %s", r->msg,
-					 d->key);
-				d->probing = 1;
-				rjob_send(q, r, osess_new(d, 1));
-				continue;
-			}
-			next = d->probing ? now + dest_backoff(q->env->conf,
-							       d->dead_step + 1)
-					  : d->probe_at;
-			clock_iso8601(next, when, sizeof(when));
-			snprintf(why, sizeof(why),
-				 "destination %s is not responding; next "
-				 "probe at %s",
-				 d->key, when);
-			rjob_defer_until(q, r, "4.4.1", "smtp", why, next);
-		}
-		return;
-	}
+/* Ready jobs of d join its open sessions (connection reuse needs no
+ * new slot); with s set, only that session. */
+static void
+dest_join(struct queue *q, struct dest *d, struct osess *only, time_t now)
+{
 	while (d->ready != NULL) {
-		struct osess *s;
-		for (s = osessions; s; s = s->next)
-			if (s->d == d && !s->closed && !s->probe &&
-			    s->pending < DEST_SESSION_DEPTH &&
-			    s->msgs < SMTPO_CONN_MAX_MSGS &&
-			    now - s->born < SMTPO_CONN_MAX_AGE - 5)
-				break;
-		if (s == NULL && d->active < (unsigned)d->limit &&
-		    nsessions < QUEUE_REMOTE_MAX)
-			s = osess_new(d, 0);
+		struct osess *s = only;
 		if (s == NULL)
-			break;
+			for (s = osessions; s; s = s->next)
+				if (s->d == d && osess_joinable(s, now))
+					break;
+		if (s == NULL || !osess_joinable(s, now))
+			return;
 		rjob_send(q, dest_pop(d), s);
 	}
 }
 
+/* Unlink r from its destination's ready list. */
+static void
+dest_unlink(struct dest *d, struct rjob *r)
+{
+	for (struct rjob **pp = &d->ready; *pp; pp = &(*pp)->dnext) {
+		if (*pp == r) {
+			*pp = r->dnext;
+			if (*pp == NULL)
+				d->ready_tail = pp;
+			r->dnext = NULL;
+			return;
+		}
+	}
+}
+
+/* Carry out one decision of mail/schedule for a ready job. */
+static void
+dest_apply(struct queue *q, struct rjob *r, const struct sched_action *a,
+	   time_t now)
+{
+	struct dest *d = r->d;
+	char when[64], why[700];
+
+	dest_unlink(d, r);
+	switch (a->act) {
+	case SCHED_PROBE:
+		log_info("%s: probing destination %s", r->msg, d->key);
+		rjob_send(q, r, osess_new(d, 1));
+		return;
+	case SCHED_START: {
+		struct osess *s = osess_new(d, 0);
+		rjob_send(q, r, s);
+		dest_join(q, d, s, now);
+		return;
+	}
+	case SCHED_DEFER:
+		clock_iso8601(a->until, when, sizeof(when));
+		snprintf(why, sizeof(why),
+			 "destination %s is not responding; next probe at %s",
+			 d->key, when);
+		rjob_defer_until(q, r, "4.4.1", "smtp", why, a->until);
+		return;
+	case SCHED_EXPIRE:
+		snprintf(why, sizeof(why),
+			 "no connection to destination %s was free before the "
+			 "message expired",
+			 d->key);
+		rjob_defer_until(q, r, "4.4.1", "smtp", why, now);
+		return;
+	}
+}
+
+/*
+ * Hand the ready jobs of every destination to sessions: first into
+ * open sessions, then mail/schedule decides which new sessions open
+ * (round-robin across destinations, under each limit and the overall
+ * one), which job probes a dead destination, which are deferred.
+ */
 static void
 dest_pump_all(struct queue *q)
 {
-	for (struct dest *d = dests; d; d = d->next)
+	time_t now = clock_now(), wake;
+	struct sched_params sp;
+	struct sched_state st = {now, nsessions, dest_cursor};
+	struct sched_job *jobs = NULL;
+	struct sched_dest *ds = NULL;
+	struct sched_action *acts;
+	struct rjob **rj = NULL;
+	size_t nj = 0, nd = 0, n;
+
+	if (q->smtp_out == NULL || q->stopping)
+		return;
+	for (struct dest *d = dests; d; d = d->next, nd++) {
 		if (d->ready != NULL)
-			dest_pump(q, d);
-	dest_gc(clock_now());
+			d->last_used = now;
+		if (!d->st.dead)
+			dest_join(q, d, NULL, now);
+		for (struct rjob *r = d->ready; r; r = r->dnext)
+			nj++;
+	}
+	if (nj == 0) {
+		dest_gc(now);
+		return;
+	}
+	queue_sched_params(q->env->conf, &sp);
+	jobs = xcalloc(nj, sizeof(*jobs));
+	rj = xcalloc(nj, sizeof(*rj));
+	acts = xcalloc(nj, sizeof(*acts));
+	ds = xcalloc(nd, sizeof(*ds));
+	nj = nd = 0;
+	for (struct dest *d = dests; d; d = d->next, nd++) {
+		ds[nd] = d->st;
+		/* the ready list is in order: ties keep it */
+		for (struct rjob *r = d->ready; r; r = r->dnext, nj++) {
+			jobs[nj] = (struct sched_job){now, r->ents[0]->arrival,
+						      (uint32_t)nd, 0, 0};
+			rj[nj] = r;
+		}
+	}
+	n = sched_decide(&sp, jobs, nj, ds, nd, &st, acts, nj, &wake);
+	dest_cursor = st.cursor;
+	for (size_t i = 0; i < n; i++) {
+		struct rjob *r = rj[acts[i].job];
+		/* a job that joined a session opened just before is gone */
+		if (r->phase == 3)
+			dest_apply(q, r, &acts[i], now);
+	}
+	xfree(jobs);
+	xfree(rj);
+	xfree(acts);
+	xfree(ds);
+	if (wake < q->wake_at)
+		q->wake_at = wake;
+	dest_gc(now);
 }
 
 /*
@@ -916,8 +986,10 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	time_t now = clock_now();
 	char srs[SRS_OUT_SIZE], xsrs[SRS_OUT_SIZE];
 
-	if (q->lookup == NULL || q->smtp_out == NULL)
-		return; /* retried at the next tick once they are back */
+	if (q->lookup == NULL || q->smtp_out == NULL) {
+		q->wake_at = 0; /* retried at the next tick */
+		return;
+	}
 	r = xcalloc(1, sizeof(*r));
 	r->q = q;
 	r->id = ++q->next_rjob;
@@ -991,6 +1063,7 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 		for (size_t i = 0; i < r->n; i++) {
 			r->ents[i]->in_flight = 0;
 			r->ents[i]->next_attempt = clock_now() + (err ? 60 : 1);
+			q->wake_at = 0;
 			if (r->ents[i]->deleted)
 				entry_remove(q, r->ents[i]);
 		}
@@ -1016,10 +1089,10 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 	}
 	{
 		char *key = dest_key(r);
-		dest_push(dest_get(key), r, 0);
+		dest_push(dest_get(q->env->conf, key), r, 0);
 		xfree(key);
 	}
-	dest_pump(q, r->d);
+	dest_pump_all(q);
 }
 
 static void
@@ -1106,9 +1179,9 @@ dest_settle(struct queue *q, struct dest *d)
 				dest_session_end(q, s);
 		}
 		if (pass == 0)
-			dest_pump(q, d);
+			dest_pump_all(q);
 	}
-	dest_pump(q, d);
+	dest_pump_all(q);
 }
 
 static void
@@ -1161,7 +1234,7 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	rjob_session_done(r, verdict);
 	if (d != NULL && !q->stopping &&
 	    ((verdict == SMTPO_V_UNTRIED && untried) ||
-	     (verdict == SMTPO_V_CONN_FAILED && !d->dead &&
+	     (verdict == SMTPO_V_CONN_FAILED && !d->st.dead &&
 	      r->reparks < DEST_REPARK_MAX))) {
 		/* not tried, or its connection failed while the destination
 		 * is still being backed off: back to the destination, nothing
@@ -1210,6 +1283,7 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 static void
 queue_rjobs_lost(struct queue *q, int phase, const char *why)
 {
+	q->wake_at = 0;
 	for (struct rjob *r = q->rjobs, *n; r; r = n) {
 		n = r->next;
 		if ((phase == 0 && r->phase != 0) ||
@@ -1232,9 +1306,9 @@ queue_rjobs_lost(struct queue *q, int phase, const char *why)
 		while (osessions != NULL) {
 			struct osess *s = osessions;
 			osessions = s->next;
-			s->d->active--;
+			s->d->st.active--;
 			if (s->probe)
-				s->d->probing = 0;
+				s->d->st.probing = 0;
 			nsessions--;
 			xfree(s);
 		}
@@ -1262,6 +1336,7 @@ queue_attempt(struct queue *q, struct entry *e)
 	case RESOLVE_LOCAL:
 		if (q->local == NULL) {
 			e->in_flight = 0;
+			q->wake_at = 0; /* retried at the next tick */
 			return;
 		}
 		e->in_flight = 0;
@@ -1285,22 +1360,105 @@ queue_attempt(struct queue *q, struct entry *e)
 	}
 }
 
+/* Index of e's domain in doms (a hash table of nslots, ixs parallel),
+ * adding it as the next index when new. */
+static uint32_t
+dispatch_domain(const char **doms, uint32_t *ixs, size_t nslots, uint32_t *nd,
+		const char *dom)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *c = dom; *c; c++)
+		h = (h ^ (uint8_t)(*c | 0x20)) * 1099511628211ULL;
+	for (size_t k = h % nslots;; k = (k + 1) % nslots) {
+		if (doms[k] == NULL) {
+			doms[k] = dom;
+			ixs[k] = (*nd)++;
+			return ixs[k];
+		}
+		if (strcasecmp(doms[k], dom) == 0)
+			return ixs[k];
+	}
+}
+
+static void
+dispatch_apply(struct queue *q, struct entry *e, const struct sched_action *a)
+{
+	if (e->in_flight || q->stopping)
+		return; /* went along with a job started just before */
+	if (a->act == SCHED_START) {
+		queue_attempt(q, e);
+		return;
+	}
+	if (a->act == SCHED_EXPIRE) {
+		e->in_flight = 1;
+		queue_finish(q, e, MAILDIR_TEMP, "4.4.7", "queue",
+			     "no delivery slot was free before the message "
+			     "expired");
+	}
+}
+
+/*
+ * The in-memory active set (at most QUEUE_MAX_INFLIGHT attempts) is
+ * filled by mail/schedule: due recipients in next-attempt order,
+ * round-robin across recipient domains (the destination proper is known
+ * only after routing; dest_pump_all applies the same decision with the
+ * destinations' limits). Held recipients are never started.
+ */
 static void
 queue_dispatch(struct queue *q)
 {
-	time_t now = clock_now();
+	static uint32_t cursor;
+	time_t now = clock_now(), wake;
+	struct sched_params sp;
+	struct sched_state st = {now, q->inflight, cursor};
+	struct sched_job *jobs;
+	struct sched_dest *ds;
+	struct sched_action *acts;
+	struct entry **ents;
+	const char **doms;
+	uint32_t *ixs, nd = 0;
+	size_t n = 0, na, k = 0;
 
 	if (q->stopping)
 		return;
+	q->wake_at = now + 3600;
 	dest_pump_all(q);
-	for (struct entry *e = q->entries, *n; e; e = n) {
-		n = e->next;
-		if (q->inflight >= QUEUE_MAX_INFLIGHT)
-			break;
-		if (e->in_flight || e->held || e->next_attempt > now)
-			continue;
-		queue_attempt(q, e);
+	for (struct entry *e = q->entries; e; e = e->next)
+		n++;
+	if (n == 0)
+		return;
+	queue_sched_params(q->env->conf, &sp);
+	sp.max_sessions = QUEUE_MAX_INFLIGHT;
+	sp.dest_init = sp.dest_max = QUEUE_MAX_INFLIGHT;
+	jobs = xcalloc(n, sizeof(*jobs));
+	ents = xcalloc(n, sizeof(*ents));
+	acts = xcalloc(n, sizeof(*acts));
+	ds = xcalloc(n, sizeof(*ds));
+	doms = xcalloc(2 * n, sizeof(*doms));
+	ixs = xcalloc(2 * n, sizeof(*ixs));
+	for (struct entry *e = q->entries; e; e = e->next, k++) {
+		uint32_t d =
+		    dispatch_domain(doms, ixs, 2 * n, &nd, domain_of(e->addr));
+		jobs[k] =
+		    (struct sched_job){e->next_attempt, e->arrival, d,
+				       (uint8_t)e->held, (uint8_t)e->in_flight};
+		ents[k] = e;
 	}
+	for (uint32_t d = 0; d < nd; d++)
+		sched_dest_init(&ds[d], &sp);
+	na = sched_decide(&sp, jobs, n, ds, nd, &st, acts, n, &wake);
+	cursor = st.cursor;
+	for (size_t i = 0; i < na; i++)
+		dispatch_apply(q, ents[acts[i].job], &acts[i]);
+	if (wake < q->wake_at)
+		q->wake_at = wake;
+	xfree(jobs);
+	xfree(ents);
+	xfree(acts);
+	xfree(ds);
+	xfree(doms);
+	xfree(ixs);
 }
 
 static void
@@ -1321,11 +1479,16 @@ queue_dmarc_timed(struct queue *q)
 		log_warn("dmarc report: the previous run is still going on");
 }
 
+/* Once a second; a delivery decision is due only at the scheduler's
+ * wake-up (every event that changes the queue decides at once anyway). */
 static void
 queue_on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	queue_dmarc_timed(arg);
-	queue_dispatch(arg);
+	struct queue *q = arg;
+
+	queue_dmarc_timed(q);
+	if (clock_now() >= q->wake_at)
+		queue_dispatch(q);
 }
 
 static struct entry *
@@ -1372,6 +1535,7 @@ queue_local_crashed(struct queue *q, struct entry *e)
 
 	e->at_local = 0;
 	q->inflight--;
+	q->wake_at = 0;
 	if (e->deleted) {
 		entry_remove(q, e);
 		return;

@@ -12,9 +12,13 @@
  *
  * Scheduling: every undelivered recipient is in memory with its next
  * attempt time (loaded from the spool at start, so everything committed
- * before a crash is delivered). A one-second tick dispatches what is due,
- * at most QUEUE_MAX_INFLIGHT at once. Retry delays follow [queue] retry
- * (the last interval repeats); past give-up-after a recipient bounces.
+ * before a crash is delivered). The pure scheduler (mail/schedule)
+ * decides after every event, and at its wake-up time (checked by a
+ * one-second tick), what starts: at most QUEUE_MAX_INFLIGHT attempts at
+ * once, round-robin across domains, then new outbound sessions
+ * round-robin across destinations under their limits. Retry delays
+ * follow [queue] retry (the last interval repeats, the last retry falls
+ * on the deadline); past give-up-after a recipient bounces.
  * Bounces never go to the null sender.
  */
 #ifndef TODOKU_QUEUE_H
