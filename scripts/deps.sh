@@ -14,7 +14,7 @@ libssl-dev libunbound-dev zlib1g-dev"
 CHECK_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest
 python3-dnspython python3-dnslib python3-aiosmtpd swaks knot knot-dnsutils
 postfix e2fsprogs clang-format python3-yaml python3-dkim python3-authres python3-nacl libmail-dkim-perl
-opendkim-tools openssl postfix-policyd-spf-python"
+opendkim-tools openssl postfix-policyd-spf-python sasl2-bin libsasl2-modules"
 
 mode=${1:-run}
 case "$mode" in

@@ -183,7 +183,8 @@ def smtp_peer(request):
 
 @pytest.fixture
 def postfix(tmp_world, _world_logs):
-    """Factory: postfix(relayhost="[127.x.y.z]:2525", extra={main.cf}) -> Postfix."""
+    """Factory: postfix(relayhost="[127.x.y.z]:2525", extra={main.cf}, tls=(cert, key),
+    sasl={user: password}) -> Postfix (see world/postfix.py)."""
     made = []
 
     def make(relayhost, **kw):

@@ -10,6 +10,17 @@ resolv=[addr, ...] starts the instance in a private mount namespace whose
 /etc/resolv.conf names only those servers (the test's knotd), so Postfix
 and every program it spawns (a policy server) resolve through the test
 DNS and nothing else; the host's resolv.conf is never touched.
+
+Options:
+  tls    (certfile, keyfile), or a callable addr -> (certfile, keyfile) (the
+         listener address is chosen inside): smtpd offers STARTTLS
+         (smtpd_tls_security_level = may) with that certificate.
+  sasl   {"user": "password", ...}: SMTP AUTH through Cyrus SASL with a
+         private sasldb (PLAIN, LOGIN; realm postfix.test), offered only
+         after STARTTLS (smtpd_tls_auth_only = yes, unless `extra` says
+         otherwise), and relaying only for authenticated clients
+         (smtpd_relay_restrictions = permit_sasl_authenticated, reject;
+         mynetworks is the instance's own address only).
 """
 import os
 import pathlib
@@ -22,7 +33,7 @@ from .net import alloc_addr, wait_port
 
 class Postfix:
     def __init__(self, base, relayhost, name="postfix", port=25, extra=None, registry=None,
-                 master=(), resolv=None):
+                 master=(), resolv=None, tls=None, sasl=None):
         self.dir = pathlib.Path(base) / name
         self.conf = self.dir / "etc"
         self.queue = self.dir / "queue"
@@ -74,6 +85,14 @@ class Postfix:
             "smtputf8_enable": "no",
             "shlib_directory": _postconf_default("shlib_directory"),
         }
+        if tls is not None:
+            cert, key = tls(self.addr) if callable(tls) else tls
+            settings.update({"smtpd_tls_security_level": "may",
+                             "smtpd_tls_cert_file": str(cert),
+                             "smtpd_tls_key_file": str(key),
+                             "smtpd_tls_loglevel": "1"})
+        if sasl is not None:
+            settings.update(self._sasl(sasl))
         settings.update(extra or {})
         self.postconf(*["%s=%s" % kv for kv in settings.items()])
         # No chroot (the jail would lack resolv.conf etc.), and the SMTP
@@ -98,6 +117,38 @@ class Postfix:
         if not wait_port(self.addr, port, 15):
             raise RuntimeError("postfix did not listen on %s:%d; maillog:\n%s"
                                % (self.addr, port, self.maillog.read_text()))
+
+    def _sasl(self, users):
+        """A private Cyrus SASL config and sasldb; the main.cf settings."""
+        # Debian's Postfix looks in $config_directory/sasl whatever
+        # cyrus_sasl_config_path says: smtpd.conf goes there (and the
+        # setting names it too, for a Postfix that honours it).
+        d = self.conf / "sasl"
+        d.mkdir(mode=0o755, exist_ok=True)
+        (self.dir / "sasldb").mkdir(mode=0o755, exist_ok=True)
+        db = self.dir / "sasldb" / "sasldb2"
+        (d / "smtpd.conf").write_text(
+            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+            "sasldb_path: %s\nmech_list: PLAIN LOGIN\n" % db)
+        for user, password in users.items():
+            r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", str(db), "-u",
+                                "postfix.test", user], input=password.encode(),
+                               capture_output=True, timeout=30)
+            if r.returncode != 0:
+                raise RuntimeError("saslpasswd2 failed: %r" % r.stderr)
+        os.chown(db, _uid("postfix"), _gid("postfix"))
+        os.chmod(db, 0o640)
+        return {
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_sasl_type": "cyrus",
+            "smtpd_sasl_path": "smtpd",
+            "cyrus_sasl_config_path": str(d),
+            "smtpd_sasl_local_domain": "postfix.test",
+            "smtpd_sasl_security_options": "noanonymous",
+            "smtpd_tls_auth_only": "yes",
+            "smtpd_relay_restrictions": "permit_sasl_authenticated, reject",
+            "mynetworks": "%s/32" % self.addr,
+        }
 
     def _run(self, argv, **kw):
         env = dict(os.environ, MAIL_CONFIG=str(self.conf))
