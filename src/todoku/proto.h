@@ -58,7 +58,9 @@
  *                1 bogus, 2 secure), data answer packet (wire format)
  *
  * smtp-in -> keys (id = transaction)
- *   K_SIGN       str signing domain, data 32-byte hash
+ *   K_SIGN       str signing domain, data 32-byte hash (a DKIM header
+ *                hash; for an ARC seal two in turn with the key of
+ *                srs-domain: the AMS hash, then the ARC-Seal hash)
  * keys -> smtp-in
  *   K_SIG        u8 ok, data signature, str error
  *
