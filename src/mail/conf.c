@@ -1072,6 +1072,20 @@ static const struct key delivery_keys[] = {
      "a duration like 5m, from 1s to 1d"},
     {"timeout-data-end", set_duration, OFF_C(delivery_timeout_data_end), 1, DAY,
      "a duration like 10m, from 1s to 1d"},
+    {"destination-concurrency", set_uint, OFF_C(delivery_dest_conc), 1, 1000,
+     "a number from 1 to 1000"},
+    {"destination-concurrency-max", set_uint, OFF_C(delivery_dest_conc_max), 1,
+     1000, "a number from 1 to 1000"},
+    {"dead-after", set_uint, OFF_C(delivery_dead_after), 1, 100,
+     "a number from 1 to 100"},
+    {"max-sessions", set_uint, OFF_C(delivery_max_sessions), 1, 10000,
+     "a number from 1 to 10000"},
+    {"connection-max-messages", set_uint, OFF_C(delivery_conn_max_msgs), 1,
+     10000, "a number from 1 to 10000"},
+    {"connection-max-age", set_duration, OFF_C(delivery_conn_max_age), 1, 3600,
+     "a duration like 60s, from 1s to 1h"},
+    {"ipv4-first-for", set_duration, OFF_C(delivery_v4first_for), 0, 30 * DAY,
+     "a duration like 24h, from 0s (off) to 30d"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1192,6 +1206,13 @@ conf_new(struct parser *p)
 	c->delivery_timeout_greeting = 5 * 60;
 	c->delivery_timeout_command = 5 * 60;
 	c->delivery_timeout_data_end = 10 * 60;
+	c->delivery_dest_conc = 5;
+	c->delivery_dest_conc_max = 20;
+	c->delivery_dead_after = 3;
+	c->delivery_max_sessions = 32;
+	c->delivery_conn_max_msgs = 20;
+	c->delivery_conn_max_age = 60;
+	c->delivery_v4first_for = DAY;
 	if (set_nets(p, &tk, NULL, trusted) < 0 ||
 	    set_retry(p, &rk, NULL, retry) < 0)
 		log_panic("conf: built-in defaults do not parse");
@@ -1831,6 +1852,14 @@ parse_finish(struct parser *p)
 		     "[delivery]: verify = %s needs tls = must (a verified "
 		     "delivery never falls back to plaintext)",
 		     conf_verify_names[c->delivery_verify]);
+		return -1;
+	}
+	if (c->delivery_dest_conc > c->delivery_dest_conc_max) {
+		p->line = p->plain_line[S_DELIVERY];
+		perr(p,
+		     "[delivery]: destination-concurrency = %u is above "
+		     "destination-concurrency-max = %u",
+		     c->delivery_dest_conc, c->delivery_dest_conc_max);
 		return -1;
 	}
 	for (size_t i = 0; i < c->nroutes; i++)
@@ -2536,9 +2565,24 @@ dump_delivery(const struct conf *c, struct buf *b)
 	r = r ? r
 	      : dump_duration(b, "timeout-command",
 			      c->delivery_timeout_command);
+	r = r ? r
+	      : dump_duration(b, "timeout-data-end",
+			      c->delivery_timeout_data_end);
+	r = r ? r
+	      : dump_uint(b, "destination-concurrency", c->delivery_dest_conc);
+	r = r ? r
+	      : dump_uint(b, "destination-concurrency-max",
+			  c->delivery_dest_conc_max);
+	r = r ? r : dump_uint(b, "dead-after", c->delivery_dead_after);
+	r = r ? r : dump_uint(b, "max-sessions", c->delivery_max_sessions);
+	r = r ? r
+	      : dump_uint(b, "connection-max-messages",
+			  c->delivery_conn_max_msgs);
+	r = r ? r
+	      : dump_duration(b, "connection-max-age",
+			      c->delivery_conn_max_age);
 	return r ? r
-		 : dump_duration(b, "timeout-data-end",
-				 c->delivery_timeout_data_end);
+		 : dump_duration(b, "ipv4-first-for", c->delivery_v4first_for);
 }
 
 /* A section header with its name quoted. */

@@ -204,6 +204,14 @@ struct conf {
 	uint64_t delivery_timeout_greeting;
 	uint64_t delivery_timeout_command;
 	uint64_t delivery_timeout_data_end;
+	/* destinations and sessions (DESIGN §7; mail/schedule) */
+	unsigned delivery_dest_conc;	 /* destination-concurrency */
+	unsigned delivery_dest_conc_max; /* destination-concurrency-max */
+	unsigned delivery_dead_after;	 /* dead-after */
+	unsigned delivery_max_sessions;	 /* max-sessions */
+	unsigned delivery_conn_max_msgs; /* connection-max-messages */
+	uint64_t delivery_conn_max_age;	 /* connection-max-age */
+	uint64_t delivery_v4first_for;	 /* ipv4-first-for */
 
 	/* [dns] */
 	char **dns_servers;

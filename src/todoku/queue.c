@@ -137,10 +137,10 @@ static void queue_dispatch(struct queue *q);
 static void
 queue_sched_params(const struct conf *c, struct sched_params *p)
 {
-	p->dest_init = DEST_INIT;
-	p->dest_max = DEST_LIMIT_MAX;
-	p->dead_after = DEST_DEAD_AFTER;
-	p->max_sessions = QUEUE_REMOTE_MAX;
+	p->dest_init = (double)c->delivery_dest_conc;
+	p->dest_max = (double)c->delivery_dest_conc_max;
+	p->dead_after = c->delivery_dead_after;
+	p->max_sessions = c->delivery_max_sessions;
 	p->retry = c->retry;
 	p->nretry = c->nretry;
 	p->warn_after = c->warn_after;
@@ -805,13 +805,17 @@ osess_new(struct dest *d, int probe)
 	return s;
 }
 
-/* Can session s take one more job of its destination now? */
+/* Can session s take one more job of its destination now? (A margin
+ * before connection-max-age, when smtp-out stops reusing it.) */
 static int
-osess_joinable(const struct osess *s, time_t now)
+osess_joinable(const struct conf *c, const struct osess *s, time_t now)
 {
+	time_t age = (time_t)c->delivery_conn_max_age;
+	time_t margin = age / 2 < 5 ? age / 2 : 5;
+
 	return !s->closed && !s->probe && s->pending < DEST_SESSION_DEPTH &&
-	       s->msgs < SMTPO_CONN_MAX_MSGS &&
-	       now - s->born < SMTPO_CONN_MAX_AGE - 5;
+	       s->msgs < c->delivery_conn_max_msgs &&
+	       now - s->born < age - margin;
 }
 
 /* Ready jobs of d join its open sessions (connection reuse needs no
@@ -823,9 +827,10 @@ dest_join(struct queue *q, struct dest *d, struct osess *only, time_t now)
 		struct osess *s = only;
 		if (s == NULL)
 			for (s = osessions; s; s = s->next)
-				if (s->d == d && osess_joinable(s, now))
+				if (s->d == d &&
+				    osess_joinable(q->env->conf, s, now))
 					break;
-		if (s == NULL || !osess_joinable(s, now))
+		if (s == NULL || !osess_joinable(q->env->conf, s, now))
 			return;
 		rjob_send(q, dest_pop(d), s);
 	}
@@ -922,6 +927,8 @@ dest_pump_all(struct queue *q)
 	ds = xcalloc(nd, sizeof(*ds));
 	nj = nd = 0;
 	for (struct dest *d = dests; d; d = d->next, nd++) {
+		if (d->st.limit > sp.dest_max) /* lowered by a reload */
+			d->st.limit = sp.dest_max < 1.0 ? 1.0 : sp.dest_max;
 		ds[nd] = d->st;
 		/* the ready list is in order: ties keep it */
 		for (struct rjob *r = d->ready; r; r = r->dnext, nj++) {
@@ -1224,10 +1231,11 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 		struct buf clean;
 		buf_init(&clean, 4096);
 		smtp_reply_sanitize(v6reply, strlen(v6reply), &clean);
-		d->v4first_until = clock_now() + DEST_V4FIRST_FOR;
-		log_warn("destination %s: IPv4 first for %u h: refused over "
-			 "IPv6 with: %s",
-			 d->key, DEST_V4FIRST_FOR / 3600,
+		uint64_t v4for = q->env->conf->delivery_v4first_for;
+		d->v4first_until = clock_now() + (time_t)v4for;
+		log_warn("destination %s: IPv4 first for %llu s: refused "
+			 "over IPv6 with: %s",
+			 d->key, (unsigned long long)v4for,
 			 clean.data ? clean.data : "");
 		buf_free(&clean);
 	}

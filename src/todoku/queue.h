@@ -30,15 +30,13 @@
 
 /*
  * Outbound destinations (DESIGN §7; see "remote delivery" in queue.c).
- * Defaults until they become [delivery] keys.
+ * Their limits are [delivery] keys (destination-concurrency,
+ * destination-concurrency-max, dead-after, max-sessions,
+ * connection-max-messages, connection-max-age, ipv4-first-for); these
+ * are the fixed ones.
  */
-#define QUEUE_REMOTE_MAX 32    /* outbound sessions at once, overall */
-#define DEST_INIT 5.0	       /* initial concurrency of a destination */
-#define DEST_LIMIT_MAX 20.0    /* concurrency ceiling of one destination */
-#define DEST_DEAD_AFTER 3      /* consecutive failures at 1: dead */
 #define DEST_SESSION_DEPTH 4   /* jobs queued on a session before another */
 #define DEST_REPARK_MAX 3      /* connection failures a job waits out */
-#define DEST_V4FIRST_FOR 86400 /* IPv4-first after an IPv6 policy reject */
 #define DEST_FORGET_AFTER 3600 /* idle destinations are forgotten */
 
 #endif

@@ -1228,7 +1228,8 @@ conn_need_msg(struct conn *cn)
 		job_done_on(j, fam);
 	}
 	if (smtp_client_can_send(cn->c) &&
-	    mono_now() - cn->born < SMTPO_CONN_MAX_AGE) {
+	    mono_now() - cn->born <
+		(time_t)cn->o->env->conf->delivery_conn_max_age) {
 		while ((j = conn_wait_pop(cn)) != NULL) {
 			conn_start_job(cn, j);
 			if (cn->cur != NULL)
@@ -1480,7 +1481,7 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
 	p.in_tls = cn->s.implicit_tls;
 	p.auth_user = *cn->s.auth_user ? cn->s.auth_user : NULL;
 	p.auth_pass = *cn->s.auth_user ? cn->s.auth_pass : NULL;
-	p.max_msgs = SMTPO_CONN_MAX_MSGS;
+	p.max_msgs = cn->o->env->conf->delivery_conn_max_msgs;
 	cn->c = smtp_client_new(&p);
 	if (cn->c == NULL) {
 		conn_next_target(cn, "invalid HELO name or credentials");
@@ -1613,7 +1614,8 @@ conn_find_idle(struct smtpo *o, const struct job *j, int family)
 			continue;
 		if (!sess_same(&cn->s, &j->s, t->family))
 			continue;
-		if (mono_now() - cn->born >= SMTPO_CONN_MAX_AGE)
+		if (mono_now() - cn->born >=
+		    (time_t)cn->o->env->conf->delivery_conn_max_age)
 			continue;
 		/* verify = ca: the name checked is part of the key */
 		for (size_t i = 0; i < j->nt; i++)

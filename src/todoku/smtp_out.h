@@ -25,9 +25,9 @@
  * Connections (DESIGN §7 "Destinations and scheduling"). A connection
  * carries jobs one after another (engine max_msgs; every transaction
  * after the first starts with RSET, and is sent only after RSET got
- * 250), at most SMTPO_CONN_MAX_MSGS messages and SMTPO_CONN_MAX_AGE
- * seconds. The queue decides which jobs share a connection: jobs with
- * the same session id go, in order, over the connection of that
+ * 250), at most [delivery] connection-max-messages messages and
+ * connection-max-age seconds. The queue decides which jobs share a connection:
+ * jobs with the same session id go, in order, over the connection of that
  * session. When a connection runs out of jobs it stays open, idle, for
  * SMTPO_LINGER seconds (closed at once if the server speaks or closes)
  * for the next job of its session (the queue may add one before it saw
@@ -68,9 +68,7 @@
 #define SMTPO_READ 16384
 #define SMTPO_BODY_CHUNK 65536
 
-#define SMTPO_CONN_MAX_MSGS 20 /* messages per connection */
-#define SMTPO_CONN_MAX_AGE 60  /* seconds a connection is used for */
-#define SMTPO_LINGER 1	       /* seconds an idle connection is kept */
+#define SMTPO_LINGER 1 /* seconds an idle connection is kept */
 
 /* O_RESULT verdict: the connection as the destination's health sees it */
 #define SMTPO_V_NONE 0

@@ -63,6 +63,39 @@ def test_concurrency_limit_never_exceeded(todoku, dns, smtp_peer):
         sorted("u%d@conc.test" % i for i in range(n))
 
 
+def test_delivery_keys_set_the_limits(todoku, dns, smtp_peer):
+    # [delivery] keys reach the queue (concurrency) and smtp-out (messages
+    # per connection): by default this burst shares connections and runs
+    # several at once (the tests above and below)
+    peer = smtp_peer(port=25, greeting_delay=0.5)
+    dns.zone("keys.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "queue": {"retry": "1h"},
+        "delivery": {"destination-concurrency": "1",
+                     "destination-concurrency-max": "1",
+                     "connection-max-messages": "1"}})
+    n = 6
+    _send_many(d, ["u%d@keys.test" % i for i in range(n)], subject="keys")
+    wait_for(lambda: len(_delivered(peer)) >= n, 40, "%d messages at the peer" % n)
+    d.wait_queue_settled(10)
+    assert peer.max_active == 1, peer.max_active
+    assert all(len(s.messages) <= 1 for s in peer.sessions), peer.transcript()
+    assert peer.connections >= n
+    assert sorted(r for m in _delivered(peer) for r in m["rcpts"]) == \
+        sorted("u%d@keys.test" % i for i in range(n))
+
+
+def test_dead_after_one_failure(todoku, dns, smtp_peer):
+    peer = smtp_peer(port=25, greeting="421 4.3.2 Service not available, closing")
+    dns.zone("dead1.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "queue": {"retry": "1h"},
+        "delivery": {"destination-concurrency": "1", "dead-after": "1"}})
+    _send_many(d, ["u0@dead1.test"], subject="dead1")
+    wait_log(d, r"destination mx\.dead1\.test is not responding "
+                r"\(1 failed connections at concurrency 1\)", timeout=20)
+
+
 def test_dead_destination_defers_backlog_and_probes_once_per_step(todoku, dns, smtp_peer):
     # answers every connection with 421: a connection-level failure
     peer = smtp_peer(port=25, greeting="421 4.3.2 Service not available, closing")

@@ -709,6 +709,67 @@ test_delivery_section(void **state)
 	assert_non_null(strstr(err, "todoku.conf:4:"));
 }
 
+/* [delivery] destination and session limits (mail/schedule, smtp-out) */
+static void
+test_delivery_scheduling(void **state)
+{
+	static const char base[] = "[listen \"smtp\"]\naddress = 127.0.0.1:25\n"
+				   "[delivery]\n";
+	char err[CONF_ERR_MAX], text[640];
+	struct conf *c;
+	struct buf b;
+
+	c = parse(base, err);
+	assert_non_null(c);
+	assert_int_equal(c->delivery_dest_conc, 5);
+	assert_int_equal(c->delivery_dest_conc_max, 20);
+	assert_int_equal(c->delivery_dead_after, 3);
+	assert_int_equal(c->delivery_max_sessions, 32);
+	assert_int_equal(c->delivery_conn_max_msgs, 20);
+	assert_int_equal(c->delivery_conn_max_age, 60);
+	assert_int_equal(c->delivery_v4first_for, 86400);
+	conf_free(c);
+	snprintf(text, sizeof(text),
+		 "%sdestination-concurrency = 2\n"
+		 "destination-concurrency-max = 3\ndead-after = 7\n"
+		 "max-sessions = 9\nconnection-max-messages = 4\n"
+		 "connection-max-age = 2m\nipv4-first-for = 0s\n",
+		 base);
+	c = parse(text, err);
+	assert_non_null(c);
+	assert_int_equal(c->delivery_dest_conc, 2);
+	assert_int_equal(c->delivery_dest_conc_max, 3);
+	assert_int_equal(c->delivery_dead_after, 7);
+	assert_int_equal(c->delivery_max_sessions, 9);
+	assert_int_equal(c->delivery_conn_max_msgs, 4);
+	assert_int_equal(c->delivery_conn_max_age, 120);
+	assert_int_equal(c->delivery_v4first_for, 0);
+	buf_init(&b, 1 << 20);
+	assert_int_equal(conf_dump(c, &b), 0);
+	assert_non_null(strstr(b.data, "destination-concurrency-max = 3\n"));
+	assert_non_null(strstr(b.data, "connection-max-age = 2m\n"));
+	buf_free(&b);
+	conf_free(c);
+	snprintf(text, sizeof(text), "%sdestination-concurrency = 0\n", base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:4:"));
+	assert_non_null(strstr(err, "from 1 to 1000"));
+	snprintf(text, sizeof(text), "%smax-sessions = many\n", base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:4:"));
+	snprintf(text, sizeof(text), "%s\nconnection-max-age = 2h\n", base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:5:"));
+	/* the pair is checked once the file is read, at the section */
+	snprintf(text, sizeof(text),
+		 "%sdestination-concurrency = 8\n"
+		 "destination-concurrency-max = 6\n",
+		 base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:3:"));
+	assert_non_null(strstr(err, "destination-concurrency = 8 is above"));
+}
+
 int
 main(void)
 {
@@ -720,6 +781,7 @@ main(void)
 	    cmocka_unit_test(test_full_and_dump),
 	    cmocka_unit_test(test_dump_defaults),
 	    cmocka_unit_test(test_delivery_section),
+	    cmocka_unit_test(test_delivery_scheduling),
 	    cmocka_unit_test(test_relative_paths),
 	    cmocka_unit_test(test_users_file),
 	    cmocka_unit_test(test_missing_and_large),
