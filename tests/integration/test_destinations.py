@@ -78,7 +78,10 @@ def test_delivery_keys_set_the_limits(todoku, dns, smtp_peer):
     _send_many(d, ["u%d@keys.test" % i for i in range(n)], subject="keys")
     wait_for(lambda: len(_delivered(peer)) >= n, 40, "%d messages at the peer" % n)
     d.wait_queue_settled(10)
-    assert peer.max_active == 1, peer.max_active
+    # one session at a time; the peer may still be closing the previous
+    # connection (QUIT) when the next one arrives. With the default
+    # concurrency (5) and one message per connection, 5 would be open.
+    assert peer.max_active <= 2, peer.max_active
     assert all(len(s.messages) <= 1 for s in peer.sessions), peer.transcript()
     assert peer.connections >= n
     assert sorted(r for m in _delivered(peer) for r in m["rcpts"]) == \
