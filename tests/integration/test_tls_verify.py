@@ -7,6 +7,7 @@ the attempt record says whether the certificate was verified and by which
 policy. The CA and certificates are made per test with the openssl CLI."""
 import re
 import subprocess
+import time
 
 from world import TestCA, alloc_addr, make_message, queue_id, self_signed
 from world.roles import wait_for, wait_log
@@ -125,6 +126,21 @@ def test_verify_ca_unknown_ca_defers_475(todoku, dns, smtp_peer, tmp_world):
     assert h["status"] == "4.7.5", h
     assert "certificate verification failed (verify = ca, name mx.rogue.test): " \
         "unable to get local issuer certificate" in h["reply"], h
+    assert peer.messages == [] and _envelope_verbs(peer) == [], peer.transcript()
+
+
+def test_verify_ca_expired_certificate_defers_475(todoku, dns, smtp_peer, tmp_world):
+    ca = TestCA(tmp_world / "pki")
+    peer = smtp_peer(port=25, tls=ca.issue("mx.old.test", days=0))
+    time.sleep(1.1)   # notAfter is the second it was made: now in the past
+    _zone_mx(dns, "old.test", [(10, "mx", peer.addr)])
+    d = todoku(dns_servers=[dns.addr], overrides=_verifying(ca))
+    qid = _send(d, ["user@old.test"])
+    rc = _history(d, qid, "user@old.test")
+    h = rc["history"][0]
+    assert rc["state"] == "deferred" and h["status"] == "4.7.5", rc
+    assert "certificate verification failed (verify = ca, name mx.old.test): " \
+        "certificate has expired" in h["reply"], h
     assert peer.messages == [] and _envelope_verbs(peer) == [], peer.transcript()
 
 

@@ -3,6 +3,7 @@
     ca = TestCA(dirpath, "todoku test CA")
     cert, key = ca.issue("mx.example.test")             # SAN DNS:mx.example.test
     cert, key = ca.issue("relay", ip="127.0.0.5")       # SAN IP:127.0.0.5
+    cert, key = ca.issue("mx.example.test", days=0)     # already expired
     cert, key = self_signed(dirpath, "mx.example.test")
     ca.cert                                             # the CA certificate (PEM)
 
@@ -41,8 +42,9 @@ class TestCA:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         self._n = 0
 
-    def issue(self, name, ip=None):
-        """A server certificate for DNS name (and IP address ip): (cert, key)."""
+    def issue(self, name, ip=None, days=2):
+        """A server certificate for DNS name (and IP address ip): (cert, key).
+        days=0: it expires the second it is made (notAfter = notBefore)."""
         self._n += 1
         base = self.dir / ("%s-%d" % (name, self._n))
         key, csr, crt, ext = (Path(str(base) + s) for s in (".key", ".csr", ".crt", ".ext"))
@@ -53,7 +55,7 @@ class TestCA:
                        "keyUsage=critical,digitalSignature\n"
                        "extendedKeyUsage=serverAuth\n" % san)
         _run("x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key),
-             "-CAcreateserial", "-out", str(crt), "-days", "2", "-extfile", str(ext))
+             "-CAcreateserial", "-out", str(crt), "-days", str(days), "-extfile", str(ext))
         return crt, key
 
 
