@@ -452,10 +452,16 @@ dsn_put_intro(struct dsn_ctx *c)
 			  "delayed.\n"
 			  "The mail system is still trying; you do not "
 			  "need to send\nthe message again.");
-	if (dsn_kind(m) == DSN_DELIVERED)
+	if (dsn_kind(m) == DSN_DELIVERED && !dsn_any(m, DSN_RELAYED))
 		put_lines(c, "",
 			  "Your message was delivered to the "
 			  "recipients listed below.");
+	if (dsn_kind(m) == DSN_DELIVERED && dsn_any(m, DSN_RELAYED))
+		put_lines(c, "",
+			  "Your message was passed on to the next mail system "
+			  "for the\nrecipients listed below. That system does "
+			  "not send delivery\nreports, so this is the last "
+			  "report you will get for them.");
 }
 
 static const char *

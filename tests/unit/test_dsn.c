@@ -536,6 +536,22 @@ test_delayed_vs_failed(void **state)
 	assert_null(memmem(r.parts[0].body, r.parts[0].body_len,
 			   "What usually fixes it", 21));
 	buf_free(&r.out);
+
+	/* relayed (next hop without DSN): says so, success subject */
+	rc[0].action = DSN_RELAYED;
+	rc[0].status = "2.1.5";
+	m = base_msg(rc, 1);
+	compose(&m, &r);
+	expect_field(r.hdr, r.hdr_len, "Subject",
+		     "Successful Mail Delivery Report");
+	status_block(&r.parts[1], 1, &blk, &n);
+	expect_field(blk, n, "Action", "relayed");
+	expect_field(blk, n, "Status", "2.1.5");
+	assert_non_null(memmem(r.parts[0].body, r.parts[0].body_len,
+			       "does not send delivery", 22));
+	assert_null(memmem(r.parts[0].body, r.parts[0].body_len,
+			   "What usually fixes it", 21));
+	buf_free(&r.out);
 }
 
 static void

@@ -272,6 +272,71 @@ test_happy_pipelining(void **state)
 	w_free(&w);
 }
 
+/* DSN parameters only to a server that offers DSN (RFC 3461 §5.1):
+ * without it MAIL and RCPT carry none of them; with it, xtext encodes
+ * '+', '=', space and controls, and a utf-8 ORCPT keeps its type. */
+static void
+test_dsn_params_only_when_offered(void **state)
+{
+	static const struct smtp_client_rcpt rc[] = {
+	    {.addr = "bob@example.org",
+	     .notify = SMTP_NOTIFY_SUCCESS,
+	     .orcpt = "utf-8;b o=b+@example.org"}};
+	static const struct smtp_client_msg m = {.sender = "alice@example.net",
+						 .rcpts = rc,
+						 .nrcpts = 1,
+						 .size = 10,
+						 .ret = SMTP_RET_FULL,
+						 .envid = "a b"};
+	static const char *const plain[] = {GREET,
+					    "C: EHLO out.example.net",
+					    "S: 250 mx.example.org",
+					    "MSG",
+					    "C: MAIL FROM:<alice@example.net>",
+					    "S: 250 2.1.0 Ok",
+					    "C: RCPT TO:<bob@example.org>",
+					    "S: 250 2.1.5 Ok",
+					    "C: DATA",
+					    "S: 354 go",
+					    "BODY",
+					    "S: 250 2.0.0 queued",
+					    "QUIT",
+					    "C: QUIT",
+					    "S: 221 Bye",
+					    "CLOSE",
+					    NULL};
+	static const char *const dsn[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250 DSN",
+	    "MSG",
+	    "C: MAIL FROM:<alice@example.net> RET=FULL ENVID=a+20b",
+	    "S: 250 2.1.0 Ok",
+	    "C: RCPT TO:<bob@example.org> NOTIFY=SUCCESS "
+	    "ORCPT=utf-8;b+20o+3Db+2B@example.org",
+	    "S: 250 2.1.5 Ok",
+	    "C: DATA",
+	    "S: 354 go",
+	    "BODY",
+	    "S: 250 2.0.0 queued",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &m, 1, plain);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_false(smtp_client_ehlo(w.c)->dsn);
+	w_free(&w);
+	w_run(&w, &plain_params, &m, 1, dsn);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_true(smtp_client_ehlo(w.c)->dsn);
+	w_free(&w);
+}
+
 static void
 test_rcpt_busy_one_of_two(void **state)
 {
@@ -1105,6 +1170,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_happy_lockstep),
 	    cmocka_unit_test(test_happy_pipelining),
+	    cmocka_unit_test(test_dsn_params_only_when_offered),
 	    cmocka_unit_test(test_rcpt_busy_one_of_two),
 	    cmocka_unit_test(test_rcpt_no_such_user),
 	    cmocka_unit_test(test_mail_refused),
