@@ -727,7 +727,7 @@ test_result_rides_with_commit(void **state)
 	int result_done = 0;
 
 	spool_set_lazy_ms(f->sp, 20000);
-	commit(f, msg_new(f, "a@example.org", "Subject: x\r\n\r\nx\r\n", 22,
+	commit(f, msg_new(f, "a@example.org", "Subject: x\r\n\r\nx\r\n", 17,
 			  "bob@example.net", NULL));
 	memcpy(id, f->id, sizeof id);
 	memset(r, 0, sizeof *r);
@@ -753,7 +753,7 @@ test_result_rides_with_commit(void **state)
 	assert_int_equal(query(f, SPOOL_LIST, NULL, 1), 0);
 	assert_non_null(strstr(f->out, "\"queued\""));
 	/* a received message does: one commit for both */
-	commit(f, msg_new(f, "c@example.org", "Subject: y\r\n\r\ny\r\n", 22,
+	commit(f, msg_new(f, "c@example.org", "Subject: y\r\n\r\ny\r\n", 17,
 			  "bob@example.net", NULL));
 	for (time_t end = time(NULL) + 10; time(NULL) < end && !result_done;) {
 		result_done = f->res.msg_done;
