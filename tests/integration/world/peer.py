@@ -16,6 +16,9 @@ Script keys (all optional):
   data_reply      reply (or list, consumed per message) after end of data;
                   "drop" closes instead of answering.
   drop_mid_data   close the connection after this many octets of DATA
+  stall_mid_data  in the first DATA only: after this many octets stop
+                  reading and never answer; keep the connection open until
+                  the client closes it (later DATAs are served normally)
   on_command      callable(session, line) -> reply | None: overrides all
   tls             (certfile, keyfile): offer STARTTLS with this certificate
                   (PEM, chain in certfile); after the handshake the session
@@ -50,7 +53,7 @@ class SMTPPeer:
                  greeting_delay=0.0, ehlo=("PIPELINING", "8BITMIME", "SIZE 10485760",
                                            "ENHANCEDSTATUSCODES"),
                  replies=None, data_reply="250 2.0.0 Ok: queued", drop_mid_data=None,
-                 on_command=None, hostname="peer.test", tls=None):
+                 stall_mid_data=None, on_command=None, hostname="peer.test", tls=None):
         self.addr = addr or alloc_addr(ports=(port,))
         self.port = port
         self.greeting = greeting
@@ -59,6 +62,9 @@ class SMTPPeer:
         self.replies = {k.upper(): _seq(v) for k, v in (replies or {}).items()}
         self.data_reply = _seq(data_reply)
         self.drop_mid_data = drop_mid_data
+        self.stall_mid_data = stall_mid_data
+        self.stalled = 0
+        self._stall_taken = False
         self.on_command = on_command
         self.hostname = hostname
         self._tls_ctx = None
@@ -95,6 +101,13 @@ class SMTPPeer:
     def _reply_for(self, verb):
         lst = self.replies.get(verb)
         return self._next(lst) if lst else None
+
+    def _take_stall(self):
+        with self._lock:
+            if self.stall_mid_data is None or self._stall_taken:
+                return False
+            self._stall_taken = True
+            return True
 
     def _on_sni(self, sslobj, name, ctx):
         self._sni_seen.name = name
@@ -190,6 +203,18 @@ class SMTPPeer:
                     f = _Reader(c)
                     mail_from, rcpts = None, []
                     continue
+                if verb == "DATA" and _code(r) == 354 and self._take_stall():
+                    f.read_data(self.stall_mid_data)
+                    with self._cond:
+                        s.commands.append("<stalled in data after %d octets>"
+                                          % self.stall_mid_data)
+                        self.stalled += 1
+                        self._cond.notify_all()
+                    while not self._stop.wait(0.2):
+                        if f.peek_eof():
+                            s.closed_by = "client"
+                            return
+                    return
                 if verb == "DATA" and _code(r) == 354:
                     data = f.read_data(self.drop_mid_data)
                     if data is None:
@@ -252,6 +277,18 @@ class SMTPPeer:
                                             [x.commands for x in self.sessions]))
                 self._cond.wait(left)
             return list(self.messages)
+
+    def wait_stalled(self, timeout=30.0):
+        """Wait until a DATA has been stalled (see stall_mid_data)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self.stalled:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("peer %s:%d never stalled a DATA; sessions: %r"
+                                         % (self.addr, self.port,
+                                            [x.commands for x in self.sessions]))
+                self._cond.wait(left)
 
     def all_commands(self):
         with self._lock:
