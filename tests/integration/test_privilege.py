@@ -46,3 +46,42 @@ def test_roles_run_as_distinct_users(todoku):
     assert os.stat(d.mail / "localhost").st_uid == pwd.getpwnam("todoku-mail").pw_uid
     # and the master keeps root only to supervise
     assert int(_status(d.master_pid, "Uid")[1]) == 0
+
+
+def test_started_as_a_normal_user_every_role_runs_as_that_user(todoku, todoku_user):
+    """Issue 2: started by a normal user, todoku runs every role as that
+    user (no privilege to drop, none to gain) and still receives and
+    delivers."""
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to start the daemon as another user")
+    pw = pwd.getpwnam("todoku")
+    # the fixture gives the spool and mailboxes to todoku
+    d = todoku(exec_wrapper=True,
+               wrapper=["setpriv", "--reuid", "todoku", "--regid", "todoku",
+                        "--init-groups"])
+    want = ("master", "queue", "smtp-in", "local", "lookup", "smtp-out", "keys")
+
+    def started():
+        p = role_pids(d.master_pid)
+        return p if all(r in p for r in want[1:]) else None
+    pids = wait_for(started, 10, "every role started")
+    pids["master"] = [d.master_pid]
+    for role in want:
+        for pid in pids[role]:
+            real, eff, saved, fs = (int(x) for x in _status(pid, "Uid"))
+            assert real == eff == saved == fs == pw.pw_uid, (role, pid, real, eff)
+            rg, eg, sg, fg = (int(x) for x in _status(pid, "Gid"))
+            assert rg == eg == sg == fg == pw.pw_gid, (role, pid, rg, eg)
+    c = d.smtp()
+    c.ehlo()
+    r = c.sendmail("normal@x.test", ["someone@localhost"],
+                   b"Subject: as a normal user\r\n\r\nhello\r\n")
+    assert r.code == 250, r
+    c.quit()
+    msgs = d.wait_delivered("someone", 1)
+    assert b"Subject: as a normal user" in msgs[0]
+    f = d.maildir_files("someone")[0]
+    assert os.stat(f).st_uid == pw.pw_uid
+    assert os.stat(d.spool).st_uid == pw.pw_uid
+    d.wait_queue_settled(15)

@@ -61,7 +61,7 @@ class Todoku:
     def __init__(self, world_dir, name="todoku", overrides=None, aliases=None,
                  users=("someone", "alice", "bob"), dns_servers=None, port=2525,
                  addr=None, start=True, registry=None, uid=None, gid=None, wrapper=None,
-                 env=None):
+                 env=None, exec_wrapper=False):
         self.dir = pathlib.Path(world_dir) / name
         self.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -77,6 +77,8 @@ class Todoku:
         self.exit_codes = []
         self._uid, self._gid = uid, gid
         self.wrapper = list(wrapper or [])   # e.g. ["strace", "-f", "-o", F]
+        # a wrapper that execs todoku (setpriv) leaves no process of its own
+        self.exec_wrapper = exec_wrapper
         self.extra_env = dict(env or {})      # e.g. {"LD_PRELOAD": ...}
         for d in (self.spool, self.mail, self.mail / "localhost"):
             d.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -169,7 +171,7 @@ class Todoku:
     @property
     def master_pid(self):
         """pid of todoku's master (not of a wrapper such as strace)."""
-        if not self.wrapper:
+        if not self.wrapper or self.exec_wrapper:
             return self.proc.pid
         for _ in range(100):
             try:
