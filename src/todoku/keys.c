@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/alloc.h"
@@ -50,9 +51,18 @@ keys_read(const char *path, enum dkim_alg alg)
 	EVP_PKEY *k = NULL;
 	const char *err = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 
 	if (fd < 0) {
 		log_err("dkim key %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* master refuses to start with such a key; this catches a reload */
+	if (fstat(fd, &st) < 0 || (st.st_mode & 077)) {
+		log_err("dkim key %s: can be read by other users; not loaded "
+			"(chmod 600 it)",
+			path);
+		close(fd);
 		return NULL;
 	}
 	buf_init(&pem, KEYS_FILE_MAX);

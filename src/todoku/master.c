@@ -144,6 +144,42 @@ master_need_user(const char *name, uid_t *uid, gid_t *gid)
 			  name, name);
 }
 
+/*
+ * DKIM/ARC private keys are for the keys role alone (DESIGN §7): each
+ * key file must belong to the keys role's user and give nobody else
+ * any access. Checked before any role starts, so a key that is too
+ * open stops the start-up with the fix, instead of mail going out
+ * unsigned.
+ */
+static void
+master_check_keys(struct master *m, int root)
+{
+	uid_t kuid = geteuid();
+	gid_t kgid;
+	struct stat st;
+
+	if (root)
+		master_need_user(m->conf->keys_user, &kuid, &kgid);
+	for (size_t i = 0; i < m->conf->ndkim; i++) {
+		const char *f = m->conf->dkim[i].key_file;
+		if (stat(f, &st) < 0)
+			log_fatal("[dkim \"%s\"] key %s: %s",
+				  m->conf->dkim[i].domain, f, strerror(errno));
+		if (st.st_mode & 077)
+			log_fatal("[dkim \"%s\"] key %s can be read by other "
+				  "users (mode %04o): run `chmod 600 %s`",
+				  m->conf->dkim[i].domain, f,
+				  (unsigned)(st.st_mode & 07777), f);
+		if (st.st_uid != kuid)
+			log_fatal("[dkim \"%s\"] key %s belongs to uid %u, "
+				  "but the keys role runs as uid %u: run "
+				  "`chown %s %s`",
+				  m->conf->dkim[i].domain, f,
+				  (unsigned)st.st_uid, (unsigned)kuid,
+				  root ? m->conf->keys_user : "$(id -un)", f);
+	}
+}
+
 /* The spool belongs to the queue role's user, mailboxes to local's. */
 static void
 master_prepare_dirs(struct master *m)
@@ -158,6 +194,7 @@ master_prepare_dirs(struct master *m)
 		master_need_user(m->conf->mail_user, &muid, &mgid);
 		master_need_user(m->conf->keys_user, &uid, &gid);
 	}
+	master_check_keys(m, root);
 	master_prepare_dir(m->conf->spool, quid, qgid, root);
 	chmod(m->conf->spool, 0750);
 	for (size_t i = 0; i < m->conf->ndomains; i++)

@@ -74,3 +74,29 @@ def test_bad_dkim_config(todoku, tmp_world):
     r = subprocess.run([d.bin, "config", "check", "-c", str(bad)], capture_output=True)
     assert r.returncode == 2 and b"needs selector and key" in r.stderr, r.stderr
     assert b"bad.conf:" in r.stderr
+
+
+def test_key_readable_by_others_refused(todoku, tmp_world):
+    """A signing key that other users can read, or that the keys role's
+    user does not own, stops the start-up with the command that fixes
+    it (DESIGN §7: keys are for the keys role alone)."""
+    d0 = todoku(start=False)
+    key, _ = _keygen(d0.bin, tmp_world, "corp.test", "s1")
+    d = todoku(overrides={'dkim "corp.test"': {"selector": "s1",
+                                               "key": str(key)}},
+               start=False)
+    key.chmod(0o640)
+    r = subprocess.run([d.bin, "serve", "-f", "-c", str(d.config_path)],
+                       capture_output=True, timeout=30)
+    assert r.returncode != 0
+    assert b"can be read by other users (mode 0640)" in r.stderr, r.stderr
+    assert ("chmod 600 %s" % key).encode() in r.stderr
+    key.chmod(0o600)
+    subprocess.run(["chown", "root", str(key)], check=True)
+    r = subprocess.run([d.bin, "serve", "-f", "-c", str(d.config_path)],
+                       capture_output=True, timeout=30)
+    assert r.returncode != 0
+    assert ("chown todoku-keys %s" % key).encode() in r.stderr, r.stderr
+    subprocess.run(["chown", "todoku-keys", str(key)], check=True)
+    d.start()
+    d.stop()
