@@ -202,3 +202,83 @@ def test_policy_per_listener(todoku, dns):
     s.quit()
     d.wait_delivered("someone", 1)
     assert "dmarc=fail" in _ar(d.maildir("someone")[0])
+
+
+def test_spf_policy_reject(todoku, dns):
+    """[smtp] spf-policy = reject: an SPF fail is refused at end of data
+    with 550 5.7.1 and the reason; softfail and pass are accepted. With
+    the default (record) the same fail is only recorded."""
+    dns.zone("spfbad.test", ['@ TXT "v=spf1 ip4:192.0.2.1 -all"'])
+    dns.zone("spfsoft.test", ['@ TXT "v=spf1 ip4:192.0.2.1 ~all"'])
+    ov = dict(UNTRUSTED)
+    ov["smtp"] = {"authserv-id": "mx.test", "spf-policy": "reject"}
+    d = todoku(dns_servers=[dns.addr], overrides=ov)
+    r = _send(d, "mallory@spfbad.test",
+              make_message(subject="f", sender="mallory@spfbad.test",
+                           to="someone@localhost"))
+    assert r.code == 550 and r.enh == "5.7.1", r
+    assert "SPF fail" in r.text and "spfbad.test" in r.text, r
+    r = _send(d, "bob@spfsoft.test",
+              make_message(subject="s", sender="bob@spfsoft.test",
+                           to="someone@localhost"))
+    assert r.code == 250, r
+    d.wait_delivered("someone", 1)
+    assert "spf=softfail" in _ar(d.maildir("someone")[0])
+    assert d.cli("queue", "list", "--json") == []
+
+    ov["smtp"] = {"authserv-id": "mx.test"}
+    d2 = todoku(dns_servers=[dns.addr], overrides=ov)
+    r = _send(d2, "mallory@spfbad.test",
+              make_message(subject="f", sender="mallory@spfbad.test",
+                           to="someone@localhost"))
+    assert r.code == 250, r
+    d2.wait_delivered("someone", 1)
+    assert "spf=fail" in _ar(d2.maildir("someone")[0])
+
+
+def test_dmarc_quarantine_adds_header(todoku, dns):
+    """p=quarantine failures are accepted with an X-Todoku-Quarantine
+    header naming the policy domain; passing mail gets none."""
+    dns.zone("q.test", ['@ TXT "v=spf1 ip4:192.0.2.1 -all"',
+                        '_dmarc TXT "v=DMARC1; p=quarantine"'])
+    dns.zone("qok.test", ['@ TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+                          '_dmarc TXT "v=DMARC1; p=quarantine"'])
+    d = _auth_world(todoku, dns)
+    r = _send(d, "x@q.test",
+              make_message(subject="q", sender="x@q.test",
+                           to="someone@localhost"))
+    assert r.code == 250, r
+    r = _send(d, "y@qok.test",
+              make_message(subject="ok", sender="y@qok.test",
+                           to="someone@localhost"))
+    assert r.code == 250, r
+    d.wait_delivered("someone", 2)
+    by_subject = {}
+    for m in d.maildir("someone"):
+        subj = re.search(rb"(?m)^Subject: (\S+)", m).group(1)
+        by_subject[subj] = m
+    q = by_subject[b"q"]
+    assert re.search(rb"(?m)^X-Todoku-Quarantine: DMARC policy of q\.test "
+                     rb"is quarantine", q), q[:1500]
+    assert "dmarc=fail" in _ar(q)
+    assert b"X-Todoku-Quarantine" not in by_subject[b"ok"]
+    assert "dmarc=pass" in _ar(by_subject[b"ok"])
+
+
+def test_auth_eod_budget_bounds_the_wait(todoku, faulty_dns):
+    """DNS that never answers cannot hold end of data beyond
+    auth-eod-budget: the message is accepted with spf=temperror and the
+    log names the budget."""
+    faulty_dns.rule("slow.test", "TXT", "timeout")
+    faulty_dns.rule("_dmarc.slow.test", "TXT", "timeout")
+    ov = dict(UNTRUSTED)
+    ov["smtp"] = {"authserv-id": "mx.test", "auth-eod-budget": "2s"}
+    d = todoku(dns_servers=[faulty_dns.addr], overrides=ov)
+    r = _send(d, "x@slow.test",
+              make_message(subject="slow", sender="x@slow.test",
+                           to="someone@localhost"))
+    assert r.code == 250, r
+    d.wait_delivered("someone", 1)
+    ar = _ar(d.maildir("someone")[0])
+    assert "spf=temperror" in ar, ar
+    assert "auth-eod-budget of 2 s exhausted" in d.log_text(), d.log_text()[-3000:]
