@@ -208,6 +208,80 @@ def test_todoku_verifies_opendkim(keys, tmp_path):
         assert out.startswith("1 pass "), out
 
 
+@pytest.fixture(scope="module")
+def dns53(keys):
+    """The key records on port 53 of a free 127.0.0.x address, for tools
+    that read /etc/resolv.conf (which cannot name a port)."""
+    dnslib = pytest.importorskip("dnslib")
+    from dnslib.server import BaseResolver, DNSServer
+    import socket
+
+    table = {"%s._domainkey.%s" % (s, DOMAIN): v[2]
+             for s, v in keys[0].items()}
+    asked = []
+
+    class Resolver(BaseResolver):
+        def resolve(self, request, handler):
+            reply = request.reply()
+            name = str(request.q.qname).rstrip(".").lower()
+            asked.append(name)
+            if name in table and request.q.qtype == dnslib.QTYPE.TXT:
+                v = table[name].encode()
+                parts = [v[i:i + 255] for i in range(0, len(v), 255)]
+                reply.add_answer(dnslib.RR(request.q.qname, dnslib.QTYPE.TXT,
+                                           rdata=dnslib.TXT(parts), ttl=60))
+            elif name not in table:
+                reply.header.rcode = dnslib.RCODE.NXDOMAIN
+            return reply
+
+    for last in range(200, 250):
+        addr = "127.0.%d.%d" % (os.getpid() % 200 + 1, last)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind((addr, 53))
+        except OSError:
+            continue
+        finally:
+            probe.close()
+        break
+    else:
+        pytest.fail("no free 127.0.x.y:53 for the resolv.conf DNS server")
+    server = DNSServer(Resolver(), address=addr, port=53, tcp=False)
+    server.start_thread()
+    yield addr, asked
+    server.stop()
+
+
+@pytest.mark.parametrize("sel", ["rsa2048", "ed"])
+def test_opendkim_verifies_todoku(keys, dns53, tmp_path, sel):
+    """OpenDKIM's verifier (opendkim-testmsg, libopendkim) accepts
+    todoku's signatures. It asks the resolver of /etc/resolv.conf, so it
+    runs in a private mount namespace whose resolv.conf names our server
+    (the host's file is not touched)."""
+    tool = shutil.which("opendkim-testmsg") or "/usr/sbin/opendkim-testmsg"
+    if not os.path.exists(tool):
+        pytest.fail("opendkim-tools not installed (scripts/deps.sh check)")
+    addr, asked = dns53
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver %s\noptions attempts:1 timeout:3\n" % addr)
+    good = sign(keys, sel)
+    name = "%s._domainkey.%s" % (sel, DOMAIN)
+    script = 'mount --bind "$1" /etc/resolv.conf && exec "$2"'
+
+    def opendkim(msg):
+        return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh",
+                               str(resolv), tool], input=msg,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = opendkim(good)
+    assert name in asked, asked
+    assert p.returncode == 0, p.stderr.decode()
+    # and it is really verifying: a changed body fails
+    p = opendkim(good.replace(b"Hello Bob", b"Hello Eve"))
+    assert p.returncode != 0
+    assert b"bad signature" in p.stderr.lower() or \
+        b"body hash" in p.stderr.lower(), p.stderr
+
+
 def test_keygen_record_strings(keys):
     for sel, (alg, pem, value) in keys[0].items():
         assert value.startswith("v=DKIM1; k=%s; p=" % alg)
