@@ -8,7 +8,7 @@
 #                run of every fuzz target
 #
 # Other targets: build, unit, integration, sanitize, fuzz-smoke, bench,
-# format, clean.
+# bench-outbound, format, clean.
 
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 6
 PYTEST  = $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all run build check deps deps-check unit integration sanitize \
-	san-build fuzz-smoke bench format clean
+	san-build fuzz-smoke bench bench-outbound format clean
 
 all: build
 
@@ -87,6 +87,9 @@ check: deps-check build unit integration sanitize fuzz-smoke
 
 bench: build
 	./bench/run.sh
+
+bench-outbound: build
+	./bench/outbound.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

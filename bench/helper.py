@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Small helpers for bench/run.sh (standard library only).
+"""Small helpers for bench/run.sh and bench/outbound.sh (standard library only).
 
   helper.py fsync-latency DIR [COUNT]      -> "median_ms p99_ms max_ms"
   helper.py wait-port HOST PORT TIMEOUT    -> exit 0 once a TCP connect works
@@ -11,6 +11,24 @@
   helper.py wait-empty TIMEOUT DIR...      -> waits until the directory trees
                                               hold no regular files; prints the
                                               time; exit 1 on timeout
+  helper.py sink-count FILE                -> messages smtp-sink -c has counted
+                                              (the last "mesg=N" in its output)
+  helper.py wait-sink FILE N TIMEOUT       -> waits until smtp-sink has counted
+                                              >= N messages, prints the time it
+                                              first saw N; exit 1 on timeout
+                                              (prints the count reached)
+  helper.py watch-sink FILE N TIMEOUT      -> for a run: prints "ready" once
+                                              polling, "atend COUNT" when sent
+                                              SIGUSR1 (the client finished),
+                                              "done TIME" when smtp-sink has
+                                              counted >= N (or "timeout COUNT");
+                                              started before the client, so no
+                                              interpreter start-up is timed
+  helper.py session-cpu SID                -> "user_s system_s" used so far by the
+                                              processes of session SID, including
+                                              children they reaped (utime+stime+
+                                              cutime+cstime; the fallback when no
+                                              cgroup can be made)
   helper.py smtp-latency HOST PORT N LEN [RAW]
                                            -> one SMTP connection, N messages of
                                               LEN payload bytes (MAIL, RCPT,
@@ -100,6 +118,76 @@ def wait_empty(timeout, dirs):
         time.sleep(0.01)
 
 
+def sink_count(path):
+    """smtp-sink -c rewrites one status line per event, separated by CR:
+    "sess=N quit=N mesg=N"; the last complete mesg= is the count."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 256))
+            tail = f.read()
+    except FileNotFoundError:
+        return 0
+    for rec in reversed(tail.split(b"\r")[:-1]):
+        for field in rec.split():
+            if field.startswith(b"mesg="):
+                return int(field[5:])
+    return 0
+
+
+def wait_sink(path, n, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        c = sink_count(path)
+        if c >= n:
+            print("%.6f" % time.time())
+            return 0
+        if time.monotonic() > deadline:
+            print(c)
+            return 1
+        time.sleep(0.01)
+
+
+def watch_sink(path, n, timeout):
+    import signal
+
+    def atend(_sig, _frame):
+        print("atend %d" % sink_count(path), flush=True)
+
+    signal.signal(signal.SIGUSR1, atend)
+    print("ready", flush=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        c = sink_count(path)
+        if c >= n:
+            print("done %.6f" % time.time(), flush=True)
+            return 0
+        if time.monotonic() > deadline:
+            print("timeout %d" % c, flush=True)
+            return 1
+        time.sleep(0.005)
+
+
+def session_cpu(sid):
+    hz = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid, "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        f = st[st.rindex(b")") + 2:].split()
+        if int(f[3]) != sid:
+            continue
+        user += int(f[11]) + int(f[13])
+        system += int(f[12]) + int(f[14])
+    print("%.3f %.3f" % (user / hz, system / hz))
+
+
 def percentiles(lat):
     lat = sorted(lat)
     p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
@@ -181,6 +269,16 @@ def main(argv):
         return wait_count(argv[2], int(argv[3]), float(argv[4]))
     if cmd == "wait-empty":
         return wait_empty(float(argv[2]), argv[3:])
+    if cmd == "sink-count":
+        print(sink_count(argv[2]))
+        return 0
+    if cmd == "wait-sink":
+        return wait_sink(argv[2], int(argv[3]), float(argv[4]))
+    if cmd == "watch-sink":
+        return watch_sink(argv[2], int(argv[3]), float(argv[4]))
+    if cmd == "session-cpu":
+        session_cpu(int(argv[2]))
+        return 0
     if cmd == "smtp-latency":
         try:
             return smtp_latency(argv[2], int(argv[3]), int(argv[4]), int(argv[5]),
