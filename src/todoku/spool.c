@@ -1369,6 +1369,7 @@ spool_configure_db(struct spool *sp, int unclean)
 	static const char *const pragmas[] = {
 	    "PRAGMA locking_mode = EXCLUSIVE",
 	    "PRAGMA auto_vacuum = INCREMENTAL",
+	    "PRAGMA secure_delete = FAST",
 	    "PRAGMA journal_mode = WAL",
 	    "PRAGMA synchronous = FULL",
 	    "PRAGMA foreign_keys = ON",
