@@ -29,6 +29,7 @@
 #define SPOOL_WAL_PASSIVE 1000 /* frames: checkpoint after a commit */
 #define SPOOL_WAL_ALARM 65536  /* frames: warn, something holds the WAL */
 #define SPOOL_IDLE_S 2	       /* idle this long: truncate the WAL */
+#define SPOOL_STMTS 64	       /* prepared statements kept for reuse */
 #define SPOOL_LAZY_MS 25       /* a delivery result waits at most this long */
 #define SPOOL_LAZY_MAX 256     /* ... or until this many are waiting */
 
@@ -99,6 +100,12 @@ struct spool {
 	uint64_t commits;
 	_Atomic unsigned seq; /* ids are made on both threads (DSNs) */
 	int wal_frames;	      /* writer thread only */
+	/* prepared statements by SQL text, reused (whoever holds db) */
+	struct {
+		char *sql;
+		sqlite3_stmt *st;
+	} stmts[SPOOL_STMTS];
+	size_t nstmts;
 };
 
 static const char spool_schema[] =
@@ -154,15 +161,77 @@ sql_exec(struct spool *sp, const char *sql)
 	return rc;
 }
 
+/*
+ * Statements are prepared once and kept (SPOOL_STMTS of them, by SQL
+ * text): parsing SQL was a fifth of the queue role's CPU when every
+ * statement was prepared per use. sql_prep hands out the kept statement
+ * unless it is in use (a nested query with the same text), then a
+ * fresh one; sql_fin resets a kept one and finalizes any other.
+ */
 static sqlite3_stmt *
 sql_prep(struct spool *sp, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
+	size_t i;
 
+	for (i = 0; i < sp->nstmts; i++)
+		if (strcmp(sp->stmts[i].sql, sql) == 0)
+			break;
+	if (i < sp->nstmts && !sqlite3_stmt_busy(sp->stmts[i].st))
+		return sp->stmts[i].st;
+	if (i == sp->nstmts && i < SPOOL_STMTS) {
+		if (sqlite3_prepare_v3(sp->db, sql, -1,
+				       SQLITE_PREPARE_PERSISTENT, &st,
+				       NULL) != SQLITE_OK)
+			log_panic("spool: cannot prepare \"%s\": %s", sql,
+				  sqlite3_errmsg(sp->db));
+		sp->stmts[i].sql = xstrdup(sql);
+		sp->stmts[i].st = st;
+		sp->nstmts++;
+		return st;
+	}
 	if (sqlite3_prepare_v2(sp->db, sql, -1, &st, NULL) != SQLITE_OK)
 		log_panic("spool: cannot prepare \"%s\": %s", sql,
 			  sqlite3_errmsg(sp->db));
 	return st;
+}
+
+static void
+sql_fin(struct spool *sp, sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < sp->nstmts; i++) {
+		if (sp->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	}
+	sql_fin(sp, st);
+}
+
+/* before sqlite3_close */
+static void
+sql_fin_all(struct spool *sp)
+{
+	for (size_t i = 0; i < sp->nstmts; i++) {
+		sqlite3_finalize(sp->stmts[i].st);
+		xfree(sp->stmts[i].sql);
+	}
+	sp->nstmts = 0;
+}
+
+/* one statement without rows (transaction control), kept prepared */
+static int
+sql_run(struct spool *sp, const char *sql)
+{
+	sqlite3_stmt *st = sql_prep(sp, sql);
+	int rc = sqlite3_step(st);
+
+	sql_fin(sp, st);
+	if (rc == SQLITE_DONE)
+		return SQLITE_OK;
+	log_err("spool: %s: %s", sql, sqlite3_errmsg(sp->db));
+	return rc;
 }
 
 static void
@@ -176,11 +245,11 @@ bind_text(sqlite3_stmt *st, int i, const char *s)
 
 /* step a statement that returns no rows; SQLite rc */
 static int
-sql_done(sqlite3_stmt *st)
+sql_done(struct spool *sp, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -239,7 +308,7 @@ dmarc_insert(struct spool *sp, const struct dmarc_rep_row *row)
 	if (dmarc_rep_dkim_text(row, dkim, sizeof(dkim)) < 0)
 		dkim[0] = '\0';
 	bind_text(st, (int)dmarc_rep_nfields + 2, dkim);
-	return sql_done(st);
+	return sql_done(sp, st);
 }
 
 static int
@@ -250,7 +319,7 @@ dmarc_delete(struct spool *sp, const int64_t *ids, size_t n)
 		    sql_prep(sp, "DELETE FROM dmarc_row WHERE id = ?");
 		int rc;
 		sqlite3_bind_int64(st, 1, ids[i]);
-		if ((rc = sql_done(st)) != SQLITE_OK)
+		if ((rc = sql_done(sp, st)) != SQLITE_OK)
 			return rc;
 	}
 	return SQLITE_OK;
@@ -291,7 +360,7 @@ exec_dmarc_load(struct spool *sp, struct job *j)
 		j->ids[j->nrows] = sqlite3_column_int64(st, 0);
 		dmarc_row_from(st, &j->rows[j->nrows++]);
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
@@ -324,7 +393,7 @@ exec_commit(struct spool *sp, struct job *j)
 	else
 		sqlite3_bind_null(st, 12);
 	sqlite3_bind_int(st, 13, m->body_fd >= 0);
-	if ((rc = sql_done(st)) != SQLITE_OK)
+	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		struct spool_rcpt *r = &m->rcpts[i];
@@ -337,7 +406,7 @@ exec_commit(struct spool *sp, struct job *j)
 		bind_text(st, 4, r->orcpt);
 		sqlite3_bind_int(st, 5, (int)r->notify);
 		sqlite3_bind_int64(st, 6, m->arrival);
-		if ((rc = sql_done(st)) != SQLITE_OK)
+		if ((rc = sql_done(sp, st)) != SQLITE_OK)
 			return rc;
 		r->id = (uint64_t)sqlite3_last_insert_rowid(sp->db);
 	}
@@ -358,7 +427,7 @@ exec_body(struct spool *sp, struct job *j)
 	bind_text(st, 1, j->msg_id);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		sql_fin(sp, st);
 		j->err = -1;
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
@@ -387,7 +456,7 @@ exec_body(struct spool *sp, struct job *j)
 			strerror(errno));
 		j->err = -1;
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	return SQLITE_OK;
 }
 
@@ -432,7 +501,7 @@ spool_insert_dsn(struct spool *sp, struct spool_result *res,
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)dsn->len);
 	sqlite3_bind_blob(st, 4, dsn->data, (int)dsn->len, SQLITE_TRANSIENT);
-	if ((rc = sql_done(st)) != SQLITE_OK)
+	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	st = sql_prep(sp, "INSERT INTO rcpt(msg, addr, orig, notify, state,"
 			  " next_attempt) VALUES(?,?,?,0,0,?)");
@@ -440,7 +509,7 @@ spool_insert_dsn(struct spool *sp, struct spool_result *res,
 	bind_text(st, 2, res->bounce_to);
 	bind_text(st, 3, res->bounce_to);
 	sqlite3_bind_int64(st, 4, now);
-	if ((rc = sql_done(st)) != SQLITE_OK)
+	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	res->bounce_rcpt_id = (uint64_t)sqlite3_last_insert_rowid(sp->db);
 	return SQLITE_OK;
@@ -506,7 +575,7 @@ exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
 	if (sqlite3_step(st) != SQLITE_ROW ||
 	    !spool_notify_wants((unsigned)sqlite3_column_int(st, 7), action)) {
-		sqlite3_finalize(st);
+		sql_fin(sp, st);
 		return SQLITE_OK;
 	}
 	dm.ret_full = action == DSN_FAILED && sqlite3_column_int(st, 3) == 1;
@@ -545,7 +614,7 @@ exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 	else
 		log_err("%s: cannot compose a notification for <%s>", res->msg,
 			dm.sender);
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	xfree(orcpt);
 	buf_free(&orig);
 	buf_free(&dsn);
@@ -576,7 +645,7 @@ exec_delay_warning(struct spool *sp, struct job *j)
 
 	bind_text(m, 1, res->msg);
 	if (sqlite3_step(m) != SQLITE_ROW) {
-		sqlite3_finalize(m);
+		sql_fin(sp, m);
 		return SQLITE_OK;
 	}
 	st = sql_prep(sp, "SELECT id, addr, orcpt, last_status, last_reply,"
@@ -599,7 +668,7 @@ exec_delay_warning(struct spool *sp, struct job *j)
 		r->last_attempt = res->time;
 		r->will_retry_until = res->retry_until;
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	if (n > 0) {
 		buf_init(&orig, SPOOL_HDR_READ);
 		spool_read_orig(sp, res->msg, sqlite3_column_int(m, 4),
@@ -625,7 +694,7 @@ exec_delay_warning(struct spool *sp, struct job *j)
 		buf_free(&dsn);
 		res->warned = (int)n;
 	}
-	sqlite3_finalize(m);
+	sql_fin(sp, m);
 	for (size_t i = 0; i < nk; i++)
 		xfree(keep[i]);
 	if (rc != SQLITE_OK || n == 0)
@@ -633,7 +702,7 @@ exec_delay_warning(struct spool *sp, struct job *j)
 	st = sql_prep(sp, "UPDATE rcpt SET warned = 1 WHERE msg = ? AND"
 			  " state = 1");
 	bind_text(st, 1, res->msg);
-	return sql_done(st);
+	return sql_done(sp, st);
 }
 
 static int
@@ -650,12 +719,12 @@ exec_msg_done(struct spool *sp, struct job *j)
 		res->msg_done = 1;
 		j->unlink_body = sqlite3_column_int(st, 1);
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	if (!res->msg_done)
 		return SQLITE_OK;
 	st = sql_prep(sp, "DELETE FROM msg WHERE id = ?");
 	bind_text(st, 1, res->msg);
-	return sql_done(st);
+	return sql_done(sp, st);
 }
 
 static int
@@ -674,7 +743,7 @@ exec_result(struct spool *sp, struct job *j)
 	bind_text(st, 5, res->status);
 	bind_text(st, 6, res->reply);
 	bind_text(st, 7, res->detail);
-	if ((rc = sql_done(st)) != SQLITE_OK)
+	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	/* bounded history: the first 3 and the last 10 attempts */
 	st = sql_prep(sp, "DELETE FROM attempt WHERE rcpt = ?1 AND id NOT IN"
@@ -682,7 +751,7 @@ exec_result(struct spool *sp, struct job *j)
 			  " id LIMIT 3) AND id NOT IN (SELECT id FROM attempt"
 			  " WHERE rcpt = ?1 ORDER BY id DESC LIMIT 10)");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
-	if ((rc = sql_done(st)) != SQLITE_OK)
+	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	st = sql_prep(sp, "UPDATE rcpt SET state = ?, attempts = attempts + 1,"
 			  " next_attempt = ?, last_reply = ?, last_where = ?,"
@@ -693,20 +762,20 @@ exec_result(struct spool *sp, struct job *j)
 	bind_text(st, 4, res->where);
 	bind_text(st, 5, res->status);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)res->rcpt_id);
-	if ((rc = sql_done(st)) != SQLITE_OK)
+	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	if (res->crashed || res->hold) {
 		st = sql_prep(sp, "UPDATE rcpt SET crashes = crashes + ?"
 				  " WHERE id = ?");
 		sqlite3_bind_int(st, 1, res->crashed ? 1 : 0);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)res->rcpt_id);
-		if ((rc = sql_done(st)) != SQLITE_OK)
+		if ((rc = sql_done(sp, st)) != SQLITE_OK)
 			return rc;
 	}
 	if (res->hold) {
 		st = sql_prep(sp, "UPDATE msg SET held = 1 WHERE id = ?");
 		bind_text(st, 1, res->msg);
-		if ((rc = sql_done(st)) != SQLITE_OK)
+		if ((rc = sql_done(sp, st)) != SQLITE_OK)
 			return rc;
 	}
 	if (res->new_state == SPOOL_BOUNCED && res->bounce_to &&
@@ -791,7 +860,7 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 	}
 	if (json)
 		buf_adds(b, "]");
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 }
 
 /* DSN RET and ENVID of a message (columns col, col + 1); text: one line
@@ -901,7 +970,7 @@ query_rcpts(struct spool *sp, struct buf *b, const char *id, int json, int show)
 			buf_adds(b, "}");
 		first = 0;
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 }
 
 static int
@@ -956,7 +1025,7 @@ exec_query(struct spool *sp, struct job *j)
 		}
 		n++;
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	if (j->json && !show)
 		buf_adds(&j->out, "]");
 	if (j->json || n)
@@ -977,12 +1046,12 @@ exec_admin(struct spool *sp, struct job *j)
 
 	bind_text(st, 1, j->msg_id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		sql_fin(sp, st);
 		j->err = -1;
 		return SQLITE_OK;
 	}
 	j->unlink_body = j->admin == SPOOL_DELETE && sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	if (j->admin == SPOOL_DELETE)
 		st = sql_prep(sp, "DELETE FROM msg WHERE id = ?");
 	else
@@ -990,7 +1059,7 @@ exec_admin(struct spool *sp, struct job *j)
 				      ? "UPDATE msg SET held = 1 WHERE id = ?"
 				      : "UPDATE msg SET held = 0 WHERE id = ?");
 	bind_text(st, 1, j->msg_id);
-	return sql_done(st);
+	return sql_done(sp, st);
 }
 
 static int
@@ -1049,7 +1118,7 @@ writer_run_group(struct spool *sp, struct job *list)
 
 	writer_sync_bodies(sp, list);
 	changes = sqlite3_total_changes64(sp->db);
-	if ((rc = sql_exec(sp, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+	if ((rc = sql_run(sp, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		for (struct job *j = list; j; j = j->next)
 			j->err = sql_err(rc);
 		return;
@@ -1057,20 +1126,20 @@ writer_run_group(struct spool *sp, struct job *list)
 	for (struct job *j = list; j; j = j->next) {
 		if (j->err)
 			continue;
-		sql_exec(sp, "SAVEPOINT job");
+		sql_run(sp, "SAVEPOINT job");
 		rc = exec_job(sp, j);
 		if (rc != SQLITE_OK) {
 			log_err("spool: job failed: %s", sqlite3_errstr(rc));
 			j->err = sql_err(rc);
-			sql_exec(sp, "ROLLBACK TO job");
+			sql_run(sp, "ROLLBACK TO job");
 		}
-		sql_exec(sp, "RELEASE job");
+		sql_run(sp, "RELEASE job");
 	}
-	rc = sql_exec(sp, "COMMIT");
+	rc = sql_run(sp, "COMMIT");
 	if (rc != SQLITE_OK) {
 		/* SQLite may have rolled back already (SQLITE_FULL does) */
 		if (!sqlite3_get_autocommit(sp->db))
-			sql_exec(sp, "ROLLBACK");
+			sql_run(sp, "ROLLBACK");
 		for (struct job *j = list; j; j = j->next)
 			if (!j->err)
 				j->err = sql_err(rc);
@@ -1386,10 +1455,10 @@ spool_configure_db(struct spool *sp, int unclean)
 		    strcmp(col_text(st, 0), "ok") != 0) {
 			log_err("spool: quick_check failed: %s",
 				col_text(st, 0));
-			sqlite3_finalize(st);
+			sql_fin(sp, st);
 			return -1;
 		}
-		sqlite3_finalize(st);
+		sql_fin(sp, st);
 		log_info("spool: unclean stop detected; quick_check ok");
 	}
 	return sql_exec(sp, spool_schema) == SQLITE_OK ? 0 : -1;
@@ -1404,7 +1473,7 @@ spool_has_body(struct spool *sp, const char *id)
 
 	bind_text(st, 1, id);
 	found = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	return found;
 }
 
@@ -1477,6 +1546,7 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	    spool_configure_db(sp, unclean) < 0) {
 		snprintf(err, errlen, "spool %s: %s", dbpath,
 			 sp->db ? sqlite3_errmsg(sp->db) : "cannot open");
+		sql_fin_all(sp);
 		sqlite3_close(sp->db);
 		close(sp->bodydir_fd);
 		xfree(sp);
@@ -1510,6 +1580,7 @@ spool_close(struct spool *sp)
 	pthread_mutex_unlock(&sp->lock);
 	pthread_join(sp->thread, NULL);
 	spool_on_done(sp->efd, EV_READ, sp);
+	sql_fin_all(sp);
 	sql_exec(sp, "PRAGMA wal_checkpoint(TRUNCATE)");
 	sqlite3_close(sp->db);
 	spool_marker(sp, 0);
@@ -1550,7 +1621,7 @@ spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg)
 		each(arg, &p);
 		n++;
 	}
-	sqlite3_finalize(st);
+	sql_fin(sp, st);
 	return n;
 }
 
