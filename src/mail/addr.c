@@ -19,7 +19,9 @@
 #include "mail/addr.h"
 
 #include <arpa/inet.h>
+#include <idn2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -61,7 +63,8 @@ addr_lower(unsigned char c)
 /*
  * Length of the well-formed UTF-8 sequence (RFC 3629) starting at p, or
  * 0 if there is none: no overlong forms, no surrogates, nothing above
- * U+10FFFF, no ASCII (callers handle that themselves).
+ * U+10FFFF, no C1 controls, no ASCII (callers handle that themselves;
+ * C0 controls and DEL are never atext/qtext).
  */
 static size_t
 addr_utf8_len(const unsigned char *p, size_t n)
@@ -90,6 +93,9 @@ addr_utf8_len(const unsigned char *p, size_t n)
 	for (i = 2; i < len; i++)
 		if (p[i] < 0x80 || p[i] > 0xBF)
 			return 0;
+	/* C1 controls U+0080..U+009F: no place in an address */
+	if (c == 0xC2 && p[1] <= 0x9F)
+		return 0;
 	return len;
 }
 
@@ -520,4 +526,75 @@ addr_equal(const struct mailaddr *a, const struct mailaddr *b)
 		return a->is_null == b->is_null;
 	return strcmp(a->local, b->local) == 0 &&
 	       strcasecmp(a->domain, b->domain) == 0;
+}
+
+static bool
+addr_has_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+bool
+addr_local_ascii(const struct mailaddr *a)
+{
+	return !addr_has_8bit(a->local);
+}
+
+bool
+addr_ascii(const struct mailaddr *a)
+{
+	return !addr_has_8bit(a->local) && !addr_has_8bit(a->domain);
+}
+
+enum addr_err
+addr_idna_ascii(const char *d, char *out, size_t outlen)
+{
+	uint8_t *res = NULL;
+	size_t n;
+	int rc;
+
+	if (!addr_has_8bit(d)) {
+		n = strlen(d);
+		if (n >= outlen)
+			return ADDR_E_DOMAIN_TOO_LONG;
+		for (size_t i = 0; i <= n; i++)
+			out[i] = (char)addr_lower((unsigned char)d[i]);
+		return ADDR_OK;
+	}
+	rc = idn2_lookup_u8((const uint8_t *)d, &res,
+			    IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (rc != IDN2_OK || res == NULL) {
+		idn2_free(res);
+		return rc == IDN2_TOO_BIG_DOMAIN ? ADDR_E_DOMAIN_TOO_LONG
+						 : ADDR_E_BAD_DOMAIN;
+	}
+	n = strlen((const char *)res);
+	if (n > ADDR_DOMAIN_MAX || n >= outlen) {
+		idn2_free(res);
+		return ADDR_E_DOMAIN_TOO_LONG;
+	}
+	for (size_t i = 0; i <= n; i++)
+		out[i] = (char)addr_lower(res[i]);
+	idn2_free(res);
+	return ADDR_OK;
+}
+
+enum addr_err
+addr_domain_ascii(struct mailaddr *a)
+{
+	char d[ADDR_DOMAIN_MAX + 1];
+	enum addr_err e;
+
+	if (a->is_null || !addr_has_8bit(a->domain))
+		return ADDR_OK;
+	e = addr_idna_ascii(a->domain, d, sizeof(d));
+	if (e != ADDR_OK)
+		return e;
+	if (strlen(a->local) + 1 + strlen(d) > ADDR_PATH_MAX - 2)
+		return ADDR_E_DOMAIN_TOO_LONG;
+	memcpy(a->domain, d, strlen(d) + 1);
+	return ADDR_OK;
 }

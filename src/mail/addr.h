@@ -18,8 +18,9 @@
  *
  * 8-bit (UTF-8) octets in local part or domain are rejected unless the
  * caller passes ADDR_F_UTF8 (SMTPUTF8 transactions); with it they must be
- * well-formed UTF-8 (RFC 3629). "postmaster" without a domain (any case,
- * stored as "postmaster" with domain "") needs ADDR_F_NO_DOMAIN_OK.
+ * well-formed UTF-8 (RFC 3629) without C1 controls. "postmaster" without a
+ * domain (any case, stored as "postmaster" with domain "") needs
+ * ADDR_F_NO_DOMAIN_OK.
  */
 #ifndef TODOKU_MAIL_ADDR_H
 #define TODOKU_MAIL_ADDR_H
@@ -74,5 +75,18 @@ bool addr_equal(const struct mailaddr *a, const struct mailaddr *b);
 bool addr_domain_valid(const char *d, size_t n);
 /* True for "[IPv4]" or "[IPv6:...]" (whole string, brackets included). */
 bool addr_literal_valid(const char *s, size_t n);
+/* No octet >= 0x80 in the local part / in the whole address. */
+bool addr_local_ascii(const struct mailaddr *a);
+bool addr_ascii(const struct mailaddr *a);
+/*
+ * Replace a U-label domain by its A-label form (RFC 5890; IDNA2008 with
+ * the UTS #46 non-transitional mapping, libidn2), lowercased. ASCII
+ * domains, literals and the null path are left alone. ADDR_E_BAD_DOMAIN
+ * when the name is not a valid IDN, ADDR_E_DOMAIN_TOO_LONG when the
+ * A-label form passes 255 octets or the address passes 254.
+ */
+enum addr_err addr_domain_ascii(struct mailaddr *a);
+/* The same for a domain name string d (ASCII: just lowercased) into out. */
+enum addr_err addr_idna_ascii(const char *d, char *out, size_t outlen);
 
 #endif

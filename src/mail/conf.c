@@ -408,24 +408,42 @@ abs_path(struct parser *p, const char *key, const char *val, size_t room)
 	return xstrdup(out);
 }
 
-/* [a-z0-9][a-z0-9._+-]*, at most CONF_USER_MAX, no "..", lowercased. */
+/* Well-formed UTF-8 without controls (SMTPUTF8 users), by the parser. */
+static bool
+user_utf8_ok(const char *s, size_t n)
+{
+	char tmp[CONF_USER_MAX + 16];
+	struct mailaddr a;
+
+	memcpy(tmp, s, n);
+	memcpy(tmp + n, "@x.invalid", 11);
+	return addr_parse_mailbox(tmp, n + 10, ADDR_F_UTF8, &a) == ADDR_OK;
+}
+
+/*
+ * [a-z0-9][a-z0-9._+-]*, at most CONF_USER_MAX octets, no "..",
+ * lowercased (ASCII letters); UTF-8 letters (octets >= 0x80) are allowed
+ * anywhere for SMTPUTF8 local parts and compared exactly.
+ */
 static bool
 user_name_ok(char *s)
 {
 	size_t n = strlen(s);
+	bool utf8 = false;
 
 	lower(s);
 	if (n == 0 || n > CONF_USER_MAX || strstr(s, "..") != NULL)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		bool alnum =
-		    (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+		unsigned char ch = (unsigned char)s[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') ||
+			     (ch >= '0' && ch <= '9') || ch >= 0x80;
 
+		utf8 |= ch >= 0x80;
 		if (!alnum && (i == 0 || strchr("._+-", ch) == NULL))
 			return false;
 	}
-	return true;
+	return !utf8 || user_utf8_ok(s, n);
 }
 
 /* A Unix login name for the run-as user. */
@@ -927,8 +945,8 @@ add_users(struct parser *p, struct conf_domain *d, char *val)
 		if (!user_name_ok(tok)) {
 			perr(p,
 			     "bad user name \"%s\" (expected "
-			     "[a-z0-9][a-z0-9._+-]*, at most %d "
-			     "characters, no \"..\")",
+			     "[a-z0-9][a-z0-9._+-]* or UTF-8 letters, at "
+			     "most %d octets, no \"..\")",
 			     tok, CONF_USER_MAX);
 			return -1;
 		}
@@ -1600,9 +1618,31 @@ open_dkim(struct parser *p, const char *sub)
 	return 0;
 }
 
+/* Domain-named sections are keyed by A-labels (DESIGN §7): a U-label
+ * name ("bücher.example") is converted, so it matches what smtp-in
+ * stores and what DNS needs. */
+static int
+section_alabel(struct parser *p, const char *sub, char *out, size_t len)
+{
+	const char *d = sub[0] == '.' ? sub + 1 : sub;
+	size_t off = (size_t)(d - sub);
+
+	if (strcmp(sub, "*") == 0 || strlen(sub) >= len) {
+		snprintf(out, len, "%s", sub);
+		return 0;
+	}
+	memcpy(out, sub, off);
+	if (addr_idna_ascii(d, out + off, len - off) != ADDR_OK) {
+		perr(p, "bad internationalized domain name \"%s\"", sub);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 section_open(struct parser *p, char *name, char *sub)
 {
+	char alabel[NAME_MAX_LEN + 2];
 	int s, r;
 
 	if (p->sect != S_NONE && section_end(p) < 0)
@@ -1613,6 +1653,11 @@ section_open(struct parser *p, char *name, char *sub)
 		return -1;
 	if (sub)
 		lower(sub);
+	if (sub && (s == S_DOMAIN || s == S_ROUTE || s == S_DKIM) &&
+	    section_alabel(p, sub, alabel, sizeof(alabel)) < 0)
+		return -1;
+	if (sub && (s == S_DOMAIN || s == S_ROUTE || s == S_DKIM))
+		sub = alabel;
 	if ((s == S_LISTEN || s == S_DOMAIN || s == S_ROUTE || s == S_DKIM) &&
 	    sub == NULL) {
 		perr(p, "[%s] needs a name (write [%s \"NAME\"])", name, name);
@@ -2788,7 +2833,7 @@ conf_local_key(const char *local, char *dst, size_t len)
 
 		if (quoted && ch == '\\' && i + 1 < n)
 			ch = (unsigned char)local[++i];
-		if (ch <= 0x20 || ch >= 0x7f || strchr("/%@!", ch) != NULL)
+		if (ch <= 0x20 || ch == 0x7f || strchr("/%@!", ch) != NULL)
 			return -1;
 		if (w + 1 >= len)
 			return -1;

@@ -36,9 +36,10 @@
  * Lookups: users are stored sorted and unique (conf_user_find uses
  * bsearch); aliases are sorted by their lowercased key "local@domain"
  * or "local" (conf_alias_find). Local parts are compared by their
- * lookup key (conf_local_key): unquoted and lowercased, and a local
- * part holding '/', '%', '@', '!', a space or a control octet has no key
- * at all, so it can never match a user or an alias.
+ * lookup key (conf_local_key): unquoted and ASCII-lowercased (UTF-8
+ * letters of SMTPUTF8 local parts are kept and compared exactly), and a
+ * local part holding '/', '%', '@', '!', a space or a control octet has
+ * no key at all, so it can never match a user or an alias.
  *
  * Ownership: a struct conf owns all its strings; conf_free() frees all.
  * Nothing here is thread-safe against conf_free(); a loaded conf is

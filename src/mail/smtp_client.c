@@ -2,10 +2,13 @@
 #include "mail/smtp_client.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/addr.h"
 
 /*
  * States of one connection. A state ending in a reply has one handler
@@ -74,9 +77,11 @@ struct smtp_client {
 	uint64_t size;
 	bool eightbit;
 	bool utf8;
-	bool in_txn; /* MAIL of the current message was sent */
-	bool dirty;  /* a MAIL was sent since the last RSET */
-	bool batch;  /* RCPTs and DATA went with MAIL (PIPELINING) */
+	char wsender[ADDR_PATH_MAX + 2]; /* sender as sent (A-labels) */
+	char **wrcpt; /* recipients rewritten to A-labels, or NULL */
+	bool in_txn;  /* MAIL of the current message was sent */
+	bool dirty;   /* a MAIL was sent since the last RSET */
+	bool batch;   /* RCPTs and DATA went with MAIL (PIPELINING) */
 	bool mail_failed;
 	struct smtp_response mailfail; /* MAIL's reply when batch failed */
 
@@ -690,7 +695,8 @@ sc_send_rcpt(struct smtp_client *c, size_t i)
 	bool ok;
 
 	buf_init(&b, SMTPC_OUT_MAX);
-	ok = buf_addf(&b, "RCPT TO:<%s>", c->msg->rcpts[i].addr) == 0 &&
+	ok = buf_addf(&b, "RCPT TO:<%s>",
+		      c->wrcpt[i] ? c->wrcpt[i] : c->msg->rcpts[i].addr) == 0 &&
 	     sc_rcpt_params(c, &c->msg->rcpts[i], &b) == 0;
 	if (!ok)
 		sc_fail(c, SMTPC_FAIL_NOMEM, "cannot build RCPT", NULL, false);
@@ -726,7 +732,7 @@ sc_send_mail(struct smtp_client *c)
 	size_t i;
 
 	buf_init(&b, SMTPC_OUT_MAX);
-	ok = buf_addf(&b, "MAIL FROM:<%s>", c->msg->sender) == 0 &&
+	ok = buf_addf(&b, "MAIL FROM:<%s>", c->wsender) == 0 &&
 	     sc_mail_params(c, &b) == 0;
 	if (!ok)
 		sc_fail(c, SMTPC_FAIL_NOMEM, "cannot build MAIL", NULL, false);
@@ -748,38 +754,160 @@ sc_send_mail(struct smtp_client *c)
 		c->batch = true;
 }
 
+/*
+ * addr without non-ASCII for a server lacking SMTPUTF8: a U-label
+ * domain becomes A-labels. 0 ok, -1 the local part is UTF-8, -2 the
+ * domain is no valid IDN.
+ */
+static int
+sc_ascii_addr(const char *addr, char *out, size_t len)
+{
+	struct mailaddr a;
+
+	if (!sc_nonascii(addr)) {
+		snprintf(out, len, "%s", addr);
+		return 0;
+	}
+	if (addr_parse_mailbox(addr, strlen(addr),
+			       ADDR_F_UTF8 | ADDR_F_NO_DOMAIN_OK,
+			       &a) != ADDR_OK)
+		return -2;
+	if (!addr_local_ascii(&a))
+		return -1;
+	if (addr_domain_ascii(&a) != ADDR_OK)
+		return -2;
+	addr_format(&a, out, len);
+	return 0;
+}
+
+static const char *
+sc_ascii_why(int r, bool sender)
+{
+	if (r == -2)
+		return sender ? "the sender domain is not a valid "
+				"internationalized domain name"
+			      : "the recipient domain is not a valid "
+				"internationalized domain name";
+	return sender ? "the sender address has a UTF-8 local part and the "
+			"server does not offer SMTPUTF8 (RFC 6531); it is "
+			"never downgraded"
+		      : "the recipient address has a UTF-8 local part and "
+			"the server does not offer SMTPUTF8 (RFC 6531); it "
+			"cannot be delivered there";
+}
+
+static bool
+sc_needs_utf8(const struct smtp_client *c)
+{
+	const struct smtp_client_msg *m = c->msg;
+
+	if ((m->smtputf8 && m->hdr_utf8) || sc_nonascii(m->sender))
+		return true;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->oc[i].result == SMTPC_PENDING &&
+		    sc_nonascii(m->rcpts[i].addr))
+			return true;
+	return false;
+}
+
+/* SMTPUTF8 needed and not offered: A-labels where that is enough. */
+static void
+sc_utf8_fallback(struct smtp_client *c)
+{
+	const struct smtp_client_msg *m = c->msg;
+	char tmp[ADDR_PATH_MAX + 2];
+	int r;
+
+	if (m->smtputf8 && m->hdr_utf8) {
+		sc_local_all(c, "5.6.7",
+			     "the message header contains UTF-8 (RFC 6532) and "
+			     "the server does not offer SMTPUTF8; it is never "
+			     "downgraded");
+		return;
+	}
+	if ((r = sc_ascii_addr(m->sender, c->wsender, sizeof(c->wsender))) <
+	    0) {
+		sc_local_all(c, r == -2 ? "5.1.7" : "5.6.7",
+			     sc_ascii_why(r, true));
+		return;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->oc[i].result != SMTPC_PENDING ||
+		    !sc_nonascii(m->rcpts[i].addr))
+			continue;
+		r = sc_ascii_addr(m->rcpts[i].addr, tmp, sizeof(tmp));
+		if (r < 0)
+			sc_outcome_local(c, i, SMTPC_CMD_NONE,
+					 r == -2 ? "5.1.3" : "5.6.7",
+					 sc_ascii_why(r, false));
+		else if ((c->wrcpt[i] = tmalloc(strlen(tmp) + 1)) == NULL)
+			sc_outcome_local(c, i, SMTPC_CMD_NONE, "4.3.0",
+					 "out of memory");
+		else
+			memcpy(c->wrcpt[i], tmp, strlen(tmp) + 1);
+	}
+}
+
+static size_t
+sc_pending(const struct smtp_client *c)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->n; i++)
+		n += c->oc[i].result == SMTPC_PENDING;
+	return n;
+}
+
+/* RFC 5321 §4.5.3.1.6: never more than 998 octets on a line. */
+static bool
+sc_lines_ok(struct smtp_client *c)
+{
+	const struct smtp_client_msg *m = c->msg;
+	char why[300];
+
+	if (!m->signed_body || (m->hdr_line_max <= SMTPC_LINE_MAX &&
+				m->body_line_max <= SMTPC_LINE_MAX))
+		return true;
+	snprintf(why, sizeof(why),
+		 "the message has a %s line of %u octets (SMTP allows 998) "
+		 "and carries our DKIM signature: folding the line would "
+		 "break the signature, so it is not sent; the sender should "
+		 "use quoted-printable or base64 for long lines",
+		 m->body_line_max > SMTPC_LINE_MAX ? "body" : "header",
+		 m->body_line_max > SMTPC_LINE_MAX ? m->body_line_max
+						   : m->hdr_line_max);
+	sc_local_all(c, "5.6.3", why);
+	return false;
+}
+
 /* Checks that need no server round trip; then MAIL. */
 static void
 sc_txn_begin(struct smtp_client *c)
 {
 	const struct smtp_client_msg *m = c->msg;
-	size_t i, pending = 0;
+	size_t i;
 
-	c->utf8 = m->smtputf8 || sc_nonascii(m->sender);
+	snprintf(c->wsender, sizeof(c->wsender), "%s", m->sender);
 	if (!sc_addr_ok(m->sender, true))
 		sc_local_all(c, "5.1.7", "sender address unusable in SMTP");
-	for (i = 0; i < c->n; i++) {
-		if (c->oc[i].result != SMTPC_PENDING)
-			continue;
-		if (!sc_addr_ok(m->rcpts[i].addr, false)) {
+	for (i = 0; i < c->n; i++)
+		if (c->oc[i].result == SMTPC_PENDING &&
+		    !sc_addr_ok(m->rcpts[i].addr, false))
 			sc_outcome_local(c, i, SMTPC_CMD_NONE, "5.1.3",
 					 "recipient address unusable in SMTP");
-			continue;
-		}
-		c->utf8 |= sc_nonascii(m->rcpts[i].addr);
-		pending++;
+	c->utf8 = false;
+	if (sc_pending(c) > 0 && sc_needs_utf8(c)) {
+		if (c->ehlo.smtputf8)
+			c->utf8 = true;
+		else
+			sc_utf8_fallback(c);
 	}
-	if (pending == 0) {
+	if (sc_pending(c) == 0 || !sc_lines_ok(c)) {
 		sc_txn_end(c);
 		return;
 	}
-	if (c->utf8 && !c->ehlo.smtputf8) {
-		sc_local_all(c, "5.6.7",
-			     "message needs SMTPUTF8, which the server does "
-			     "not offer");
-		sc_txn_end(c);
-	} else if (c->ehlo.size && c->ehlo.size_max > 0 &&
-		   c->size > c->ehlo.size_max) {
+	if (c->ehlo.size && c->ehlo.size_max > 0 &&
+	    c->size > c->ehlo.size_max) {
 		sc_local_all(c, "5.3.4",
 			     "message larger than the server's SIZE limit");
 		sc_txn_end(c);
@@ -991,6 +1119,10 @@ sc_msg_free(struct smtp_client *c)
 
 	for (i = 0; c->oc != NULL && i < c->n; i++)
 		buf_free(&c->oc[i].reply);
+	for (i = 0; c->wrcpt != NULL && i < c->n; i++)
+		xfree(c->wrcpt[i]);
+	xfree(c->wrcpt);
+	c->wrcpt = NULL;
 	xfree(c->oc);
 	xfree(c->rs);
 	c->oc = NULL;
@@ -1158,7 +1290,8 @@ smtp_client_msg_start(struct smtp_client *c, const struct smtp_client_msg *m)
 	sc_msg_free(c);
 	c->oc = tcalloc(m->nrcpts, sizeof(*c->oc));
 	c->rs = tcalloc(m->nrcpts, sizeof(*c->rs));
-	if (c->oc == NULL || c->rs == NULL) {
+	c->wrcpt = tcalloc(m->nrcpts, sizeof(*c->wrcpt));
+	if (c->oc == NULL || c->rs == NULL || c->wrcpt == NULL) {
 		sc_fail(c, SMTPC_FAIL_NOMEM, "cannot start a transaction", NULL,
 			false);
 		return -1;
@@ -1415,4 +1548,86 @@ smtp_dotstuff_end(struct smtp_dotstuff *d, struct buf *out)
 		d->bare_eol = true;
 	d->state = DS_DONE;
 	return 0;
+}
+
+/* --- message shape ------------------------------------------------------ */
+
+enum sh_state { SH_BOL, SH_MID, SH_CR };
+
+void
+smtp_shape_init(struct smtp_shape *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = SH_BOL;
+}
+
+/* The current line ended (CRLF, bare CR or bare LF). */
+static void
+sh_eol(struct smtp_shape *s)
+{
+	if (!s->in_body && s->cur == 0)
+		s->in_body = true; /* the empty line ends the header block */
+	s->cur = 0;
+	s->state = SH_BOL;
+}
+
+void
+smtp_shape_feed(struct smtp_shape *s, const char *p, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	bool hdr = !s->in_body;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = u[i];
+
+		if (s->state == SH_CR && c != '\n')
+			sh_eol(s); /* bare CR */
+		if (c == '\r') {
+			s->state = SH_CR;
+			continue;
+		}
+		if (c == '\n') {
+			sh_eol(s);
+			hdr = !s->in_body;
+			continue;
+		}
+		hdr = !s->in_body;
+		if (s->state == SH_BOL && c == '.')
+			s->cur++; /* the stuffed dot */
+		s->state = SH_MID;
+		if (s->cur < 0xffffffu)
+			s->cur++;
+		if (hdr) {
+			s->hdr_8bit |= c >= 0x80;
+			if (s->cur > s->hdr_max)
+				s->hdr_max = s->cur;
+		} else {
+			s->body_8bit |= c >= 0x80;
+			if (s->cur > s->body_max)
+				s->body_max = s->cur;
+		}
+	}
+}
+
+bool
+smtp_has_field(const char *p, size_t n, const char *name)
+{
+	size_t k = strlen(name), i = 0;
+
+	while (i + k < n) {
+		if (strncasecmp(p + i, name, k) == 0) {
+			size_t j = i + k;
+			while (j < n && (p[j] == ' ' || p[j] == '\t'))
+				j++;
+			if (j < n && p[j] == ':')
+				return true;
+		}
+		const char *nl = memchr(p + i, '\n', n - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - p) + 1;
+		if (i + 1 < n && (p[i] == '\r' || p[i] == '\n'))
+			break; /* end of the header block */
+	}
+	return false;
 }

@@ -45,6 +45,19 @@
  * defers everything pending and closes. A lost connection or timeout
  * defers every recipient not yet finished (4.4.2).
  *
+ * SMTPUTF8 (RFC 6531) is used only when needed and offered. Needed: a
+ * non-ASCII envelope address, or smtputf8 && hdr_utf8 (UTF-8 headers
+ * are legal only in an SMTPUTF8 transaction, RFC 6532). Needed but not
+ * offered: addresses whose only non-ASCII part is the domain are sent
+ * with A-labels; a recipient with a UTF-8 local part bounces (5.6.7,
+ * local), a sender with one or UTF-8 headers bounce every recipient.
+ * Nothing is silently downgraded.
+ *
+ * Line length (RFC 5321 §4.5.3.1.6): the caller measures the message
+ * with struct smtp_shape first. A line longer than SMTPC_LINE_MAX in a
+ * message signed_body bounces (5.6.3: folding it would break our DKIM
+ * signature); unsigned content is folded by the dot-stuffer.
+ *
  * Each recipient ends DELIVERED, DEFERRED, BOUNCED, or stays PENDING
  * when the connection failed before its transaction began. An outcome
  * carries the command it answered, the full reply (every line
@@ -103,10 +116,13 @@ struct smtp_client_msg {
 	const char *sender; /* "" for the null reverse-path */
 	const struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;
-	uint64_t size;	  /* octets of the stored message */
-	bool eightbit;	  /* body has octets >= 0x80 */
-	bool smtputf8;	  /* needs SMTPUTF8 (non-ASCII addresses/headers) */
-	bool signed_body; /* DKIM-signed by us: never downgrade */
+	uint64_t size;		/* octets of the stored message */
+	bool eightbit;		/* body has octets >= 0x80 */
+	bool smtputf8;		/* received with the SMTPUTF8 parameter */
+	bool hdr_utf8;		/* its header block has octets >= 0x80 */
+	bool signed_body;	/* DKIM-signed by us: never downgrade or fold */
+	unsigned hdr_line_max;	/* longest header line (smtp_shape) */
+	unsigned body_line_max; /* longest body line (smtp_shape) */
 	enum smtp_ret ret;
 	const char *envid; /* decoded, or NULL */
 };
@@ -219,6 +235,27 @@ unsigned smtp_client_timeout_secs(enum smtpc_timeout t);
 
 /* Base64 (RFC 4648) of n bytes appended to out; -1 if out is full. */
 int smtp_base64(const void *in, size_t n, struct buf *out);
+
+/*
+ * smtp_shape — what delivery must know about a stored message before
+ * MAIL: the longest header and body line in wire octets (a leading "."
+ * counts twice: it is stuffed; CR and LF excluded), and whether the
+ * header block (up to the first empty line) or the body has octets
+ * >= 0x80. Bare CR or LF end a line, as the dot-stuffer treats them.
+ * Feed the prepend records and the stored body in order.
+ */
+struct smtp_shape {
+	int state; /* private */
+	unsigned cur;
+	bool in_body;
+	unsigned hdr_max, body_max;
+	bool hdr_8bit, body_8bit;
+};
+
+void smtp_shape_init(struct smtp_shape *s);
+void smtp_shape_feed(struct smtp_shape *s, const char *p, size_t n);
+/* True if the header block p[0..n) has a field named name (any case). */
+bool smtp_has_field(const char *p, size_t n, const char *name);
 
 /*
  * smtp_dotstuff — stored message (CRLF line ends) to DATA wire bytes.

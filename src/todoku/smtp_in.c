@@ -350,17 +350,36 @@ cmd_helo(struct session *s, const struct smtp_cmd *c)
 	}
 	buf_addf(&s->out,
 		 "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		 "250-8BITMIME\r\n%s250 ENHANCEDSTATUSCODES\r\n",
+		 "250-8BITMIME\r\n250-SMTPUTF8\r\n%s"
+		 "250 ENHANCEDSTATUSCODES\r\n",
 		 s->conf->hostname,
 		 (unsigned long long)s->conf->max_message_size,
 		 sess_dsn_ok(s) ? "250-DSN\r\n" : "");
 	log_debug("%s > 250 %s (EHLO keywords)", s->addr, s->conf->hostname);
 }
 
+/*
+ * RFC 6531: a U-label domain is stored in its A-label form (RFC 5890
+ * §2.3.2.1: the two are equivalent), so local-domain matching, routing,
+ * SRS and DNS only ever see ASCII domains; local parts stay as written.
+ * -1 (replied) when the name is no valid IDN.
+ */
+static int
+sess_alabel(struct session *s, struct mailaddr *a, const char *status)
+{
+	enum addr_err e = addr_domain_ascii(a);
+
+	if (e == ADDR_OK)
+		return 0;
+	sess_reply(s, 553, status, "Invalid internationalized domain name (%s)",
+		   addr_strerror(e));
+	return -1;
+}
+
 static void
 cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
-	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, sess_dsn_ok(s)};
+	struct smtp_ext ext = {s->esmtp, s->esmtp, s->esmtp, sess_dsn_ok(s)};
 	struct smtp_reply err;
 
 	if (sess_need_helo(s) < 0)
@@ -373,6 +392,8 @@ cmd_mail(struct session *s, const struct smtp_cmd *c)
 		sess_reply(s, err.code, err.status, "%s", err.text);
 		return;
 	}
+	if (sess_alabel(s, &s->mail.from, "5.1.7") < 0)
+		return;
 	if (s->mail.has_size && s->mail.size > s->conf->max_message_size) {
 		sess_reply(s, 552, "5.3.4",
 			   "Message size exceeds fixed limit of %llu bytes",
@@ -490,7 +511,9 @@ sess_rcpt_policy(struct session *s, struct mailaddr *a, char *orig,
 static void
 cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
-	struct smtp_ext ext = {s->esmtp, s->esmtp, 0, sess_dsn_ok(s)};
+	/* RFC 6531 §3.4: UTF-8 recipients only in an SMTPUTF8 transaction */
+	struct smtp_ext ext = {s->esmtp, s->esmtp, s->mail.smtputf8,
+			       sess_dsn_ok(s)};
 	struct smtp_rcpt_args ra;
 	struct smtp_reply err;
 	struct rcpt *r;
@@ -504,6 +527,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		sess_reply(s, err.code, err.status, "%s", err.text);
 		return;
 	}
+	if (sess_alabel(s, &ra.to, "5.1.3") < 0)
+		return;
 	if (s->nrcpts >= s->conf->max_recipients) {
 		sess_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
@@ -519,6 +544,15 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	snprintf(r->orcpt, sizeof(r->orcpt), "%s", ra.orcpt);
 	r->notify = ra.notify;
 	sess_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* The Received "with" keyword (RFC 3848; RFC 6531 §3.7.3 for UTF8SMTP). */
+static const char *
+sess_with_proto(const struct session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	return s->mail.smtputf8 ? "UTF8SMTP" : "ESMTP";
 }
 
 static void
@@ -546,7 +580,7 @@ cmd_data(struct session *s, const struct smtp_cmd *c)
 	ipc_put_str(&o, s->addr);
 	ipc_put_str(&o, s->name);
 	ipc_put_str(&o, s->helo);
-	ipc_put_str(&o, s->esmtp ? "ESMTP" : "SMTP");
+	ipc_put_str(&o, sess_with_proto(s));
 	ipc_put_str(&o, from);
 	ipc_put_u8(&o, s->mail.body == SMTP_BODY_8BITMIME);
 	ipc_put_u8(&o, s->mail.smtputf8);
@@ -1361,7 +1395,7 @@ sess_prepend_received(struct session *s)
 		 "Received: from %s (%s [%s])\r\n\tby %s (todoku) with %s "
 		 "id %s",
 		 s->helo, s->name, s->addr, s->conf->hostname,
-		 s->esmtp ? "ESMTP" : "SMTP", s->qid);
+		 sess_with_proto(s), s->qid);
 	if (s->nrcpts == 1)
 		buf_addf(&h, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	buf_addf(&h, "; %s\r\n", date);

@@ -1643,6 +1643,36 @@ conn_add_job(struct conn *cn, struct job *j)
 
 /* ---- jobs from the queue ------------------------------------------------ */
 
+/*
+ * What the engine must know before MAIL (smtp_client.h): the longest
+ * header and body lines, UTF-8 in the header block, and whether we
+ * signed it (our DKIM-Signature is a prepend record; the stored body
+ * is never ours to change). One sequential read of the body, the same
+ * I/O the DATA phase does; an unreadable body shows up there.
+ */
+static void
+job_shape(struct job *j)
+{
+	struct smtp_shape sh;
+	char in[SMTPO_BODY_CHUNK];
+	off_t off = 0;
+	ssize_t r;
+
+	smtp_shape_init(&sh);
+	smtp_shape_feed(&sh, j->prepend.data ? j->prepend.data : "",
+			j->prepend.len);
+	while ((r = pread(j->body_fd, in, sizeof(in), off)) > 0) {
+		smtp_shape_feed(&sh, in, (size_t)r);
+		off += r;
+	}
+	j->m.hdr_utf8 = sh.hdr_8bit;
+	j->m.hdr_line_max = sh.hdr_max;
+	j->m.body_line_max = sh.body_max;
+	j->m.signed_body =
+	    j->prepend.len > 0 &&
+	    smtp_has_field(j->prepend.data, j->prepend.len, "DKIM-Signature");
+}
+
 static void
 smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 		 int fd)
@@ -1710,6 +1740,7 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->m.rcpts = j->rcpts;
 	j->m.nrcpts = n;
 	j->m.envid = *j->envid ? j->envid : NULL;
+	job_shape(j);
 	buf_init(&j->trace, SMTPO_TRACE_MAX);
 	if (j->nt == 0 || n == 0) {
 		job_fail_conn(j, j->domain, "", "");

@@ -293,6 +293,72 @@ test_utf8(void **state)
 	assert_int_not_equal(path("<a@b.\xe0\x80\x80>", ADDR_F_UTF8, &a, NULL),
 			     ADDR_OK);
 	assert_false(addr_domain_valid("\xc3\xa9.com", 6));
+	/* C1 controls (U+0080..U+009F), in atoms, quoted strings, domains */
+	assert_int_equal(path("<a\xc2\x85@a.b>", ADDR_F_UTF8, &a, NULL),
+			 ADDR_E_SYNTAX);
+	assert_int_equal(path("<\"a\xc2\x9f\"@a.b>", ADDR_F_UTF8, &a, NULL),
+			 ADDR_E_SYNTAX);
+	assert_int_not_equal(path("<a@b\xc2\x80.c>", ADDR_F_UTF8, &a, NULL),
+			     ADDR_OK);
+	/* U+00A0 is the first non-control code point: fine */
+	assert_int_equal(path("<a\xc2\xa0@a.b>", ADDR_F_UTF8, &a, NULL),
+			 ADDR_OK);
+	/* C0 controls and DEL never pass, UTF-8 or not */
+	assert_int_not_equal(path("<a\x01@a.b>", ADDR_F_UTF8, &a, NULL),
+			     ADDR_OK);
+	assert_int_not_equal(path("<\"a\x7f\"@a.b>", ADDR_F_UTF8, &a, NULL),
+			     ADDR_OK);
+	/* 5- and 6-octet forms and 0xFE/0xFF */
+	assert_int_not_equal(
+	    path("<a\xf8\x88\x80\x80\x80@a.b>", ADDR_F_UTF8, &a, NULL),
+	    ADDR_OK);
+	assert_int_not_equal(path("<a\xfe@a.b>", ADDR_F_UTF8, &a, NULL),
+			     ADDR_OK);
+}
+
+static void
+test_alabel(void **state)
+{
+	struct mailaddr a;
+
+	assert_int_equal(path("<J\xc3\xbcrgen@B\xc3\xbc"
+			      "cher.Example>",
+			      ADDR_F_UTF8, &a, NULL),
+			 ADDR_OK);
+	assert_false(addr_ascii(&a));
+	assert_false(addr_local_ascii(&a));
+	assert_int_equal(addr_domain_ascii(&a), ADDR_OK);
+	assert_string_equal(a.domain, "xn--bcher-kva.example");
+	assert_string_equal(a.local, "J\xc3\xbcrgen");
+	/* upper-case U+00DC maps to the same A-label (UTS #46) */
+	assert_int_equal(path("<x@B\xc3\x9c"
+			      "CHER.example>",
+			      ADDR_F_UTF8, &a, NULL),
+			 ADDR_OK);
+	assert_int_equal(addr_domain_ascii(&a), ADDR_OK);
+	assert_string_equal(a.domain, "xn--bcher-kva.example");
+	assert_true(addr_ascii(&a));
+	/* ASCII domains and literals are left alone */
+	assert_int_equal(path("<x@[127.0.0.1]>", 0, &a, NULL), ADDR_OK);
+	assert_int_equal(addr_domain_ascii(&a), ADDR_OK);
+	assert_string_equal(a.domain, "[127.0.0.1]");
+	/* a label that starts with a combining mark is no IDN */
+	assert_int_equal(path("<x@\xcc\x81"
+			      "abc.example>",
+			      ADDR_F_UTF8, &a, NULL),
+			 ADDR_OK);
+	assert_int_equal(addr_domain_ascii(&a), ADDR_E_BAD_DOMAIN);
+	/* U+00E9 repeated: a 60-octet U-label, a short A-label */
+	{
+		char in[300] = "<x@", *p = in + 3;
+		for (int i = 0; i < 30; i++, p += 2)
+			memcpy(p, "\xc3\xa9", 2);
+		memcpy(p, ".b>", 4);
+		assert_int_equal(path(in, ADDR_F_UTF8, &a, NULL), ADDR_OK);
+		assert_int_equal(addr_domain_ascii(&a), ADDR_OK);
+		assert_memory_equal(a.domain, "xn--", 4);
+		assert_true(addr_ascii(&a));
+	}
 }
 
 static void
@@ -373,6 +439,7 @@ main(void)
 	    cmocka_unit_test(test_literals),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_alabel),
 	    cmocka_unit_test(test_mailbox),
 	    cmocka_unit_test(test_domain_valid),
 	    cmocka_unit_test(test_format_equal_strerror),

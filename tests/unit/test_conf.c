@@ -233,13 +233,27 @@ static const struct err_case err_cases[] = {
      "IP:PORT)"},
     {"[domain \"d.example\"]\nmailboxes = /m\nusers = ok, a..b\n",
      "todoku.conf:3: bad user name \"a..b\" (expected "
-     "[a-z0-9][a-z0-9._+-]*, at most 64 characters, no \"..\")"},
+     "[a-z0-9][a-z0-9._+-]* or UTF-8 letters, at most 64 octets, "
+     "no \"..\")"},
     {"[domain \"d.example\"]\nmailboxes = /m\nusers = .hidden\n",
      "todoku.conf:3: bad user name \".hidden\" (expected "
-     "[a-z0-9][a-z0-9._+-]*, at most 64 characters, no \"..\")"},
+     "[a-z0-9][a-z0-9._+-]* or UTF-8 letters, at most 64 octets, "
+     "no \"..\")"},
+    {"[domain \"d.example\"]\nmailboxes = /m\nusers = a\xc2\x85"
+     "b\n",
+     "todoku.conf:3: bad user name \"a\xc2\x85"
+     "b\" (expected "
+     "[a-z0-9][a-z0-9._+-]* or UTF-8 letters, at most 64 octets, "
+     "no \"..\")"},
+    {"[domain \"\xcc\x81"
+     "x.example\"]\n",
+     "todoku.conf:1: bad internationalized domain name "
+     "\"\xcc\x81"
+     "x.example\""},
     {"[domain \"d.example\"]\nmailboxes = /m\nusers = a/b\n",
      "todoku.conf:3: bad user name \"a/b\" (expected "
-     "[a-z0-9][a-z0-9._+-]*, at most 64 characters, no \"..\")"},
+     "[a-z0-9][a-z0-9._+-]* or UTF-8 letters, at most 64 octets, "
+     "no \"..\")"},
     {"[server] # x\n",
      "todoku.conf:1: text after section header (comments go on their own "
      "line)"},
@@ -637,6 +651,30 @@ test_local_key(void **state)
 	assert_int_equal(conf_local_key("\"\"", k, sizeof(k)), -1);
 	assert_int_equal(conf_local_key("", k, sizeof(k)), -1);
 	assert_int_equal(conf_local_key("abcdef", k, 4), -1);
+	/* SMTPUTF8 local parts: ASCII lowered, UTF-8 kept; controls refused */
+	assert_int_equal(conf_local_key("J\xc3\xbcRGEN", k, sizeof(k)), 0);
+	assert_string_equal(k, "j\xc3\xbcrgen");
+	assert_int_equal(conf_local_key("a\x7f", k, sizeof(k)), -1);
+}
+
+static void
+test_idn(void **state)
+{
+	char err[CONF_ERR_MAX];
+	struct conf *c = parse("[domain \"B\xc3\xbc"
+			       "cher.example\"]\n"
+			       "mailboxes = /m\nusers = j\xc3\xbcrgen, bob\n"
+			       "[route \".b\xc3\xbc"
+			       "cher.example\"]\n"
+			       "via = smtp://relay.example:25\n" LISTEN,
+			       err);
+
+	assert_non_null(c);
+	/* the section is keyed by its A-label, as smtp-in stores domains */
+	assert_non_null(conf_domain_find(c, "xn--bcher-kva.example"));
+	assert_non_null(conf_user_find(&c->domains[0], "j\xc3\xbcrgen"));
+	assert_string_equal(c->routes[0].name, ".xn--bcher-kva.example");
+	conf_free(c);
 }
 
 static void
@@ -788,6 +826,7 @@ main(void)
 	    cmocka_unit_test(test_aliases_file),
 	    cmocka_unit_test(test_lookups),
 	    cmocka_unit_test(test_local_key),
+	    cmocka_unit_test(test_idn),
 	    cmocka_unit_test(test_misc_syntax),
 	};
 

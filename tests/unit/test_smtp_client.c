@@ -862,6 +862,209 @@ test_local_refusals(void **state)
 }
 
 static void
+test_smtputf8(void **state)
+{
+	static const struct smtp_client_rcpt r_ascii[] = {{.addr = "b@x.org"}};
+	static const struct smtp_client_rcpt r_mixed[] = {
+	    {.addr = "b@b\xc3\xbc"
+		     "cher.example"},
+	    {.addr = "j\xc3\xbcrgen@x.org"},
+	    {.addr = "c@x.org"}};
+	/* asked for SMTPUTF8, ASCII envelope and header: not needed */
+	static const struct smtp_client_msg plain = {.sender = "a@x.net",
+						     .rcpts = r_ascii,
+						     .nrcpts = 1,
+						     .size = 10,
+						     .smtputf8 = true};
+	/* UTF-8 local part: needed */
+	static const struct smtp_client_msg loc = {
+	    .sender = "a@x.net", .rcpts = r_mixed + 1, .nrcpts = 1, .size = 10};
+	/* UTF-8 header in an SMTPUTF8 message: needed */
+	static const struct smtp_client_msg hdr = {.sender = "a@x.net",
+						   .rcpts = r_ascii,
+						   .nrcpts = 1,
+						   .size = 10,
+						   .smtputf8 = true,
+						   .hdr_utf8 = true};
+	/* the same header without the parameter: 8BITMIME's business */
+	static const struct smtp_client_msg hdr8 = {.sender = "a@x.net",
+						    .rcpts = r_ascii,
+						    .nrcpts = 1,
+						    .size = 10,
+						    .hdr_utf8 = true};
+	const struct smtp_client_msg offered[] = {plain, loc, hdr};
+	static const char *const s1[] = {GREET,
+					 "C: EHLO out.example.net",
+					 "S: 250-mx.example.org",
+					 "S: 250 SMTPUTF8",
+					 "MSG",
+					 "C: MAIL FROM:<a@x.net>",
+					 "S: 250 ok",
+					 "C: RCPT TO:<b@x.org>",
+					 "S: 250 ok",
+					 "C: DATA",
+					 "S: 354 go",
+					 "BODY",
+					 "S: 250 ok",
+					 "MSG",
+					 "C: RSET",
+					 "S: 250 ok",
+					 "C: MAIL FROM:<a@x.net> SMTPUTF8",
+					 "S: 250 ok",
+					 "C: RCPT TO:<j\xc3\xbcrgen@x.org>",
+					 "S: 250 ok",
+					 "C: DATA",
+					 "S: 354 go",
+					 "BODY",
+					 "S: 250 ok",
+					 "MSG",
+					 "C: RSET",
+					 "S: 250 ok",
+					 "C: MAIL FROM:<a@x.net> SMTPUTF8",
+					 "S: 250 ok",
+					 "C: RCPT TO:<b@x.org>",
+					 "S: 250 ok",
+					 "C: DATA",
+					 "S: 354 go",
+					 "BODY",
+					 "S: 250 ok",
+					 "QUIT",
+					 "C: QUIT",
+					 "S: 221 Bye",
+					 "CLOSE",
+					 NULL};
+	/* not offered: A-labels for the domain-only case, 5.6.7 for the
+	 * UTF-8 local part, the others go on */
+	static const struct smtp_client_msg mixed = {
+	    .sender = "a@x.net", .rcpts = r_mixed, .nrcpts = 3, .size = 10};
+	static const struct smtp_client_msg usender = {.sender =
+							   "\xc3\xa9@x.net",
+						       .rcpts = r_ascii,
+						       .nrcpts = 1,
+						       .size = 10};
+	const struct smtp_client_msg notoffered[] = {mixed, usender, hdr, hdr8};
+	static const char *const s2[] = {GREET,
+					 "C: EHLO out.example.net",
+					 "S: 250 mx.example.org",
+					 "MSG",
+					 "C: MAIL FROM:<a@x.net>",
+					 "S: 250 ok",
+					 "C: RCPT TO:<b@xn--bcher-kva.example>",
+					 "S: 250 ok",
+					 "C: RCPT TO:<c@x.org>",
+					 "S: 250 ok",
+					 "C: DATA",
+					 "S: 354 go",
+					 "BODY",
+					 "S: 250 ok",
+					 NULL};
+	struct world w;
+	const struct smtp_client_outcome *o;
+
+	w_run(&w, &plain_params, offered, 3, s1);
+	w_free(&w);
+
+	w_run(&w, &plain_params, notoffered, 4, s2);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	assert_outcome(&w, 1, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.7");
+	o = smtp_client_outcome(w.c, 1);
+	assert_true(o->local);
+	assert_non_null(strstr(o->reply.data, "UTF-8 local part"));
+	assert_non_null(strstr(o->reply.data, "does not offer SMTPUTF8"));
+	assert_outcome(&w, 2, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	/* UTF-8 sender: every recipient, nothing sent */
+	w_step(&w, "MSG");
+	w_step(&w, "C: RSET");
+	w_step(&w, "S: 250 ok");
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.7");
+	/* UTF-8 header of an SMTPUTF8 message */
+	w_step(&w, "MSG");
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.7");
+	assert_non_null(strstr(smtp_client_outcome(w.c, 0)->reply.data,
+			       "header contains UTF-8"));
+	/* 8-bit header without SMTPUTF8 asked: sent (8-bit rules apply) */
+	w_step(&w, "MSG");
+	w_step(&w, "C: MAIL FROM:<a@x.net>");
+	w_free(&w);
+}
+
+static void
+test_long_lines_signed(void **state)
+{
+	static const struct smtp_client_msg sig = {.sender = "a@example.net",
+						   .rcpts = one_rcpt,
+						   .nrcpts = 1,
+						   .size = 3000,
+						   .signed_body = true,
+						   .body_line_max = 1500};
+	static const struct smtp_client_msg sigh = {.sender = "a@example.net",
+						    .rcpts = one_rcpt,
+						    .nrcpts = 1,
+						    .size = 3000,
+						    .signed_body = true,
+						    .hdr_line_max = 999,
+						    .body_line_max = 998};
+	static const struct smtp_client_msg unsig = {.sender = "a@example.net",
+						     .rcpts = one_rcpt,
+						     .nrcpts = 1,
+						     .size = 3000,
+						     .body_line_max = 1500};
+	const struct smtp_client_msg all[] = {sig, sigh, unsig};
+	static const char *const script[] = {GREET, "C: EHLO out.example.net",
+					     "S: 250 mx.example.org", "MSG",
+					     NULL};
+	struct world w;
+	const char *t;
+
+	w_run(&w, &plain_params, all, 3, script);
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.3");
+	t = smtp_client_outcome(w.c, 0)->reply.data;
+	assert_non_null(strstr(t, "body line of 1500 octets"));
+	assert_non_null(strstr(t, "DKIM signature"));
+	w_step(&w, "MSG");
+	assert_outcome(&w, 0, SMTPC_BOUNCED, SMTPC_CMD_NONE, 0, "5.6.3");
+	assert_non_null(strstr(smtp_client_outcome(w.c, 0)->reply.data,
+			       "header line of 999 octets"));
+	/* unsigned: sent (the dot-stuffer folds) */
+	w_step(&w, "MSG");
+	w_step(&w, "C: MAIL FROM:<a@example.net>");
+	w_free(&w);
+}
+
+static void
+test_shape(void **state)
+{
+	struct smtp_shape sh;
+	char big[1200];
+
+	smtp_shape_init(&sh);
+	smtp_shape_feed(&sh, "Subject: caf\xc3\xa9\r\n", 16);
+	smtp_shape_feed(&sh, "X: 1\r", 5); /* split CRLF */
+	smtp_shape_feed(&sh, "\n\r\n.ab\r\n", 8);
+	assert_true(sh.hdr_8bit);
+	assert_false(sh.body_8bit);
+	assert_int_equal(sh.hdr_max, 14);
+	assert_int_equal(sh.body_max, 4); /* ".ab" goes out as "..ab" */
+	memset(big, 'x', sizeof(big));
+	smtp_shape_feed(&sh, big, sizeof(big));
+	smtp_shape_feed(&sh, "\n\xff", 2);
+	assert_int_equal(sh.body_max, 1200);
+	assert_true(sh.body_8bit);
+	assert_int_equal(sh.hdr_max, 14);
+
+	assert_true(smtp_has_field("Received: x\r\nDKIM-Signature: v=1\r\n", 36,
+				   "DKIM-Signature"));
+	assert_true(
+	    smtp_has_field("dkim-signature : v=1\r\n", 22, "DKIM-Signature"));
+	assert_false(
+	    smtp_has_field("X-DKIM-Signature: v=1\r\n", 23, "DKIM-Signature"));
+	assert_false(smtp_has_field("Received: x\r\n\tDKIM-Signature: v\r\n",
+				    34, "DKIM-Signature"));
+	assert_false(smtp_has_field("A: b\r\n\r\nDKIM-Signature: v=1\r\n", 29,
+				    "DKIM-Signature"));
+}
+
+static void
 test_bad_addresses(void **state)
 {
 	static const struct smtp_client_rcpt rc[] = {
@@ -1180,6 +1383,9 @@ main(void)
 	    cmocka_unit_test(test_starttls),
 	    cmocka_unit_test(test_auth),
 	    cmocka_unit_test(test_local_refusals),
+	    cmocka_unit_test(test_smtputf8),
+	    cmocka_unit_test(test_long_lines_signed),
+	    cmocka_unit_test(test_shape),
 	    cmocka_unit_test(test_bad_addresses),
 	    cmocka_unit_test(test_reuse_rset),
 	    cmocka_unit_test(test_421_and_lost),
