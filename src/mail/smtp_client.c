@@ -1463,6 +1463,8 @@ ds_run(struct smtp_dotstuff *d, const char *in, size_t n, struct buf *out)
 		k++;
 	if (k > room)
 		k = room;
+	if (d->line_len < SMTPC_LINE_MAX && k > SMTPC_LINE_MAX - d->line_len)
+		k = SMTPC_LINE_MAX - d->line_len;
 	if (k == 0 || !ds_add(d, out, in, k))
 		return 0;
 	ds_line(d, (unsigned)(k > 0xffffff ? 0xffffff : k));
@@ -1513,6 +1515,132 @@ ds_octet(struct smtp_dotstuff *d, char c, struct buf *out)
 	return true;
 }
 
+static bool
+ds_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Queue n octets of a header step (room is checked by the caller). */
+static void
+ds_q(struct smtp_dotstuff *d, const char *p, size_t n)
+{
+	memcpy(d->q + d->qlen, p, n);
+	d->qlen += (unsigned)n;
+}
+
+/* Move queued octets to out; false while some are left (out full). */
+static bool
+ds_q_drain(struct smtp_dotstuff *d, struct buf *out)
+{
+	size_t k = d->qlen, room = out->max - out->len;
+
+	if (k > room)
+		k = room;
+	if (k > 0 && !ds_add(d, out, d->q, k))
+		return false;
+	memmove(d->q, d->q + k, d->qlen - k);
+	d->qlen -= (unsigned)k;
+	return d->qlen == 0;
+}
+
+/* Header line: queue what is held back. */
+static void
+ds_hdr_flush(struct smtp_dotstuff *d)
+{
+	ds_q(d, d->pend, d->plen);
+	d->plen = 0;
+	d->emitted = d->line_len;
+}
+
+/* A header line is full before the next octet: fold it. */
+static void
+ds_hdr_fold(struct smtp_dotstuff *d)
+{
+	d->long_line = true;
+	if (d->plen > 0 && ds_wsp(d->pend[0]) && d->emitted > 0) {
+		/* break before the blank: it starts the continuation line */
+		ds_q(d, "\r\n", 2);
+		d->line_len = d->plen;
+		d->emitted = 0;
+	}
+	if (d->line_len < SMTPC_LINE_MAX)
+		return;
+	ds_hdr_flush(d);
+	ds_q(d, "\r\n ", 3);
+	d->line_len = d->emitted = 1;
+}
+
+/* The header line ends (CRLF, bare CR or bare LF). */
+static void
+ds_hdr_eol(struct smtp_dotstuff *d, bool bare)
+{
+	ds_hdr_flush(d);
+	ds_q(d, "\r\n", 2);
+	if (d->line_len == 0)
+		d->in_body = true; /* the empty line ends the header block */
+	d->bare_eol |= bare;
+	d->line_len = d->emitted = 0;
+	d->state = DS_BOL;
+}
+
+/*
+ * One octet of the header block, queued in d->q (empty on entry; one
+ * step needs at most a held-back line plus 8 octets). The current line
+ * is held from its last blank on (pend), so a fold can go before it.
+ */
+static void
+ds_hdr_octet(struct smtp_dotstuff *d, char c)
+{
+	if (d->state == DS_CR && c != '\n')
+		ds_hdr_eol(d, true); /* bare CR */
+	if (c == '\r') {
+		d->state = DS_CR;
+		return;
+	}
+	if (c == '\n') {
+		ds_hdr_eol(d, d->state != DS_CR);
+		return;
+	}
+	if (d->in_body) { /* a bare CR ended the block: c is body */
+		d->pend[d->plen++] = c;
+		d->line_len += 1 + (c == '.');
+		if (c == '.')
+			ds_q(d, ".", 1);
+		ds_hdr_flush(d);
+		d->state = DS_MID;
+		return;
+	}
+	if (ds_wsp(c) && d->line_len > 0) {
+		ds_hdr_flush(d);
+		if (d->line_len >= SMTPC_LINE_MAX) {
+			d->long_line = true;
+			ds_q(d, "\r\n", 2);
+			d->line_len = d->emitted = 0;
+		}
+	} else if (d->line_len >= SMTPC_LINE_MAX)
+		ds_hdr_fold(d);
+	if (d->state == DS_BOL && c == '.') {
+		d->pend[d->plen++] = '.';
+		d->line_len++;
+	}
+	d->pend[d->plen++] = c;
+	d->line_len++;
+	d->state = DS_MID;
+}
+
+/* Body line full and more to come: break it. */
+static bool
+ds_body_break(struct smtp_dotstuff *d, struct buf *out)
+{
+	if (!ds_add(d, out, "\r\n", 2))
+		return false;
+	d->long_line = true;
+	d->line_len = 0;
+	d->state = DS_BOL;
+	return true;
+}
+
 size_t
 smtp_dotstuff_feed(struct smtp_dotstuff *d, const char *in, size_t n,
 		   struct buf *out)
@@ -1520,7 +1648,18 @@ smtp_dotstuff_feed(struct smtp_dotstuff *d, const char *in, size_t n,
 	size_t i = 0, k;
 
 	while (i < n && d->state != DS_DONE) {
-		if (d->state == DS_MID && in[i] != '\r' && in[i] != '\n') {
+		if (!ds_q_drain(d, out))
+			break;
+		if (!d->in_body) {
+			ds_hdr_octet(d, in[i]);
+			i++;
+		} else if (d->state == DS_MID && in[i] != '\r' &&
+			   in[i] != '\n') {
+			if (d->line_len >= SMTPC_LINE_MAX) {
+				if (!ds_body_break(d, out))
+					break;
+				continue;
+			}
 			k = ds_run(d, in + i, n - i, out);
 			if (k == 0)
 				break;
@@ -1530,6 +1669,7 @@ smtp_dotstuff_feed(struct smtp_dotstuff *d, const char *in, size_t n,
 		else
 			break;
 	}
+	(void)ds_q_drain(d, out);
 	return i;
 }
 
@@ -1540,6 +1680,10 @@ smtp_dotstuff_end(struct smtp_dotstuff *d, struct buf *out)
 
 	if (d->state == DS_DONE)
 		return 0;
+	if (d->plen > 0)
+		ds_hdr_flush(d);
+	if (!ds_q_drain(d, out))
+		return -1;
 	if (d->state != DS_BOL)
 		e = "\r\n.\r\n";
 	if (!ds_add(d, out, e, strlen(e)))

@@ -261,10 +261,20 @@ bool smtp_has_field(const char *p, size_t n, const char *name);
  * smtp_dotstuff — stored message (CRLF line ends) to DATA wire bytes.
  *
  * A line starting with "." gets another "."; a bare CR or LF becomes CR
- * LF (bare_eol notes it: it should not exist in the spool); lines longer
- * than SMTPC_LINE_MAX wire octets set long_line (the caller decides).
- * smtp_dotstuff_end() adds CRLF if the body did not end with one, then
- * "." CRLF. Output never depends on how the input was split.
+ * LF (bare_eol notes it: it should not exist in the spool). No line on
+ * the wire is ever longer than SMTPC_LINE_MAX octets (RFC 5321
+ * §4.5.3.1.6); a longer one is folded and long_line set:
+ *   - in the header block (up to the first empty line) before the last
+ *     space or tab that fits, which is RFC 5322 folding: the field's
+ *     unfolded value is unchanged; with no such blank, after 998 octets
+ *     with CRLF SP (the field gains one space);
+ *   - in the body after 998 octets with CRLF (the body gains a line
+ *     break there).
+ * Either changes what a DKIM signature covers: the engine refuses to
+ * send a signed message with such a line, so only unsigned content is
+ * ever folded. smtp_dotstuff_end() adds CRLF if the body did not end
+ * with one, then "." CRLF. Output never depends on how the input was
+ * split.
  */
 struct smtp_dotstuff {
 	int state; /* private */
@@ -273,6 +283,11 @@ struct smtp_dotstuff {
 	bool long_line;
 	bool nomem; /* buf_add failed below out->max */
 	uint64_t out_bytes;
+	bool in_body;		       /* private: past the header block */
+	unsigned plen, emitted;	       /* private: header line held back */
+	char pend[SMTPC_LINE_MAX + 2]; /* private: since its last blank */
+	unsigned qlen;		       /* private: decided, not yet in out */
+	char q[SMTPC_LINE_MAX + 16];
 };
 
 void smtp_dotstuff_init(struct smtp_dotstuff *d);

@@ -163,3 +163,71 @@ def test_outbound_utf8_header_without_offer_bounces(todoku, dns, smtp_peer):
     r = _submit(d, "someone@localhost", ["x@plain-far.test"], m, params="BODY=8BITMIME")
     assert r.code == 250, r
     peer.wait_messages(1)
+
+
+# ---------------------------------------------------------------------------
+# lines longer than 998 octets (DESIGN section 7; RFC 5321 4.5.3.1.6)
+# ---------------------------------------------------------------------------
+
+def _wire_lines(data):
+    """Lines as they were on the wire (the peer removed one stuffed dot)."""
+    assert b"\r\n" in data
+    lines = data.split(b"\r\n")[:-1]
+    for ln in lines:
+        assert b"\r" not in ln and b"\n" not in ln, ln[:80]
+    return [len(ln) + (1 if ln.startswith(b".") else 0) for ln in lines]
+
+
+def _long_msg(sender, to):
+    words = " ".join("w%04d" % i for i in range(400))          # 2399 octets
+    body = ("." + "b" * 2999 + "\n" + "short line\n").encode()
+    return make_message(subject="long", sender=sender, to=to,
+                        extra_headers=("X-Long: " + words,), body=body), words
+
+
+def test_long_lines_accepted_and_folded_outbound(todoku, dns, smtp_peer):
+    d, peer = _world(todoku, dns, smtp_peer, "far.test", offer=False)
+    m, words = _long_msg("someone@localhost", "x@far.test")
+    r = _submit(d, "someone@localhost", ["x@far.test", "someone@localhost"], m,
+                params="")
+    assert r.code == 250, r
+    # stored intact: the local copy has the long lines as sent
+    local = d.wait_delivered("someone", 1)[0]
+    assert ("X-Long: " + words).encode() in local
+    assert b"." + b"b" * 2999 in local
+    peer.wait_messages(1)
+    data = peer.messages[0]["data"]
+    assert max(_wire_lines(data)) <= 998, max(_wire_lines(data))
+    # header folded at blanks: unfolding gives the field back
+    hdr = data.split(b"\r\n\r\n", 1)[0]
+    assert ("X-Long: " + words).encode() in hdr.replace(b"\r\n ", b" ")
+    # body broken after 998 octets, nothing lost
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert body.replace(b"\r\n", b"").startswith(b"." + b"b" * 2999 + b"short line")
+
+
+def test_long_line_in_mail_we_signed_bounces(todoku, dns, smtp_peer, tmp_world):
+    import subprocess
+    peer = smtp_peer(port=25)
+    dns.zone("far.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d0 = todoku(start=False)
+    out = subprocess.run([d0.bin, "dkim", "keygen", "--domain", "corp.test",
+                          "--selector", "s1", "--out", str(tmp_world)],
+                         capture_output=True, check=True)
+    assert out.returncode == 0
+    key = tmp_world / "s1.corp.test.key"
+    subprocess.run(["chown", "todoku-keys", str(key)], check=True)
+    key.chmod(0o600)
+    d = todoku(dns_servers=[dns.addr],
+               overrides={'dkim "corp.test"': {"selector": "s1", "key": str(key)},
+                          'domain "corp.test"': {"mailboxes": str(tmp_world / "corp"),
+                                                 "catch-all": "someone@localhost"}})
+    m, _ = _long_msg("ceo@corp.test", "x@far.test")
+    r = _submit(d, "ceo@corp.test", ["x@far.test"], m, params="")
+    assert r.code == 250, r
+    msgs = d.wait_delivered("someone", 1, timeout=30)
+    text = re.sub(r"\s+", " ", msgs[0].decode("utf-8", "replace"))
+    assert re.search(r"Status: 5\.6\.3", text), text[:3000]
+    assert "carries our DKIM signature" in text, text[:3000]
+    assert peer.messages == []
+    assert all(not c.upper().startswith("MAIL") for c in peer.all_commands())

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -1301,6 +1302,72 @@ stuffed(const char *in, const char *want, bool bare)
 	}
 }
 
+/* Longest wire line of res (CRLF excluded); fails on a bare CR/LF. */
+static size_t
+max_line(const struct buf *res)
+{
+	size_t i, cur = 0, mx = 0;
+
+	for (i = 0; i < res->len; i++) {
+		if (res->data[i] == '\r') {
+			assert_true(i + 1 < res->len &&
+				    res->data[i + 1] == '\n');
+			i++;
+			cur = 0;
+			continue;
+		}
+		assert_true(res->data[i] != '\n');
+		if (++cur > mx)
+			mx = cur;
+	}
+	return mx;
+}
+
+static void
+fold_checks(void)
+{
+	static char msg[6000];
+	struct smtp_dotstuff d;
+	struct buf res;
+	size_t n = 0, piece;
+
+	/* a 2000-octet header of words, a 3000-octet body line */
+	n += (size_t)snprintf(msg, sizeof(msg), "To: ");
+	while (n < 2000)
+		n += (size_t)snprintf(msg + n, sizeof(msg) - n, "word%zu ", n);
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\r\n\r\n");
+	memset(msg + n, 'b', 3000);
+	msg[n + 998] = '.';
+	n += 3000;
+	memcpy(msg + n, "\r\n", 2);
+	n += 2;
+	for (piece = 1; piece < 5000; piece = piece * 3 + 1) {
+		stuff(msg, n, piece, 64, &res, &d);
+		assert_true(d.long_line);
+		assert_true(max_line(&res) <= 998);
+		/* header folded before blanks only: unfolding gives it back */
+		{
+			const char *end = strstr(res.data, "\r\n\r\n");
+			size_t hl = (size_t)(end - res.data), j, k = 0;
+			char *un = malloc(hl + 1);
+			for (j = 0; j < hl; j++) {
+				if (res.data[j] == '\r') {
+					assert_true(res.data[j + 2] == ' ');
+					j++;
+					continue;
+				}
+				un[k++] = res.data[j];
+			}
+			assert_memory_equal(un, msg, k);
+			free(un);
+		}
+		/* the body line broken at 998; the '.' that starts the next
+		 * piece is stuffed */
+		assert_non_null(strstr(res.data, "bb\r\n..bbb"));
+		buf_free(&res);
+	}
+}
+
 static void
 test_dotstuff(void **state)
 {
@@ -1329,10 +1396,13 @@ test_dotstuff(void **state)
 	stuff(longl, 998, 100, 4096, &res, &d);
 	assert_true(d.long_line);
 	buf_free(&res);
+	/* no empty line: all header; no blank to fold at: CRLF SP */
 	stuff(longl, sizeof(longl), 7, 16, &res, &d);
 	assert_true(d.long_line);
-	assert_int_equal(res.len, sizeof(longl) + 1 + 5);
+	assert_int_equal(res.len, sizeof(longl) + 1 + 3 + 5);
+	assert_memory_equal(res.data + 998, "\r\n x", 4);
 	buf_free(&res);
+	fold_checks();
 }
 
 static void
