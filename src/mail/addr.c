@@ -579,7 +579,9 @@ addr_idna_ascii(const char *d, char *out, size_t outlen)
 	for (size_t i = 0; i <= n; i++)
 		out[i] = (char)addr_lower(res[i]);
 	idn2_free(res);
-	return ADDR_OK;
+	/* UTS #46 mapping may yield anything (U+00A0 becomes a space):
+	 * only a valid LDH name is a domain */
+	return addr_domain_valid(out, n) ? ADDR_OK : ADDR_E_BAD_DOMAIN;
 }
 
 enum addr_err
