@@ -671,7 +671,8 @@ sess_take_line(struct session *s)
 		return 1;
 	}
 	if (lf == NULL) {
-		if (s->in.len > SMTP_LINE_MAX) {
+		/* a full-length line and its CR may come before the LF */
+		if (s->in.len > SMTP_LINE_MAX + 1) {
 			sess_reply(s, 500, "5.5.2", "Error: line too long");
 			s->skip_line = 1;
 			buf_reset(&s->in);
