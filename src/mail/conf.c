@@ -1041,6 +1041,14 @@ static const struct key queue_keys[] = {
 static const struct key dns_keys[] = {
     {"servers", set_dns_servers, 0, 0, 0,
      "addresses like 127.0.0.53 or [::1]:53"},
+    {"outgoing-range", set_uint, OFF_C(dns_outgoing_range), 16, 65536,
+     "a number of sockets from 16 to 65536"},
+    {"outgoing-num-tcp", set_uint, OFF_C(dns_outgoing_num_tcp), 1, 4096,
+     "a number of connections from 1 to 4096"},
+    {"msg-cache-size", set_size, OFF_C(dns_msg_cache_size), 1ull << 20,
+     16ull << 30, "a size like 16M, from 1M to 16G"},
+    {"rrset-cache-size", set_size, OFF_C(dns_rrset_cache_size), 1ull << 20,
+     16ull << 30, "a size like 32M, from 1M to 16G"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1231,6 +1239,11 @@ conf_new(struct parser *p)
 	c->delivery_conn_max_msgs = 20;
 	c->delivery_conn_max_age = 60;
 	c->delivery_v4first_for = DAY;
+	/* libunbound's own defaults are tiny (DESIGN §7) */
+	c->dns_outgoing_range = 1024;
+	c->dns_outgoing_num_tcp = 64;
+	c->dns_msg_cache_size = 16ull << 20;
+	c->dns_rrset_cache_size = 32ull << 20;
 	if (set_nets(p, &tk, NULL, trusted) < 0 ||
 	    set_retry(p, &rk, NULL, retry) < 0)
 		log_panic("conf: built-in defaults do not parse");
@@ -2583,7 +2596,12 @@ dump_queue(const struct conf *c, struct buf *b)
 	r = r ? r : dump_opt(b, "dmarc-report-org", c->dmarc_report_org);
 	r = r ? r : dump_opt(b, "dmarc-report-from", c->dmarc_report_from);
 	r = r ? r : buf_adds(b, "\n[dns]\n");
-	return r ? r : dump_list(b, "servers", c->dns_servers, c->ndns_servers);
+	r = r ? r : dump_list(b, "servers", c->dns_servers, c->ndns_servers);
+	r = r ? r : dump_uint(b, "outgoing-range", c->dns_outgoing_range);
+	r = r ? r : dump_uint(b, "outgoing-num-tcp", c->dns_outgoing_num_tcp);
+	r = r ? r : dump_size(b, "msg-cache-size", c->dns_msg_cache_size);
+	return r ? r
+		 : dump_size(b, "rrset-cache-size", c->dns_rrset_cache_size);
 }
 
 static int

@@ -217,6 +217,10 @@ struct conf {
 	/* [dns] */
 	char **dns_servers;
 	size_t ndns_servers;
+	unsigned dns_outgoing_range;   /* libunbound outgoing-range */
+	unsigned dns_outgoing_num_tcp; /* libunbound outgoing-num-tcp */
+	uint64_t dns_msg_cache_size;   /* libunbound msg-cache-size */
+	uint64_t dns_rrset_cache_size; /* libunbound rrset-cache-size */
 
 	struct conf_listen *listens;
 	size_t nlistens;

@@ -79,21 +79,37 @@ static void lk_finish(struct lk_req *r);
 
 /* ---- libunbound ------------------------------------------------------- */
 
+/* A numeric option; libunbound refusing a value conf accepted is a bug. */
+static void
+lk_option(struct ub_ctx *ub, const char *opt, char *num, size_t len, uint64_t v)
+{
+	int rc;
+
+	snprintf(num, len, "%llu", (unsigned long long)v);
+	rc = ub_ctx_set_option(ub, opt, num);
+	if (rc != 0)
+		log_fatal("libunbound: %s %s: %s", opt, num, ub_strerror(rc));
+}
+
 static struct ub_ctx *
 lk_context(struct lookup *lk)
 {
 	const struct conf *c = lk->env->conf;
 	struct ub_ctx *ub = ub_ctx_create_event(lk->env->base);
-	char fwd[128];
+	char fwd[128], num[32];
 	int rc = 0;
 
 	if (ub == NULL)
 		log_fatal("libunbound: cannot create a context");
-	/* library defaults are tiny (DESIGN §7) */
-	ub_ctx_set_option(ub, "outgoing-range:", "1024");
-	ub_ctx_set_option(ub, "outgoing-num-tcp:", "64");
-	ub_ctx_set_option(ub, "msg-cache-size:", "16m");
-	ub_ctx_set_option(ub, "rrset-cache-size:", "32m");
+	/* library defaults are tiny (DESIGN §7): [dns] sets them */
+	lk_option(ub, "outgoing-range:", num, sizeof(num),
+		  c->dns_outgoing_range);
+	lk_option(ub, "outgoing-num-tcp:", num, sizeof(num),
+		  c->dns_outgoing_num_tcp);
+	lk_option(ub, "msg-cache-size:", num, sizeof(num),
+		  c->dns_msg_cache_size);
+	lk_option(ub, "rrset-cache-size:", num, sizeof(num),
+		  c->dns_rrset_cache_size);
 	ub_ctx_set_option(ub, "do-ip6:", "yes");
 	/* libunbound answers the special-use "test." (RFC 6761) locally with
 	 * NXDOMAIN; let it through so test zones served by [dns] servers

@@ -31,3 +31,43 @@ def test_config_check_accepts_world_config(todoku):
     d = todoku(start=False)
     r = d.cli_run("config", "check")
     assert r.returncode == 0, r.stderr
+
+
+_BASE = "[server]\nhostname = mx.test\n[listen \"smtp\"]\naddress = 127.0.0.1:2525\n"
+
+
+def test_dns_sizes_effective_values(tmp_world):
+    """[dns] libunbound sizes: defaults and set values are printed."""
+    p = tmp_world / "dns.conf"
+    p.write_text(_BASE)
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    for line in (b"outgoing-range = 1024\n", b"outgoing-num-tcp = 64\n",
+                 b"msg-cache-size = 16M\n", b"rrset-cache-size = 32M\n"):
+        assert line in r.stdout, r.stdout
+    p.write_text(_BASE + "[dns]\noutgoing-range = 2048\noutgoing-num-tcp = 8\n"
+                 "msg-cache-size = 100M\nrrset-cache-size = 200m\n")
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    dns = r.stdout.split(b"\n[dns]\n", 1)[1]
+    for line in (b"outgoing-range = 2048\n", b"outgoing-num-tcp = 8\n",
+                 b"msg-cache-size = 100M\n", b"rrset-cache-size = 200M\n"):
+        assert line in dns, r.stdout
+
+
+def test_dns_size_bad_value_names_line(tmp_world):
+    p = tmp_world / "dns.conf"
+    p.write_text(_BASE + "[dns]\nmsg-cache-size = 10K\n")
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 2, r
+    assert ("%s:6: msg-cache-size = 10K is out of range" % p).encode() \
+        in r.stderr, r.stderr
+    p.write_text(_BASE + "[dns]\noutgoing-range = lots\n")
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 2, r
+    assert ("%s:6: bad value \"lots\" for outgoing-range" % p).encode() \
+        in r.stderr, r.stderr

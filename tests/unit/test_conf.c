@@ -102,6 +102,10 @@ test_defaults(void **state)
 	assert_null(c->dmarc_report_org);
 	assert_non_null(strstr(conf_dmarc_report_from(c), "postmaster@"));
 	assert_int_equal(c->ndns_servers, 0);
+	assert_int_equal(c->dns_outgoing_range, 1024);
+	assert_int_equal(c->dns_outgoing_num_tcp, 64);
+	assert_int_equal(c->dns_msg_cache_size, 16 << 20);
+	assert_int_equal(c->dns_rrset_cache_size, 32 << 20);
 	assert_int_equal(c->nlistens, 1);
 	assert_int_equal(c->ndomains, 0);
 	assert_string_equal(c->path, "todoku.conf");
@@ -222,6 +226,18 @@ static const struct err_case err_cases[] = {
     {"[dns]\nservers = 127.0.0.53 dns.example\n",
      "todoku.conf:2: bad value \"dns.example\" for servers (expected "
      "addresses like 127.0.0.53 or [::1]:53)"},
+    {"[dns]\noutgoing-range = 8\n",
+     "todoku.conf:2: outgoing-range = 8 is out of range (expected a number "
+     "of sockets from 16 to 65536)"},
+    {"[dns]\n\noutgoing-num-tcp = many\n",
+     "todoku.conf:3: bad value \"many\" for outgoing-num-tcp (expected a "
+     "number of connections from 1 to 4096)"},
+    {"[dns]\nmsg-cache-size = 512K\n",
+     "todoku.conf:2: msg-cache-size = 512K is out of range (expected a "
+     "size like 16M, from 1M to 16G)"},
+    {"[dns]\nrrset-cache-size = 32Q\n",
+     "todoku.conf:2: bad value \"32Q\" for rrset-cache-size (expected a "
+     "size like 32M, from 1M to 16G)"},
     {"[domain \"a..b\"]\n",
      "todoku.conf:1: bad domain name \"a..b\" in [domain] (expected a "
      "name like example.com)"},
@@ -350,6 +366,10 @@ static const char full_text[] =
     "min-free = 1G\n"
     "[dns]\n"
     "servers = 127.0.0.53 [::1]:5353 10.0.0.1:53\n"
+    "outgoing-range = 4096\n"
+    "outgoing-num-tcp = 128\n"
+    "msg-cache-size = 64M\n"
+    "rrset-cache-size = 1G\n"
     "[listen \"mx\"]\n"
     "address = 0.0.0.0:25\n"
     "[ listen  \"Submission\" ]\n"
@@ -382,6 +402,10 @@ check_full(const struct conf *c)
 	assert_int_equal(c->min_free, 1 << 30);
 	assert_int_equal(c->ndns_servers, 3);
 	assert_string_equal(c->dns_servers[1], "[::1]:5353");
+	assert_int_equal(c->dns_outgoing_range, 4096);
+	assert_int_equal(c->dns_outgoing_num_tcp, 128);
+	assert_int_equal(c->dns_msg_cache_size, 64 << 20);
+	assert_int_equal(c->dns_rrset_cache_size, 1 << 30);
 	assert_int_equal(c->nlistens, 2);
 	assert_string_equal(c->listens[1].name, "submission");
 	assert_int_equal(c->listens[1].ss.ss_family, AF_INET6);
@@ -421,6 +445,7 @@ test_full_and_dump(void **state)
 	assert_non_null(strstr(b1.data, "max-message-size = 50M\n"));
 	assert_non_null(strstr(b1.data, "retry = 1m 2m 1h 2h\n"));
 	assert_non_null(strstr(b1.data, "aliases = \"\"\n"));
+	assert_non_null(strstr(b1.data, "rrset-cache-size = 1G\n"));
 	assert_non_null(strstr(b1.data, "trusted-networks = 10.0.0.0/8 "
 					"192.168.1.0/24 2001:db8::/32 "
 					"::ffff:10.0.0.0/104\n"));
@@ -444,6 +469,10 @@ test_dump_defaults(void **state)
 	assert_non_null(strstr(b.data, "warn-after = 4h\n"));
 	assert_non_null(strstr(b.data, "timeout-command = 5m\n"));
 	assert_non_null(strstr(b.data, "servers = \"\"\n"));
+	assert_non_null(strstr(b.data, "outgoing-range = 1024\n"));
+	assert_non_null(strstr(b.data, "outgoing-num-tcp = 64\n"));
+	assert_non_null(strstr(b.data, "msg-cache-size = 16M\n"));
+	assert_non_null(strstr(b.data, "rrset-cache-size = 32M\n"));
 	c2 = conf_parse_text("dump", b.data, b.len, err, sizeof(err));
 	assert_non_null(c2);
 	assert_int_equal(c2->ntrusted, 2);
