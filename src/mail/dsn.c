@@ -602,6 +602,53 @@ dsn_put_text(struct dsn_ctx *c)
 
 /* ---- part 2: message/delivery-status ---- */
 
+/* One UTF-8 code point at u (*k its length), or -1 when ill-formed. */
+static long
+dsn_utf8_cp(const unsigned char *u, size_t *k)
+{
+	size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC2 ? 2 : 0;
+	long cp = n == 4 ? u[0] & 0x07 : n == 3 ? u[0] & 0x0F : u[0] & 0x1F;
+
+	if (n == 0 || u[0] > 0xF4)
+		return -1;
+	for (size_t i = 1; i < n; i++) {
+		if ((u[i] & 0xC0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (u[i] & 0x3F);
+	}
+	*k = n;
+	return cp;
+}
+
+/*
+ * RFC 6533 §3 utf-8-addr-xtext: an SMTPUTF8 address in an ASCII report
+ * field, every non-ASCII code point, control, '\\', '+' and '=' as
+ * \x{HEX}, so nothing is lost and the field stays 7-bit.
+ */
+static void
+put_utf8_addr(struct dsn_ctx *c, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k;
+	long cp;
+
+	while (*u != '\0') {
+		if (*u >= 0x21 && *u < 0x7f && *u != '\\' && *u != '+' &&
+		    *u != '=') {
+			put(c, (const char *)u++, 1);
+			continue;
+		}
+		k = 1;
+		cp = *u < 0x80 ? *u : dsn_utf8_cp(u, &k);
+		if (cp < 0) {
+			put_str(c, "?");
+			k = 1;
+		} else
+			putf(c, "\\x{%lX}", cp);
+		u += k;
+	}
+}
+
 static void
 dsn_field_diag_line(struct dsn_ctx *c, const char *line, size_t n, int first)
 {
@@ -619,8 +666,14 @@ dsn_put_status_rcpt(struct dsn_ctx *c, const struct dsn_rcpt *r)
 		put_clean(c, r->orig_rcpt);
 		put_str(c, "\r\n");
 	}
-	put_str(c, "Final-Recipient: rfc822; ");
-	put_clean(c, r->final_rcpt);
+	if (r->final_rcpt != NULL &&
+	    dsn_has_8bit(r->final_rcpt, strlen(r->final_rcpt))) {
+		put_str(c, "Final-Recipient: utf-8; ");
+		put_utf8_addr(c, r->final_rcpt);
+	} else {
+		put_str(c, "Final-Recipient: rfc822; ");
+		put_clean(c, r->final_rcpt);
+	}
 	putf(c, "\r\nAction: %s\r\nStatus: %s\r\n", dsn_action_word(r->action),
 	     dsn_status(r));
 	if (r->remote_mta != NULL && *r->remote_mta != '\0') {

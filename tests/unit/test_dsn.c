@@ -390,6 +390,24 @@ has_line_starting(const struct buf *b, const char *prefix)
 }
 
 static void
+test_utf8_rcpt(void **state)
+{
+	struct dsn_rcpt rc = failed_rcpt();
+	struct dsn_msg m = base_msg(&rc, 1);
+	struct report r;
+	const char *blk;
+	size_t n;
+
+	/* SMTPUTF8 recipient: RFC 6533 utf-8 type, 7-bit xtext */
+	rc.final_rcpt = "j\xc3\xbcrgen+\xf0\x9f\x98\x80@example.net";
+	compose(&m, &r);
+	status_block(&r.parts[1], 1, &blk, &n);
+	expect_field(blk, n, "Final-Recipient",
+		     "utf-8; j\\x{FC}rgen\\x{2B}\\x{1F600}@example.net");
+	buf_free(&r.out);
+}
+
+static void
 test_injection(void **state)
 {
 	struct dsn_rcpt rc = failed_rcpt();
@@ -770,6 +788,7 @@ main(void)
 	    cmocka_unit_test(test_structure),
 	    cmocka_unit_test(test_multiline_diag),
 	    cmocka_unit_test(test_injection),
+	    cmocka_unit_test(test_utf8_rcpt),
 	    cmocka_unit_test(test_ret_full),
 	    cmocka_unit_test(test_delayed_vs_failed),
 	    cmocka_unit_test(test_boundary_collision),
