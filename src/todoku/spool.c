@@ -128,7 +128,7 @@ static const char spool_schema[] =
     " id INTEGER PRIMARY KEY,"
     " rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
     " time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
-    " reply TEXT, detail TEXT);"
+    " reply TEXT, detail TEXT, repeats INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);"
     "CREATE TABLE IF NOT EXISTS dmarc_row("
     " id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
@@ -734,8 +734,16 @@ exec_result(struct spool *sp, struct job *j)
 	sqlite3_stmt *st;
 	int rc;
 
+	/* repeats: how many attempts in a row, this one included, had the
+	 * same outcome (result, where, status, reply), so the bounded
+	 * history below still says "the same reply 57 times" (DESIGN §7) */
 	st = sql_prep(sp, "INSERT INTO attempt(rcpt, time, where_, result,"
-			  " status, reply, detail) VALUES(?,?,?,?,?,?,?)");
+			  " status, reply, detail, repeats)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7, COALESCE((SELECT"
+			  " CASE WHEN a.result IS ?4 AND a.where_ IS ?3 AND"
+			  " a.status IS ?5 AND a.reply IS ?6 THEN a.repeats + 1"
+			  " ELSE 1 END FROM attempt a WHERE a.rcpt = ?1"
+			  " ORDER BY a.id DESC LIMIT 1), 1))");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)res->rcpt_id);
 	sqlite3_bind_int64(st, 2, res->time);
 	bind_text(st, 3, res->where);
@@ -826,8 +834,8 @@ static void
 query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 {
 	sqlite3_stmt *st =
-	    sql_prep(sp, "SELECT time, result, where_, status, reply, detail"
-			 " FROM attempt WHERE rcpt = ? ORDER BY id");
+	    sql_prep(sp, "SELECT time, result, where_, status, reply, detail,"
+			 " repeats FROM attempt WHERE rcpt = ? ORDER BY id");
 	int first = 1;
 
 	sqlite3_bind_int64(st, 1, rcpt);
@@ -847,13 +855,20 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 			json_str(b, col_text(st, 4));
 			buf_adds(b, ", \"detail\": ");
 			json_str(b, col_text(st, 5));
-			buf_adds(b, "}");
+			buf_addf(b, ", \"repeats\": %lld}",
+				 (long long)sqlite3_column_int64(st, 6));
 		} else {
 			buf_adds(b, "      ");
 			query_time(b, (time_t)sqlite3_column_int64(st, 0), 0);
 			buf_addf(b, "  %s  %s  via %s\n        %s\n",
 				 col_text(st, 1), col_text(st, 3),
 				 col_text(st, 2), col_text(st, 4));
+			if (sqlite3_column_int64(st, 6) > 1)
+				buf_addf(
+				    b,
+				    "        (the same outcome %lld "
+				    "attempts in a row)\n",
+				    (long long)sqlite3_column_int64(st, 6));
 			query_indent(b, col_text(st, 5));
 		}
 		first = 0;
@@ -1430,6 +1445,25 @@ spool_submit(struct spool *sp, struct job *j)
 	pthread_mutex_unlock(&sp->lock);
 }
 
+/* Spools made before attempt.repeats existed get the column (1 each). */
+static int
+spool_migrate(struct spool *sp)
+{
+	sqlite3_stmt *st = sql_prep(sp, "SELECT count(*) FROM"
+					" pragma_table_info('attempt')"
+					" WHERE name = 'repeats'");
+	int have =
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+
+	sql_fin(sp, st);
+	if (have)
+		return 0;
+	return sql_exec(sp, "ALTER TABLE attempt ADD COLUMN repeats INTEGER"
+			    " NOT NULL DEFAULT 1") == SQLITE_OK
+		   ? 0
+		   : -1;
+}
+
 /* ---- open / recovery ------------------------------------------------ */
 
 static int
@@ -1461,7 +1495,9 @@ spool_configure_db(struct spool *sp, int unclean)
 		sql_fin(sp, st);
 		log_info("spool: unclean stop detected; quick_check ok");
 	}
-	return sql_exec(sp, spool_schema) == SQLITE_OK ? 0 : -1;
+	if (sql_exec(sp, spool_schema) != SQLITE_OK)
+		return -1;
+	return spool_migrate(sp);
 }
 
 static int

@@ -1137,6 +1137,47 @@ test_attempt_history(void **state)
 	assert_non_null(strstr(f->out, "\"attempt 21\""));
 }
 
+/* Identical consecutive outcomes are counted on each kept attempt, so
+ * the bounded history still tells how long one reply went on. */
+static void
+test_attempt_repeats(void **state)
+{
+	struct fx *f = *state;
+	char id[SPOOL_ID_LEN + 1], q[64];
+	uint64_t rid;
+
+	commit_simple(f, "a@example.org", BODY_SMALL, "bob@example.net", NULL);
+	memcpy(id, f->id, sizeof id);
+	rid = f->rids[0];
+	for (int i = 1; i <= 30; i++)
+		record(f, rid, id, SPOOL_DEFERRED, "450 4.5.0 busy", NULL);
+	assert_int_equal(query(f, SPOOL_SHOW, id, 1), 0);
+	if (!json_valid(f->out))
+		fail_msg("invalid JSON: %s", f->out);
+	assert_int_equal(count(f->out, "{\"time\": "), 13);
+	/* the first 3 count 1..3, the last 10 count 21..30 */
+	for (int i = 1; i <= 30; i++) {
+		snprintf(q, sizeof q, "\"repeats\": %d}", i);
+		if ((strstr(f->out, q) != NULL) != (i <= 3 || i > 20))
+			fail_msg("repeats %d wrongly %s", i,
+				 i <= 3 || i > 20 ? "missing" : "present");
+	}
+	assert_non_null(strstr(f->out, "\"attempts\": 30"));
+	/* a different outcome starts a new run, across a restart too */
+	record(f, rid, id, SPOOL_DEFERRED, "421 4.3.2 closing", NULL);
+	reopen(f);
+	record(f, rid, id, SPOOL_DEFERRED, "421 4.3.2 closing", NULL);
+	assert_int_equal(query(f, SPOOL_SHOW, id, 1), 0);
+	assert_int_equal(count(f->out, "\"reply\": \"421 4.3.2 closing\", "
+				       "\"detail\": \"\", \"repeats\": 1}"),
+			 1);
+	assert_int_equal(count(f->out, "\"reply\": \"421 4.3.2 closing\", "
+				       "\"detail\": \"\", \"repeats\": 2}"),
+			 1);
+	assert_int_equal(query(f, SPOOL_SHOW, id, 0), 0);
+	assert_non_null(strstr(f->out, "the same outcome 2 attempts in a row"));
+}
+
 int
 main(void)
 {
@@ -1160,6 +1201,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_history, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_attempt_repeats, setup,
 					    teardown),
 	};
 
