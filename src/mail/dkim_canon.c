@@ -1,13 +1,24 @@
 /*
  * dkim_canon — see dkim_canon.h.
  *
- * Body canonicalisation as a small state machine whose only memory is:
- * how many CRLFs are pending (empty lines at the end are dropped, so a
- * CRLF is emitted only once content follows), whether a CR is held back
- * (it may be the first half of a CRLF split across chunks), and for
- * relaxed whether a run of WSP is pending (dropped at the end of a line,
- * one SP before content). Canonical octets go through a staging array so
- * EVP sees few, large updates; runs of ordinary octets are copied whole.
+ * Body canonicalisation works on spans. Almost all of a body passes
+ * through unchanged: simple canonicalisation changes nothing but the
+ * empty lines at the end, relaxed also rewrites white space, and only
+ * where a run of WSP is longer than one SP, holds a TAB or ends a line.
+ * So each chunk is cut at the few octets where the output may differ
+ * from the input ("stops"), the spans between stops go to the hash as
+ * they are, and only the stops are looked at one by one.
+ *
+ * A span ending in CRLFs is emitted up to its last content octet; its
+ * trailing CRLFs become a pending count, emitted only when more content
+ * follows (so empty lines at the end of the body are never emitted).
+ * What a chunk boundary leaves undecided is carried in two flags: a CR
+ * that may be the first half of a CRLF, and (relaxed) a run of WSP that
+ * may end its line. settle() decides them against the next octets.
+ *
+ * Canonical octets reach EVP through a 16 KiB staging array, or straight
+ * from the caller's buffer when a span is at least that long, so EVP
+ * sees few, large updates whatever the shape of the text.
  */
 #include "mail/dkim_canon.h"
 
@@ -26,10 +37,11 @@ stage_flush(struct dkim_body *b)
 	b->stage_len = 0;
 }
 
+/* n canonical octets: counted, tapped, hashed up to l=. */
 static void
 emit(struct dkim_body *b, const uint8_t *p, size_t n)
 {
-	size_t take = n, k;
+	size_t take = n;
 
 	b->canon_len += n;
 	if (b->tap != NULL && buf_add(b->tap, p, n) < 0)
@@ -37,36 +49,61 @@ emit(struct dkim_body *b, const uint8_t *p, size_t n)
 	if (b->has_limit && b->limit - b->hashed < take)
 		take = (size_t)(b->limit - b->hashed);
 	b->hashed += take;
-	while (take > 0) {
-		if (b->stage_len == sizeof(b->stage))
-			stage_flush(b);
-		k = sizeof(b->stage) - b->stage_len;
-		if (k > take)
-			k = take;
-		memcpy(b->stage + b->stage_len, p, k);
-		b->stage_len += k;
-		p += k;
-		take -= k;
+	if (b->stage_len + take > sizeof(b->stage))
+		stage_flush(b);
+	if (take >= sizeof(b->stage)) {
+		if (b->md != NULL && EVP_DigestUpdate(b->md, p, take) != 1)
+			b->error = true;
+		return;
 	}
+	memcpy(b->stage + b->stage_len, p, take);
+	b->stage_len += take;
 }
 
 static void
-emit_crlf(struct dkim_body *b)
+emit_crlfs(struct dkim_body *b, uint64_t n)
 {
-	emit(b, (const uint8_t *)"\r\n", 2);
+	static const char crlfs[] = "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
+	const uint64_t per = (sizeof(crlfs) - 1) / 2;
+
+	for (; n > per; n -= per)
+		emit(b, (const uint8_t *)crlfs, 2 * per);
+	emit(b, (const uint8_t *)crlfs, 2 * (size_t)n);
 }
 
-/* Content follows: the pending CRLFs were inner lines after all. */
+/*
+ * Content follows: the pending CRLFs were inner lines after all, and a
+ * pending WSP run was inside its line (one SP). Then the n octets of p.
+ */
 static void
-content_prefix(struct dkim_body *b)
+put_content(struct dkim_body *b, const uint8_t *p, size_t n)
 {
-	for (; b->crlf_pending > 0; b->crlf_pending--)
-		emit_crlf(b);
+	if (b->crlf_pending > 0)
+		emit_crlfs(b, b->crlf_pending);
+	b->crlf_pending = 0;
 	if (b->ws_pending)
 		emit(b, (const uint8_t *)" ", 1);
 	b->ws_pending = false;
+	emit(b, p, n);
 	b->any = true;
-	b->line_open = true;
+}
+
+/* Octets passed through unchanged, except for their trailing CRLFs. */
+static void
+put_span(struct dkim_body *b, const uint8_t *p, size_t n)
+{
+	uint64_t t = 0;
+
+	while (n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n') {
+		n -= 2;
+		t++;
+	}
+	if (n > 0) {
+		put_content(b, p, n);
+		b->crlf_pending = t;
+	} else {
+		b->crlf_pending += t;
+	}
 }
 
 int
@@ -88,93 +125,130 @@ dkim_body_init(struct dkim_body *b, enum dkim_canon c, bool sha1, int64_t limit)
 	return 0;
 }
 
-/* The CR held back was not part of a CRLF: it is content. */
-static void
-held_cr(struct dkim_body *b)
-{
-	b->cr_pending = false;
-	content_prefix(b);
-	emit(b, (const uint8_t *)"\r", 1);
-}
-
-static void
-end_line(struct dkim_body *b)
-{
-	b->cr_pending = false;
-	b->crlf_pending++;
-	b->ws_pending = false;
-	b->line_open = false;
-}
-
-static size_t
-simple_run(struct dkim_body *b, const uint8_t *p, size_t n)
-{
-	const uint8_t *cr = memchr(p, '\r', n);
-	size_t k = cr != NULL ? (size_t)(cr - p) : n;
-
-	content_prefix(b);
-	emit(b, p, k);
-	return k;
-}
-
 static bool
-relaxed_special(uint8_t c)
+is_wsp(int c)
 {
-	return c == '\r' || c == ' ' || c == '\t';
+	return c == ' ' || c == '\t';
 }
 
-/* Octets that relaxed leaves alone: no CR, no tab, single SP inside. */
+/*
+ * Decides what the previous octets left open, looking at p[i..n): a held
+ * CR (CRLF or content) and a WSP run (dropped at the end of its line, else
+ * one SP). Returns where the span scan resumes.
+ */
 static size_t
-relaxed_run(struct dkim_body *b, const uint8_t *p, size_t n)
+settle(struct dkim_body *b, const uint8_t *p, size_t i, size_t n)
 {
-	size_t i = 0;
-
-	while (i < n) {
-		if (!relaxed_special(p[i])) {
+	if (b->ws_pending && !b->cr_pending)
+		while (i < n && is_wsp(p[i]))
 			i++;
-			continue;
+	if (i == n)
+		return n;
+	if (b->cr_pending) {
+		b->cr_pending = false;
+		if (p[i] == '\n') {
+			b->ws_pending = false;
+			b->crlf_pending++;
+			return i + 1;
 		}
-		if (p[i] == ' ' && i + 1 < n && !relaxed_special(p[i + 1])) {
-			i += 2;
-			continue;
-		}
-		break;
+		put_content(b, (const uint8_t *)"\r", 1);
+		return i;
 	}
-	content_prefix(b);
-	emit(b, p, i);
+	if (!b->ws_pending)
+		return i;
+	if (p[i] == '\r' && i + 1 == n) {
+		b->cr_pending = true;
+		return n;
+	}
+	if (p[i] == '\r' && p[i + 1] == '\n')
+		b->ws_pending =
+		    false; /* end of line: the CRLF is in the span */
+	else
+		put_content(b, NULL, 0); /* the one SP */
 	return i;
+}
+
+/* Simple: only a CR ending the chunk is undecided. */
+static size_t
+simple_scan(const uint8_t *p, size_t i, size_t n)
+{
+	(void)i;
+	return p[n - 1] == '\r' ? n - 1 : n;
+}
+
+/*
+ * Relaxed: p[i] is a stop if the output may differ there from the input:
+ * a TAB, an SP followed by WSP or CR (a longer run or the end of a line),
+ * or an SP or CR that ends the chunk.
+ */
+static bool
+relaxed_stop(const uint8_t *p, size_t i, size_t n)
+{
+	if (p[i] == '\t')
+		return true;
+	if (p[i] == '\r')
+		return i + 1 == n;
+	if (p[i] != ' ')
+		return false;
+	return i + 1 == n || is_wsp(p[i + 1]) || p[i + 1] == '\r';
+}
+
+typedef uint8_t dkim_v16 __attribute__((vector_size(16)));
+
+/* False if no octet of p[0..16) is a stop (reads p[0..17)). A filter
+ * only: relaxed_stop() finds the exact octet. */
+static bool
+block_may_stop(const uint8_t *p)
+{
+	dkim_v16 c, next, stop;
+	uint64_t half[2];
+
+	memcpy(&c, p, sizeof(c));
+	memcpy(&next, p + 1, sizeof(next));
+	stop = (dkim_v16)((c == '\t') |
+			  ((c == ' ') &
+			   ((next == ' ') | (next == '\t') | (next == '\r'))));
+	memcpy(half, &stop, sizeof(half));
+	return (half[0] | half[1]) != 0;
+}
+
+/* The first stop in p[i..n), or n. Sixteen octets at a time while they
+ * are all ordinary; a block that may hold a stop is looked at octet by
+ * octet. */
+static size_t
+relaxed_scan(const uint8_t *p, size_t i, size_t n)
+{
+	size_t end;
+
+	for (;;) {
+		while (n - i >= 17 && !block_may_stop(p + i))
+			i += 16;
+		end = n - i > 16 ? i + 16 : n;
+		for (; i < end; i++)
+			if (relaxed_stop(p, i, n))
+				return i;
+		if (i == n)
+			return n;
+	}
 }
 
 void
 dkim_body_feed(struct dkim_body *b, const void *in, size_t n)
 {
 	const uint8_t *p = in;
-	size_t i = 0;
-	bool relaxed = b->canon == DKIM_CANON_RELAXED;
+	size_t i = settle(b, p, 0, n), stop;
 
 	while (i < n) {
-		uint8_t c = p[i];
-
-		if (b->cr_pending) {
-			if (c == '\n') {
-				end_line(b);
-				i++;
-			} else {
-				held_cr(b);
-			}
-			continue;
-		}
-		if (c == '\r') {
-			b->cr_pending = true;
-			i++;
-		} else if (relaxed && (c == ' ' || c == '\t')) {
+		stop = b->canon == DKIM_CANON_RELAXED ? relaxed_scan(p, i, n)
+						      : simple_scan(p, i, n);
+		put_span(b, p + i, stop - i);
+		if (stop == n)
+			return;
+		if (p[stop] == '\r')
+			b->cr_pending = true; /* the last octet */
+		else
 			b->ws_pending = true;
-			i++;
-		} else if (relaxed) {
-			i += relaxed_run(b, p + i, n - i);
-		} else {
-			i += simple_run(b, p + i, n - i);
-		}
+		i = settle(b, p, stop + 1, n);
 	}
 }
 
@@ -190,12 +264,13 @@ dkim_body_final(struct dkim_body *b, uint8_t out[32], size_t *outlen)
 {
 	unsigned len = 0;
 
-	if (b->cr_pending)
-		held_cr(b);
+	if (b->cr_pending) /* a CR at the very end is content */
+		put_content(b, (const uint8_t *)"\r", 1);
+	b->cr_pending = b->ws_pending = false; /* WSP ending the last line */
 	/* Simple: exactly one CRLF ends the body, also an empty one.
 	 * Relaxed: an empty body stays empty. */
 	if (b->canon == DKIM_CANON_SIMPLE || b->any)
-		emit_crlf(b);
+		emit_crlfs(b, 1);
 	stage_flush(b);
 	if (b->md == NULL || b->error ||
 	    EVP_DigestFinal_ex(b->md, out, &len) != 1) {
@@ -206,12 +281,6 @@ dkim_body_final(struct dkim_body *b, uint8_t out[32], size_t *outlen)
 	*outlen = len;
 	dkim_body_free(b);
 	return 0;
-}
-
-static bool
-is_wsp(int c)
-{
-	return c == ' ' || c == '\t';
 }
 
 static int

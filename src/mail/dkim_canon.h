@@ -30,7 +30,8 @@
 #include "lib/buf.h"
 #include "mail/dkim_tags.h"
 
-#define DKIM_BODY_STAGE 8192 /* canonical octets batched per EVP update */
+/* Canonical octets batched per EVP update (longer spans go straight). */
+#define DKIM_BODY_STAGE 16384
 
 struct dkim_body {
 	enum dkim_canon canon;
@@ -43,11 +44,11 @@ struct dkim_body {
 	struct buf *tap; /* tests: a copy of the canonical body */
 	/* private */
 	void *md;	       /* EVP_MD_CTX */
-	uint64_t crlf_pending; /* empty lines not yet known to be inner */
-	bool cr_pending;
-	bool ws_pending;
-	bool any;	/* some non-CRLF octet was seen */
-	bool line_open; /* the current line has content */
+	uint64_t crlf_pending; /* CRLFs not yet known to be followed by
+				  content (dropped at the end of the body) */
+	bool cr_pending;       /* a chunk ended in CR: CRLF or content? */
+	bool ws_pending;       /* relaxed: a chunk ended in a WSP run */
+	bool any;	       /* some content octet was emitted */
 	size_t stage_len;
 	uint8_t stage[DKIM_BODY_STAGE];
 };
