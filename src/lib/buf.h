@@ -26,6 +26,9 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
+/* Room for n more octets at data + len (and the terminator), for callers
+ * that write in place: they then advance len and store the NUL. */
+int buf_reserve(struct buf *b, size_t n);
 int buf_add(struct buf *b, const void *p, size_t n);
 int buf_adds(struct buf *b, const char *s);
 int buf_addc(struct buf *b, char c);

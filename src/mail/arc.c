@@ -597,7 +597,7 @@ md_new(void)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 
-	if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	if (md != NULL && EVP_DigestInit_ex(md, dkim_md(false), NULL) != 1) {
 		EVP_MD_CTX_free(md);
 		md = NULL;
 	}

@@ -22,11 +22,31 @@
  */
 #include "mail/dkim_canon.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
 #include "lib/alloc.h"
+
+static EVP_MD *md_sha1, *md_sha256;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void
+md_fetch(void)
+{
+	md_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *
+dkim_md(bool sha1)
+{
+	pthread_once(&md_once, md_fetch);
+	if (sha1)
+		return md_sha1 != NULL ? md_sha1 : EVP_sha1();
+	return md_sha256 != NULL ? md_sha256 : EVP_sha256();
+}
 
 static void
 stage_flush(struct dkim_body *b)
@@ -49,6 +69,8 @@ emit(struct dkim_body *b, const uint8_t *p, size_t n)
 	if (b->has_limit && b->limit - b->hashed < take)
 		take = (size_t)(b->limit - b->hashed);
 	b->hashed += take;
+	if (take == 0)
+		return;
 	if (b->stage_len + take > sizeof(b->stage))
 		stage_flush(b);
 	if (take >= sizeof(b->stage)) {
@@ -116,8 +138,7 @@ dkim_body_init(struct dkim_body *b, enum dkim_canon c, bool sha1, int64_t limit)
 	b->limit = limit >= 0 ? (uint64_t)limit : 0;
 	b->md = EVP_MD_CTX_new();
 	if (b->md == NULL ||
-	    EVP_DigestInit_ex(b->md, sha1 ? EVP_sha1() : EVP_sha256(), NULL) !=
-		1) {
+	    EVP_DigestInit_ex(b->md, dkim_md(sha1), NULL) != 1) {
 		dkim_body_free(b);
 		b->error = true;
 		return -1;
@@ -160,19 +181,19 @@ settle(struct dkim_body *b, const uint8_t *p, size_t i, size_t n)
 		b->cr_pending = true;
 		return n;
 	}
+	/* At the end of a line the run goes (the CRLF is part of the next
+	 * span); before content it is one SP. */
 	if (p[i] == '\r' && p[i + 1] == '\n')
-		b->ws_pending =
-		    false; /* end of line: the CRLF is in the span */
+		b->ws_pending = false;
 	else
-		put_content(b, NULL, 0); /* the one SP */
+		put_content(b, NULL, 0);
 	return i;
 }
 
 /* Simple: only a CR ending the chunk is undecided. */
 static size_t
-simple_scan(const uint8_t *p, size_t i, size_t n)
+simple_scan(const uint8_t *p, size_t n)
 {
-	(void)i;
 	return p[n - 1] == '\r' ? n - 1 : n;
 }
 
@@ -240,7 +261,7 @@ dkim_body_feed(struct dkim_body *b, const void *in, size_t n)
 
 	while (i < n) {
 		stop = b->canon == DKIM_CANON_RELAXED ? relaxed_scan(p, i, n)
-						      : simple_scan(p, i, n);
+						      : simple_scan(p, n);
 		put_span(b, p + i, stop - i);
 		if (stop == n)
 			return;
@@ -283,51 +304,54 @@ dkim_body_final(struct dkim_body *b, uint8_t out[32], size_t *outlen)
 	return 0;
 }
 
+static char
+ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
+/*
+ * Relaxed (§3.4.2): the name lowercased without WSP before the colon,
+ * the value unfolded, WSP runs as one SP and none at either end. The
+ * result is never longer than the field plus a CRLF, so it is written in
+ * place into room reserved once.
+ */
 static int
 hcanon_relaxed(const char *f, size_t n, bool crlf, struct buf *out)
 {
 	const char *colon = memchr(f, ':', n);
-	size_t i, nl, start;
-	bool ws = false, any = false;
+	size_t i, nl;
+	char *o, *value;
+	bool ws = false;
 
-	if (colon == NULL)
+	if (colon == NULL || buf_reserve(out, n + 2) < 0)
 		return -1;
+	o = out->data + out->len;
 	nl = (size_t)(colon - f);
 	while (nl > 0 && is_wsp((unsigned char)f[nl - 1]))
 		nl--;
-	for (i = 0; i < nl; i++) {
-		char c = f[i];
-
-		if (buf_addc(out, (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c) <
-		    0)
-			return -1;
-	}
-	if (buf_addc(out, ':') < 0)
-		return -1;
-	for (i = (size_t)(colon - f) + 1; i < n;) {
+	for (i = 0; i < nl; i++)
+		*o++ = ascii_lower(f[i]);
+	*o++ = ':';
+	value = o;
+	for (i = (size_t)(colon - f) + 1; i < n; i++) {
 		if (f[i] == '\r' && i + 1 < n && f[i + 1] == '\n') {
-			i += 2;
-			continue;
-		}
-		if (is_wsp((unsigned char)f[i])) {
+			i++; /* unfold; a bare CR is content */
+		} else if (is_wsp((unsigned char)f[i])) {
 			ws = true;
-			i++;
-			continue;
+		} else {
+			if (ws && o != value)
+				*o++ = ' ';
+			ws = false;
+			*o++ = f[i];
 		}
-		if (ws && any && buf_addc(out, ' ') < 0)
-			return -1;
-		ws = false;
-		start = i;
-		while (i < n && !is_wsp((unsigned char)f[i]) && f[i] != '\r')
-			i++;
-		if (i == start) /* a bare CR is content */
-			i++;
-		if (buf_add(out, f + start, i - start) < 0)
-			return -1;
-		any = true;
 	}
-	if (crlf && buf_add(out, "\r\n", 2) < 0)
-		return -1;
+	if (crlf) {
+		*o++ = '\r';
+		*o++ = '\n';
+	}
+	out->len = (size_t)(o - out->data);
+	out->data[out->len] = '\0';
 	return 0;
 }
 
@@ -363,25 +387,47 @@ dkim_split_free(struct dkim_split *s)
 	s->nfields = 0;
 }
 
-/* Index of the octet ending the header block in p, or n. */
+/* s->match: 2 after a CRLF (or at the start), 3 after CRLF CR, 1 after
+ * another CR, 0 otherwise. One non-LF octet. */
+static unsigned
+match_step(unsigned m, char c)
+{
+	if (c == '\r')
+		return m == 2 ? 3 : 1;
+	return 0;
+}
+
+/* The state after the non-LF octets p[i..j). Only the last three can
+ * matter: state 2 holds only right after an LF, so when octets are
+ * skipped the first one looked at sets the state whatever it was. */
+static unsigned
+match_run(unsigned m, const char *p, size_t i, size_t j)
+{
+	if (j - i > 3) {
+		i = j - 3;
+		m = 0;
+	}
+	for (; i < j; i++)
+		m = match_step(m, p[i]);
+	return m;
+}
+
+/* Index of the LF ending the header block (CRLF CRLF) in p, or n. */
 static size_t
 find_end(struct dkim_split *s, const char *p, size_t n)
 {
-	size_t i;
+	const char *lf;
+	size_t i = 0, j;
 
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (c == '\r') {
-			s->match = s->match == 2 ? 3 : 1;
-		} else if (c == '\n') {
-			if (s->match == 3)
-				return i;
-			s->match = s->match == 1 ? 2 : 0;
-		} else {
-			s->match = 0;
-		}
+	while ((lf = memchr(p + i, '\n', n - i)) != NULL) {
+		j = (size_t)(lf - p);
+		s->match = match_run(s->match, p, i, j);
+		if (s->match == 3)
+			return j;
+		s->match = s->match == 1 ? 2 : 0;
+		i = j + 1;
 	}
+	s->match = match_run(s->match, p, i, n);
 	return n;
 }
 

@@ -18,7 +18,9 @@
  * CR or LF is an ordinary octet here. Callers with LF files convert first.
  *
  * Failure modes: allocation or EVP failure sets ->error; the caller turns
- * it into temperror. No globals; not thread-safe per object.
+ * it into temperror. Not thread-safe per object. The one global is
+ * dkim_md()'s: the digests fetched from OpenSSL once per process
+ * (pthread_once), read-only after that.
  */
 #ifndef TODOKU_MAIL_DKIM_CANON_H
 #define TODOKU_MAIL_DKIM_CANON_H
@@ -26,6 +28,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/evp.h>
 
 #include "lib/buf.h"
 #include "mail/dkim_tags.h"
@@ -52,6 +56,14 @@ struct dkim_body {
 	size_t stage_len;
 	uint8_t stage[DKIM_BODY_STAGE];
 };
+
+/*
+ * SHA-1 or SHA-256 for EVP_DigestInit_ex, fetched once: OpenSSL 3 looks
+ * the implementation up again (under a lock) on every init with
+ * EVP_sha256(), which costs as much as hashing a small message. Falls back
+ * to EVP_sha1()/EVP_sha256() if the fetch failed.
+ */
+const EVP_MD *dkim_md(bool sha1);
 
 /* 0 or -1 (EVP failure). limit < 0 means none. */
 int dkim_body_init(struct dkim_body *b, enum dkim_canon c, bool sha1,

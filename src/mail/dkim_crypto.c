@@ -15,23 +15,14 @@ name_is(const struct dkim_split *sp, const struct dkim_field *f,
 {
 	struct dkim_slice fn = {sp->hdr.data + f->off, f->name_len};
 
-	return dkim_slice_eqi(fn, name.p, name.n);
+	return fn.n == name.n && dkim_slice_eqi(fn, name.p, name.n);
 }
 
+/* The canonical forms of the fields named in h[], bottom-up, each
+ * instance used once, appended to out. */
 static int
-hash_field(EVP_MD_CTX *md, enum dkim_canon c, const char *f, size_t n,
-	   bool crlf, struct buf *tmp)
-{
-	buf_reset(tmp);
-	if (dkim_hcanon(c, f, n, crlf, tmp) < 0)
-		return -1;
-	return EVP_DigestUpdate(md, tmp->data, tmp->len) == 1 ? 0 : -1;
-}
-
-static int
-hash_selected(EVP_MD_CTX *md, const struct dkim_split *sp,
-	      const struct dkim_slice *h, size_t nh, enum dkim_canon c,
-	      struct buf *tmp)
+canon_selected(const struct dkim_split *sp, const struct dkim_slice *h,
+	       size_t nh, enum dkim_canon c, struct buf *out)
 {
 	bool *used = tcalloc(sp->nfields + 1, sizeof(bool));
 	size_t k, j;
@@ -46,8 +37,8 @@ hash_selected(EVP_MD_CTX *md, const struct dkim_split *sp,
 			if (used[j] || !name_is(sp, f, h[k]))
 				continue;
 			used[j] = true;
-			rc = hash_field(md, c, sp->hdr.data + f->off, f->len,
-					true, tmp);
+			rc = dkim_hcanon(c, sp->hdr.data + f->off, f->len, true,
+					 out);
 			break;
 		}
 	}
@@ -55,6 +46,8 @@ hash_selected(EVP_MD_CTX *md, const struct dkim_split *sp,
 	return rc;
 }
 
+/* The whole canonical header input is built first and hashed in one
+ * update: a dozen small updates cost more than the copy. */
 int
 dkim_header_hash(const struct dkim_split *sp, const struct dkim_slice *h,
 		 size_t nh, const char *sigfield, size_t siglen,
@@ -66,11 +59,12 @@ dkim_header_hash(const struct dkim_split *sp, const struct dkim_slice *h,
 	int rc = -1;
 
 	buf_init(&tmp, sp->hdr.len + siglen + 16);
-	if (md == NULL ||
-	    EVP_DigestInit_ex(md, sha1 ? EVP_sha1() : EVP_sha256(), NULL) != 1)
+	if (md == NULL || EVP_DigestInit_ex(md, dkim_md(sha1), NULL) != 1 ||
+	    buf_reserve(&tmp, sp->hdr.len + siglen + 2) < 0)
 		goto out;
-	if (hash_selected(md, sp, h, nh, c, &tmp) < 0 ||
-	    hash_field(md, c, sigfield, siglen, false, &tmp) < 0 ||
+	if (canon_selected(sp, h, nh, c, &tmp) < 0 ||
+	    dkim_hcanon(c, sigfield, siglen, false, &tmp) < 0 ||
+	    EVP_DigestUpdate(md, tmp.data, tmp.len) != 1 ||
 	    EVP_DigestFinal_ex(md, out, &len) != 1)
 		goto out;
 	*outlen = len;

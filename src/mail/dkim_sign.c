@@ -23,30 +23,35 @@
 #define DKIM_LINE_MAX 78
 #define DKIM_SIGN_HDR_DEFAULT (1024 * 1024)
 
-static const char *const sign_default[] = {
-    "From",
-    "To",
-    "Cc",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "Reply-To",
-    "In-Reply-To",
-    "References",
-    "MIME-Version",
-    "Content-Type",
-    "Content-Transfer-Encoding",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
+/* clang-format off */
+#define NAME(s) {s, sizeof(s) - 1}
+/* clang-format on */
+static const struct dkim_slice sign_default[] = {
+    NAME("From"),
+    NAME("To"),
+    NAME("Cc"),
+    NAME("Subject"),
+    NAME("Date"),
+    NAME("Message-ID"),
+    NAME("Reply-To"),
+    NAME("In-Reply-To"),
+    NAME("References"),
+    NAME("MIME-Version"),
+    NAME("Content-Type"),
+    NAME("Content-Transfer-Encoding"),
+    NAME("List-Unsubscribe"),
+    NAME("List-Unsubscribe-Post"),
 };
+#undef NAME
+#define SIGN_DEFAULT_N (sizeof(sign_default) / sizeof(sign_default[0]))
 
 struct dkim_signer {
 	struct dkim_sign_opts o;
 	struct dkim_split split;
-	struct dkim_body body;
 	struct buf tmpl; /* the field up to and including "b=" */
 	size_t col;	 /* column after the template */
 	bool hashed;
+	struct dkim_body body; /* last: its 16 KiB stage is never zeroed */
 };
 
 /* A folding writer: tokens, separated by SP, or by CRLF TAB past 78. */
@@ -56,9 +61,14 @@ struct fold {
 	int err;
 };
 
+/* One token, prefix value suffix ("d=" "example.com" ";"): after SP, or
+ * at the start of a new line when it would pass 78 columns. */
 static void
-fold_put(struct fold *f, const char *s, size_t n, bool space)
+fold_token(struct fold *f, bool space, const char *pre, const char *val,
+	   size_t vn, const char *post)
 {
+	size_t pn = strlen(pre), sn = strlen(post), n = pn + vn + sn;
+
 	if (f->col + (space ? 1 : 0) + n > DKIM_LINE_MAX && f->col > 1) {
 		f->err |= buf_add(f->b, "\r\n\t", 3);
 		f->col = 1;
@@ -66,8 +76,16 @@ fold_put(struct fold *f, const char *s, size_t n, bool space)
 		f->err |= buf_addc(f->b, ' ');
 		f->col++;
 	}
-	f->err |= buf_add(f->b, s, n);
+	f->err |= buf_add(f->b, pre, pn);
+	f->err |= buf_add(f->b, val, vn);
+	f->err |= buf_add(f->b, post, sn);
 	f->col += n;
+}
+
+static void
+fold_put(struct fold *f, const char *s, size_t n, bool space)
+{
+	fold_token(f, space, "", s, n, "");
 }
 
 static void
@@ -123,10 +141,11 @@ dkim_signer_new(const struct dkim_sign_opts *o, const char **err)
 		*err = "unsupported signing algorithm";
 		return NULL;
 	}
-	if ((s = tcalloc(1, sizeof(*s))) == NULL) {
+	if ((s = tmalloc(sizeof(*s))) == NULL) {
 		*err = "out of memory";
 		return NULL;
 	}
+	memset(s, 0, offsetof(struct dkim_signer, body));
 	s->o = *o;
 	dkim_split_init(&s->split,
 			o->max_header ? o->max_header : DKIM_SIGN_HDR_DEFAULT);
@@ -177,70 +196,88 @@ count_fields(const struct dkim_split *sp, const char *name)
 	return n;
 }
 
-/* The h= names: the configured list, or the default rule. */
+/* How many fields carry each default name, in one pass over the fields. */
+static void
+count_default(const struct dkim_split *sp, size_t count[SIGN_DEFAULT_N])
+{
+	size_t i, j;
+
+	for (j = 0; j < sp->nfields; j++) {
+		struct dkim_slice fn = {sp->hdr.data + sp->fields[j].off,
+					sp->fields[j].name_len};
+
+		for (i = 0; i < SIGN_DEFAULT_N; i++)
+			count[i] += fn.n == sign_default[i].n &&
+				    dkim_slice_eqi(fn, sign_default[i].p,
+						   sign_default[i].n);
+	}
+}
+
+/*
+ * The h= names: the configured list as it is, or the default rule: each
+ * default name once per field that carries it, From once more
+ * (oversigned, so no From can be added above the signed ones).
+ */
 static int
 pick_headers(struct dkim_signer *s, struct dkim_slice **out, size_t *nout)
 {
-	const char *const *names = s->o.headers ? s->o.headers : sign_default;
-	size_t nn = s->o.headers
-			? s->o.nheaders
-			: sizeof(sign_default) / sizeof(sign_default[0]);
-	size_t i, k, c, total = 0, n = 0;
+	size_t count[SIGN_DEFAULT_N] = {0}, i, k, total = 0, n = 0;
 	struct dkim_slice *h;
 
-	for (i = 0; i < nn; i++)
-		total += s->o.headers ? 1 : count_fields(&s->split, names[i]);
-	h = tcalloc(total + 2, sizeof(*h));
+	if (s->o.headers != NULL) {
+		h = tcalloc(s->o.nheaders + 1, sizeof(*h));
+		if (h == NULL)
+			return -1;
+		for (i = 0; i < s->o.nheaders; i++) {
+			h[i].p = s->o.headers[i];
+			h[i].n = strlen(s->o.headers[i]);
+		}
+		*out = h;
+		*nout = s->o.nheaders;
+		return 0;
+	}
+	count_default(&s->split, count);
+	for (i = 0; i < SIGN_DEFAULT_N; i++) {
+		if (strcmp(sign_default[i].p, "From") == 0)
+			count[i]++;
+		total += count[i];
+	}
+	h = tcalloc(total + 1, sizeof(*h));
 	if (h == NULL)
 		return -1;
-	for (i = 0; i < nn; i++) {
-		c = s->o.headers ? 1 : count_fields(&s->split, names[i]);
-		if (!s->o.headers && strcmp(names[i], "From") == 0)
-			c++; /* oversign */
-		for (k = 0; k < c && n < total + 2; k++) {
-			h[n].p = names[i];
-			h[n++].n = strlen(names[i]);
-		}
-	}
+	for (i = 0; i < SIGN_DEFAULT_N; i++)
+		for (k = 0; k < count[i]; k++)
+			h[n++] = sign_default[i];
 	*out = h;
 	*nout = n;
 	return 0;
 }
 
+/* pre is the tag name with its "=". */
 static void
-put_tag(struct fold *f, const char *name, const char *val)
+put_tag(struct fold *f, const char *pre, const char *val)
 {
-	struct buf t;
-
-	buf_init(&t, 1024);
-	f->err |= buf_addf(&t, "%s=%s;", name, val);
-	fold_put(f, t.data ? t.data : "", t.len, true);
-	buf_free(&t);
+	fold_token(f, true, pre, val, strlen(val), ";");
 }
 
 static void
-put_num(struct fold *f, const char *name, uint64_t v)
+put_num(struct fold *f, const char *pre, uint64_t v)
 {
 	char num[32];
 	int k = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
 
 	if (k > 0)
-		put_tag(f, name, num);
+		put_tag(f, pre, num);
 }
 
 static void
 put_h(struct fold *f, const struct dkim_slice *h, size_t nh)
 {
-	struct buf t;
 	size_t i;
 
-	for (i = 0; i < nh; i++) {
-		buf_init(&t, 1024);
-		f->err |= buf_addf(&t, "%s%.*s%s", i == 0 ? "h=" : "",
-				   (int)h[i].n, h[i].p, i + 1 < nh ? ":" : ";");
-		fold_put(f, t.data ? t.data : "", t.len, i == 0);
-		buf_free(&t);
-	}
+	for (i = 0; i < nh; i++)
+		fold_token(f, i == 0, i == 0 ? "h=" : "", h[i].p, h[i].n,
+			   i + 1 < nh ? ":" : ";");
 }
 
 static void
@@ -264,18 +301,18 @@ build_template(struct dkim_signer *s, const uint8_t *bh,
 
 	f.err |= buf_adds(&s->tmpl, "DKIM-Signature:");
 	f.col = s->tmpl.len;
-	put_tag(&f, "v", "1");
-	put_tag(&f, "a", dkim_alg_name(s->o.alg));
+	put_tag(&f, "v=", "1");
+	put_tag(&f, "a=", dkim_alg_name(s->o.alg));
 	snprintf(c, sizeof(c), "%s/%s", canon[s->o.hcanon], canon[s->o.bcanon]);
-	put_tag(&f, "c", c);
-	put_tag(&f, "d", s->o.domain);
-	put_tag(&f, "s", s->o.selector);
+	put_tag(&f, "c=", c);
+	put_tag(&f, "d=", s->o.domain);
+	put_tag(&f, "s=", s->o.selector);
 	if (s->o.t)
-		put_num(&f, "t", s->o.t);
+		put_num(&f, "t=", s->o.t);
 	if (s->o.x)
-		put_num(&f, "x", s->o.x);
+		put_num(&f, "x=", s->o.x);
 	if (s->o.auid)
-		put_tag(&f, "i", s->o.auid);
+		put_tag(&f, "i=", s->o.auid);
 	put_h(&f, h, nh);
 	put_b64(&f, "bh=", bh, 32);
 	fold_puts(&f, ";", false);
