@@ -64,7 +64,7 @@ say() { echo "$@" | tee -a /dev/fd/3; }
 say "# bench/auth.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 say "# machine: $(nproc) CPU(s), $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), $(openssl version | cut -d' ' -f1-2)"
 say "# messages: $(stat -c %s "$D/msg-4k.eml") and $(stat -c %s "$D/msg-64k.eml") octets, relaxed/relaxed, $(grep -c '' "$D/msg-64k.eml") lines in the 64k one"
-say "# SECS=$SECS per measurement, one run"
+say "# SECS=$SECS per measurement, one run; load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 say ""
 say "## raw OpenSSL (openssl speed -seconds $SECS)"
@@ -102,16 +102,21 @@ say "## canonicalise + hash only (no private key), bytes/s of input"
 cat "$WORK/canon64"
 "$BIN" canon "$D" 4k "$SECS" | tee -a /dev/fd/3
 SHA_BPS2=$(sha_best)
-say "openssl speed -evp sha256 -bytes 16384 (best of 3, again after): $SHA_BPS2 bytes/s"
+say "openssl speed -evp sha256 -bytes 16384 (best of 3, again after): $SHA_BPS2 bytes/s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$SHA_BPS2" -gt "$SHA_BPS" ] && SHA_BPS=$SHA_BPS2
-SIGNER_BPS=$(awk '/^canon\+hash signer 64k/ { print $NF }' "$WORK/canon64")
-RELAXED_BPS=$(awk '/^canon\+hash body-relaxed 64k/ { print $NF }' "$WORK/canon64")
-INPROC_BPS=$(awk '/^sha256-only body 64k/ { print $NF }' "$WORK/canon64")
-awk -v s="$SIGNER_BPS" -v r="$RELAXED_BPS" -v o="$SHA_BPS" -v i="$INPROC_BPS" 'BEGIN {
-	printf "target canon+hash >= 50%% of openssl speed sha256 (%.0f MB/s): signer 64k %.0f MB/s = %.0f%%, body relaxed 64k %.0f MB/s = %.0f%% -> %s\n",
+# openssl speed divides by CPU user time (no -elapsed), so the target is
+# checked with auth_bench's CPU-time figures (cpu_bytes_per_s, the last
+# field); the wall-clock ones (bytes_per_s) are the same on a quiet machine.
+field() { awk -v re="$1" -v f="$2" '$0 ~ re { for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }' "$WORK/canon64"; }
+SIGNER_BPS=$(field '^canon\+hash signer 64k' cpu_bytes_per_s)
+RELAXED_BPS=$(field '^canon\+hash body-relaxed 64k' cpu_bytes_per_s)
+INPROC_BPS=$(field '^sha256-only body 64k' cpu_bytes_per_s)
+SIGNER_WALL=$(field '^canon\+hash signer 64k' bytes_per_s)
+awk -v s="$SIGNER_BPS" -v r="$RELAXED_BPS" -v o="$SHA_BPS" -v i="$INPROC_BPS" -v w="$SIGNER_WALL" 'BEGIN {
+	printf "target canon+hash >= 50%% of openssl speed sha256 (%.0f MB/s, CPU time): signer 64k %.0f MB/s = %.0f%%, body relaxed 64k %.0f MB/s = %.0f%% -> %s\n",
 		o / 1e6, s / 1e6, 100 * s / o, r / 1e6, 100 * r / o, (s >= o / 2) ? "MET" : "NOT MET"
-	printf "(against SHA-256 of the same body in the same process, %.0f MB/s: signer %.0f%%, body relaxed %.0f%%)\n",
-		i / 1e6, 100 * s / i, 100 * r / i
+	printf "(against SHA-256 of the same body in the same process, %.0f MB/s: signer %.0f%%, body relaxed %.0f%%; signer by wall clock %.0f MB/s)\n",
+		i / 1e6, 100 * s / i, 100 * r / i, w / 1e6
 }' | tee -a /dev/fd/3
 
 if [ "${SKIP_SPF:-0}" = 1 ]; then
