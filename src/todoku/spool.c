@@ -206,7 +206,7 @@ sql_fin(struct spool *sp, sqlite3_stmt *st)
 			return;
 		}
 	}
-	sql_fin(sp, st);
+	sqlite3_finalize(st); /* not a kept one */
 }
 
 /* before sqlite3_close */
