@@ -568,6 +568,11 @@ dsn_put_text_rcpt(struct dsn_ctx *c, const struct dsn_rcpt *r)
 	if (r->remote_mta != NULL && *r->remote_mta != '\0') {
 		put_str(c, DSN_INDENT "Remote server: ");
 		put_token(c, r->remote_mta, "unknown");
+		if (r->remote_addr != NULL && *r->remote_addr != '\0') {
+			put_str(c, " [");
+			put_token(c, r->remote_addr, "?");
+			put_str(c, "]");
+		}
 		put_str(c, "\r\n");
 	}
 	if (r->diag != NULL && *r->diag != '\0') {

@@ -45,6 +45,7 @@ struct dsn_rcpt {
 	const char *diag; /* verbatim reply/reason; may contain CRLF or LF */
 	time_t last_attempt;
 	time_t will_retry_until; /* DSN_DELAYED, else 0 */
+	const char *remote_addr; /* IP address of remote_mta, or NULL */
 };
 
 struct dsn_msg {

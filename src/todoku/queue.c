@@ -91,6 +91,7 @@ struct attempt {
 	char bounce_to[ADDR_PATH_MAX + 2];
 	char *detail;
 	char *remote_mta;
+	char *remote_addr;
 };
 
 struct rjob;
@@ -255,6 +256,7 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 	}
 	xfree(a->detail);
 	xfree(a->remote_mta);
+	xfree(a->remote_addr);
 	xfree(a);
 	queue_dispatch(q);
 }
@@ -279,6 +281,21 @@ queue_bounce_target(struct queue *q, struct attempt *a)
 			 a->e->sender);
 	resolve_list_free(&l);
 	a->res.bounce_to = a->bounce_to;
+}
+
+/* remote: "host" or "host [address]" (the smtp-out "where" prefix). */
+static void
+attempt_set_remote(struct attempt *a, const char *remote)
+{
+	const char *sp = strstr(remote, " [");
+	const char *end = sp ? strchr(sp + 2, ']') : NULL;
+
+	if (end == NULL) {
+		a->remote_mta = xstrdup(remote);
+		return;
+	}
+	a->remote_mta = xstrndup(remote, (size_t)(sp - remote));
+	a->remote_addr = xstrndup(sp + 2, (size_t)(end - sp - 2));
 }
 
 /*
@@ -313,9 +330,10 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	if (detail && *detail)
 		a->detail = xstrdup(detail);
 	if (remote_mta && *remote_mta)
-		a->remote_mta = xstrdup(remote_mta);
+		attempt_set_remote(a, remote_mta);
 	a->res.detail = a->detail;
 	a->res.remote_mta = a->remote_mta;
+	a->res.remote_addr = a->remote_addr;
 	snprintf(a->where, sizeof(a->where), "%s", where);
 	snprintf(a->reply, sizeof(a->reply), "%s", reply);
 	snprintf(a->status, sizeof(a->status), "%s", status);
@@ -1256,7 +1274,10 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	in->off = off;
 	buf_init(&detail, 128 * 1024);
 	buf_addf(&detail, "%s%s", r->facts ? r->facts : "", trace);
+	/* "host [address]" of "host [address]:port ..." for the DSN text */
 	sp = strchr(where, ' ');
+	if (sp != NULL && sp[1] == '[' && strchr(sp, ']') != NULL)
+		sp = strchr(sp, ']') + 1;
 	snprintf(host, sizeof(host), "%.*s", sp ? (int)(sp - where) : 0, where);
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		uint64_t id = ipc_get_u64(in);

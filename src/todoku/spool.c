@@ -592,6 +592,7 @@ exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 	dr.status = res->status;
 	dr.diag_type = res->remote_mta ? "smtp" : "x-local";
 	dr.remote_mta = res->remote_mta;
+	dr.remote_addr = res->remote_addr;
 	dr.diag = res->reply;
 	dr.last_attempt = res->time;
 	dm.reporting_mta = res->reporting_mta;
@@ -665,6 +666,7 @@ exec_delay_warning(struct spool *sp, struct job *j)
 		    (uint64_t)sqlite3_column_int64(st, 0) == res->rcpt_id
 			? res->remote_mta
 			: NULL;
+		r->remote_addr = r->remote_mta ? res->remote_addr : NULL;
 		r->last_attempt = res->time;
 		r->will_retry_until = res->retry_until;
 	}

@@ -112,7 +112,8 @@ struct spool_result {
 	const char *status; /* enhanced status, "5.1.1" */
 	const char *reply;  /* reason / remote reply, verbatim */
 	const char *detail; /* attempt record: DNS, addresses, TLS; or NULL */
-	const char *remote_mta; /* remote host for the DSN, or NULL */
+	const char *remote_mta;	 /* remote host for the DSN, or NULL */
+	const char *remote_addr; /* its IP address (human text), or NULL */
 	time_t next_attempt;
 	int crashed;	    /* the attempt died with its role: count it */
 	int warn;	    /* send the delay warning DSN (to bounce_to) */
