@@ -402,6 +402,12 @@ def test_553_no_such_user_bounces_at_once_quoting_the_reply(todoku, dns, smtp_pe
     _check_failed_dsn(raw, m, "5.3.2", rcpt)
     assert "553 5.3.2 No such user" in text, text[:4000]
     assert "mx.nouser.test" in text, text[:4000]     # names the remote host
+    # the human-readable part states the last host and its address
+    human = m.get_payload()[0]
+    assert human.get_content_type() == "text/plain", human.get_content_type()
+    human = human.get_payload(decode=True).decode("ascii", "replace")
+    assert "mx.nouser.test [%s]" % peer.addr in human, human
+    assert "553 5.3.2 No such user" in human, human
     wait_for(lambda: qid not in _queue_ids(d), 15, "%s removed from the queue" % qid)
     time.sleep(3)   # longer than the first retry interval (2s)
     assert _peer_verbs(peer).count("RCPT") == 1, peer.transcript()

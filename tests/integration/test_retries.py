@@ -2,6 +2,8 @@
 one delay warning (RFC 3464 Action: delayed, Will-Retry-Until) quoting the
 remote reply; after give-up-after it bounces with the same facts; never a
 notification to the null sender."""
+import email
+import email.policy
 import pytest
 import re
 
@@ -27,6 +29,21 @@ def _send(d, sender):
     assert r.code == 250, r
 
 
+def _human(raw):
+    """The human-readable part (the first part) of a multipart/report."""
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    assert m.get_content_type() == "multipart/report", m.get_content_type()
+    first = next(iter(m.iter_parts()))
+    assert first.get_content_type() == "text/plain", first.get_content_type()
+    return first.get_content()
+
+
+def _assert_names_host(text, peer):
+    """The last host tried, by name and address, in the human text."""
+    assert "mx.slow.test" in text, text
+    assert peer.addr in text, text
+
+
 def _dsns(d):
     return [m for m in d.maildir("someone") if b"report-type=delivery-status" in m]
 
@@ -43,6 +60,9 @@ def test_delay_warning_then_bounce_quote_the_remote_reply(todoku, dns, smtp_peer
     assert re.search(r"(?mi)^Will-Retry-Until: ", warn), warn
     assert "450 4.5.0 Mail system is Busy" in warn
     assert "Final-Recipient: rfc822; friend@slow.test" in warn
+    human = _human(first[0])
+    assert "450 4.5.0 Mail system is Busy" in human, human
+    _assert_names_host(human, peer)
     # then the final bounce after give-up-after, saying the same
     d.wait_delivered("someone", 2, timeout=30)
     msgs = _dsns(d)
@@ -51,6 +71,9 @@ def test_delay_warning_then_bounce_quote_the_remote_reply(todoku, dns, smtp_peer
     assert re.search(r"(?mi)^Action: failed", bounce), bounce
     assert re.search(r"(?mi)^Status: 4\.4\.7", bounce), bounce
     assert "Mail system is Busy" in bounce
+    human = _human(bounce.encode())
+    assert "Mail system is Busy" in human, human
+    _assert_names_host(human, peer)
     assert d.cli("queue", "list", "--json") == [] or all(
         m["sender"] == "" for m in d.cli("queue", "list", "--json"))
     assert len(peer.sessions) >= 3, "retried several times before giving up"
