@@ -100,3 +100,42 @@ def test_key_readable_by_others_refused(todoku, tmp_world):
     subprocess.run(["chown", "todoku-keys", str(key)], check=True)
     d.start()
     d.stop()
+
+
+def test_signed_header_list(todoku, tmp_world):
+    """h= covers From (oversigned), To, Subject, Date, Message-ID, the
+    MIME fields and List-Unsubscribe/-Post when present, and nothing that
+    is absent except the extra From; c= is relaxed/relaxed."""
+    d0 = todoku(start=False)
+    key, txt = _keygen(d0.bin, tmp_world, "corp.test", "s1")
+    d = todoku(overrides={'dkim "corp.test"': {"selector": "s1",
+                                               "key": str(key)}})
+    extra = ("MIME-Version: 1.0",
+             "Content-Type: text/plain; charset=utf-8",
+             "Content-Transfer-Encoding: 7bit",
+             "List-Unsubscribe: <mailto:unsub@corp.test>",
+             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+             "X-Mailer: not signed")
+    c = d.smtp()
+    c.ehlo()
+    r = c.sendmail("news@corp.test", ["someone@localhost"],
+                   make_message(subject="list", sender="news@corp.test",
+                                to="someone@localhost", extra_headers=extra))
+    assert r.code == 250, r
+    c.quit()
+    d.wait_delivered("someone", 1)
+    m = d.maildir("someone")[0].replace(b"\r\n", b"\n")
+    sig = re.search(rb"(?ms)^DKIM-Signature:(.*?)\n(?=\S)", m).group(1)
+    sig = re.sub(rb"\s+", b"", sig).decode()
+    tags = dict(t.split("=", 1) for t in sig.split(";") if "=" in t)
+    assert tags["c"] == "relaxed/relaxed", tags
+    h = [x.lower() for x in tags["h"].split(":")]
+    for want in ("from", "to", "subject", "date", "message-id",
+                 "mime-version", "content-type", "content-transfer-encoding",
+                 "list-unsubscribe", "list-unsubscribe-post"):
+        assert want in h, (want, h)
+    assert h.count("from") == 2, h  # oversigned: no From can be added
+    assert "x-mailer" not in h and "cc" not in h and "reply-to" not in h, h
+    m = m.replace(b"\n", b"\r\n")
+    body = m.split(b"\r\nDelivered-To:", 1)[1].split(b"\r\n", 1)[1]
+    assert _verify(body, {"s1._domainkey.corp.test": txt.encode()})
