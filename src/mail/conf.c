@@ -756,6 +756,22 @@ set_report_org(struct parser *p, const struct key *k, void *dst, char *val)
 }
 
 static int
+set_resolver(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	static const char *const names[] = {"forward", "recursive"};
+	p->c->dns_resolver_line = p->line;
+	return set_choice(p, k, dst, val, names, 2);
+}
+
+static int
+set_dnssec(struct parser *p, const struct key *k, void *dst, char *val)
+{
+	static const char *const names[] = {"no", "validate"};
+	p->c->dns_dnssec_line = p->line;
+	return set_choice(p, k, dst, val, names, 2);
+}
+
+static int
 set_tls(struct parser *p, const struct key *k, void *dst, char *val)
 {
 	return set_choice(p, k, dst, val, conf_tls_names, 3);
@@ -1049,6 +1065,13 @@ static const struct key dns_keys[] = {
      16ull << 30, "a size like 16M, from 1M to 16G"},
     {"rrset-cache-size", set_size, OFF_C(dns_rrset_cache_size), 1ull << 20,
      16ull << 30, "a size like 32M, from 1M to 16G"},
+    {"resolver", set_resolver, OFF_C(dns_resolver), 0, 0,
+     "forward or recursive"},
+    {"dnssec", set_dnssec, OFF_C(dns_dnssec), 0, 0, "no or validate"},
+    {"trust-anchor-file", set_path, OFF_C(dns_trust_anchor), 1, 0,
+     "a file of DS or DNSKEY records for the root"},
+    {"root-hints", set_path, OFF_C(dns_root_hints), 0, 0,
+     "a root hints file, or \"\" for the built-in one"},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1244,6 +1267,7 @@ conf_new(struct parser *p)
 	c->dns_outgoing_num_tcp = 64;
 	c->dns_msg_cache_size = 16ull << 20;
 	c->dns_rrset_cache_size = 32ull << 20;
+	c->dns_trust_anchor = xstrdup(CONF_TRUST_ANCHOR_DEFAULT);
 	if (set_nets(p, &tk, NULL, trusted) < 0 ||
 	    set_retry(p, &rk, NULL, retry) < 0)
 		log_panic("conf: built-in defaults do not parse");
@@ -1274,6 +1298,8 @@ conf_free(struct conf *c)
 	xfree(c->hostname);
 	xfree(c->delivery_helo);
 	xfree(c->delivery_ca);
+	xfree(c->dns_trust_anchor);
+	xfree(c->dns_root_hints);
 	xfree(c->authserv_id);
 	xfree(c->delivery_source4);
 	xfree(c->delivery_source6);
@@ -2346,6 +2372,48 @@ check_cas(struct parser *p)
 	return 0;
 }
 
+/* A file the lookup role reads at start (as root, before dropping). */
+static int
+check_dns_file(struct parser *p, const char *key, const char *path, int line)
+{
+	struct stat st;
+
+	p->name = p->c->path;
+	p->line = line;
+	if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
+		perr(p, "[dns] %s %s: %s", key, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		perr(p, "[dns] %s %s is not a file", key, path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_dns(struct parser *p)
+{
+	const struct conf *c = p->c;
+
+	if (c->dns_resolver == CONF_RESOLVER_RECURSIVE && c->ndns_servers) {
+		p->name = c->path;
+		p->line = c->dns_resolver_line;
+		perr(p, "resolver = recursive asks the root servers itself: "
+			"remove [dns] servers, or use resolver = forward");
+		return -1;
+	}
+	if (c->dns_dnssec == CONF_DNSSEC_VALIDATE &&
+	    check_dns_file(p, "trust-anchor-file", c->dns_trust_anchor,
+			   c->dns_dnssec_line) < 0)
+		return -1;
+	if (c->dns_resolver == CONF_RESOLVER_RECURSIVE && c->dns_root_hints &&
+	    check_dns_file(p, "root-hints", c->dns_root_hints,
+			   c->dns_resolver_line) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 load_tables(struct parser *p)
 {
@@ -2367,6 +2435,8 @@ load_tables(struct parser *p)
 		    load_password(p, &c->routes[i]) < 0)
 			return -1;
 	if (c->srs_secret_file && load_srs_secrets(p) < 0)
+		return -1;
+	if (check_dns(p) < 0)
 		return -1;
 	return check_cas(p);
 }
@@ -2600,8 +2670,13 @@ dump_queue(const struct conf *c, struct buf *b)
 	r = r ? r : dump_uint(b, "outgoing-range", c->dns_outgoing_range);
 	r = r ? r : dump_uint(b, "outgoing-num-tcp", c->dns_outgoing_num_tcp);
 	r = r ? r : dump_size(b, "msg-cache-size", c->dns_msg_cache_size);
-	return r ? r
-		 : dump_size(b, "rrset-cache-size", c->dns_rrset_cache_size);
+	r = r ? r : dump_size(b, "rrset-cache-size", c->dns_rrset_cache_size);
+	r = r ? r
+	      : dump_kv(b, "resolver",
+			c->dns_resolver ? "recursive" : "forward");
+	r = r ? r : dump_kv(b, "dnssec", c->dns_dnssec ? "validate" : "no");
+	r = r ? r : dump_kv(b, "trust-anchor-file", c->dns_trust_anchor);
+	return r ? r : dump_opt(b, "root-hints", c->dns_root_hints);
 }
 
 static int

@@ -76,6 +76,9 @@ enum conf_ip {
 /* Certificate verification of outbound TLS. An enum, not a bool: DANE
  * and MTA-STS come later as further policies. */
 enum conf_verify { CONF_VERIFY_NONE, CONF_VERIFY_CA };
+enum { CONF_RESOLVER_FORWARD, CONF_RESOLVER_RECURSIVE };
+enum { CONF_DNSSEC_NO, CONF_DNSSEC_VALIDATE };
+#define CONF_TRUST_ANCHOR_DEFAULT "/usr/share/dns/root.key"
 #define CONF_CA_DEFAULT "/etc/ssl/certs/ca-certificates.crt"
 extern const char *const conf_tls_names[];
 extern const char *const conf_verify_names[];
@@ -221,6 +224,12 @@ struct conf {
 	unsigned dns_outgoing_num_tcp; /* libunbound outgoing-num-tcp */
 	uint64_t dns_msg_cache_size;   /* libunbound msg-cache-size */
 	uint64_t dns_rrset_cache_size; /* libunbound rrset-cache-size */
+	int dns_resolver;	       /* CONF_RESOLVER_* */
+	int dns_dnssec;		       /* CONF_DNSSEC_* */
+	int dns_dnssec_line;	       /* line of "dnssec =", or 0 */
+	int dns_resolver_line;	       /* line of "resolver =", or 0 */
+	char *dns_trust_anchor;	       /* trust-anchor-file */
+	char *dns_root_hints;	       /* root-hints, NULL: built-in */
 
 	struct conf_listen *listens;
 	size_t nlistens;

@@ -73,6 +73,7 @@ struct lookup {
 	struct lk_peer *peers;
 	struct lk_req *reqs;
 	size_t nreqs;
+	int validate; /* [dns] dnssec = validate: record secure/insecure */
 };
 
 static void lk_finish(struct lk_req *r);
@@ -91,30 +92,13 @@ lk_option(struct ub_ctx *ub, const char *opt, char *num, size_t len, uint64_t v)
 		log_fatal("libunbound: %s %s: %s", opt, num, ub_strerror(rc));
 }
 
-static struct ub_ctx *
-lk_context(struct lookup *lk)
+/* resolver = forward: [dns] servers, or /etc/resolv.conf. */
+static int
+lk_forward(struct ub_ctx *ub, const struct conf *c)
 {
-	const struct conf *c = lk->env->conf;
-	struct ub_ctx *ub = ub_ctx_create_event(lk->env->base);
-	char fwd[128], num[32];
+	char fwd[128];
 	int rc = 0;
 
-	if (ub == NULL)
-		log_fatal("libunbound: cannot create a context");
-	/* library defaults are tiny (DESIGN §7): [dns] sets them */
-	lk_option(ub, "outgoing-range:", num, sizeof(num),
-		  c->dns_outgoing_range);
-	lk_option(ub, "outgoing-num-tcp:", num, sizeof(num),
-		  c->dns_outgoing_num_tcp);
-	lk_option(ub, "msg-cache-size:", num, sizeof(num),
-		  c->dns_msg_cache_size);
-	lk_option(ub, "rrset-cache-size:", num, sizeof(num),
-		  c->dns_rrset_cache_size);
-	ub_ctx_set_option(ub, "do-ip6:", "yes");
-	/* libunbound answers the special-use "test." (RFC 6761) locally with
-	 * NXDOMAIN; let it through so test zones served by [dns] servers
-	 * resolve (elsewhere the root answers NXDOMAIN just the same) */
-	ub_ctx_set_option(ub, "local-zone:", "test. transparent");
 	for (size_t i = 0; i < c->ndns_servers && rc == 0; i++) {
 		/* "IP:PORT" / "[IPv6]:PORT" -> unbound's "IP@PORT" */
 		const char *s = c->dns_servers[i];
@@ -135,6 +119,58 @@ lk_context(struct lookup *lk)
 	}
 	if (c->ndns_servers == 0)
 		rc = ub_ctx_resolvconf(ub, NULL);
+	return rc;
+}
+
+/* resolver = recursive: libunbound iterates from the root itself. A
+ * root-hints file names a private root (tests, isolated networks): its
+ * servers may then be loopback addresses, which libunbound otherwise
+ * refuses to query. */
+static int
+lk_recursive(struct ub_ctx *ub, const struct conf *c)
+{
+	int rc = 0;
+
+	if (c->dns_root_hints != NULL) {
+		rc = ub_ctx_set_option(ub, "root-hints:", c->dns_root_hints);
+		if (rc == 0)
+			rc = ub_ctx_set_option(ub,
+					       "do-not-query-localhost:", "no");
+	}
+	return rc;
+}
+
+static struct ub_ctx *
+lk_context(struct lookup *lk)
+{
+	const struct conf *c = lk->env->conf;
+	struct ub_ctx *ub = ub_ctx_create_event(lk->env->base);
+	char num[32];
+	int rc;
+
+	if (ub == NULL)
+		log_fatal("libunbound: cannot create a context");
+	/* library defaults are tiny (DESIGN §7): [dns] sets them */
+	lk_option(ub, "outgoing-range:", num, sizeof(num),
+		  c->dns_outgoing_range);
+	lk_option(ub, "outgoing-num-tcp:", num, sizeof(num),
+		  c->dns_outgoing_num_tcp);
+	lk_option(ub, "msg-cache-size:", num, sizeof(num),
+		  c->dns_msg_cache_size);
+	lk_option(ub, "rrset-cache-size:", num, sizeof(num),
+		  c->dns_rrset_cache_size);
+	ub_ctx_set_option(ub, "do-ip6:", "yes");
+	/* libunbound answers the special-use "test." (RFC 6761) locally with
+	 * NXDOMAIN; let it through so test zones served by [dns] servers
+	 * resolve (elsewhere the root answers NXDOMAIN just the same) */
+	ub_ctx_set_option(ub, "local-zone:", "test. transparent");
+	if (c->dns_resolver == CONF_RESOLVER_RECURSIVE)
+		rc = lk_recursive(ub, c);
+	else
+		rc = lk_forward(ub, c);
+	if (rc == 0 && c->dns_dnssec == CONF_DNSSEC_VALIDATE)
+		rc = ub_ctx_add_ta_file(ub, c->dns_trust_anchor);
+	lk->validate = c->dns_dnssec == CONF_DNSSEC_VALIDATE;
 	if (rc != 0)
 		log_fatal("libunbound: %s", ub_strerror(rc));
 	return ub;
@@ -162,6 +198,14 @@ lk_outcome(int err, const struct dns_msg *m, int parsed, int sec, char *detail,
 }
 
 static void lk_query(struct lk_req *r, const char *name, int type, int host);
+
+/* The detail after the outcome name in a fact line ("DNSSEC bogus" says
+ * it all; the validator's reason has its own DNSSEC line). */
+static const char *
+lk_sep(enum mx_lookup out, const char *detail)
+{
+	return out == MX_L_BOGUS || detail[0] == '\0' ? "" : " ";
+}
 
 static void
 lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
@@ -192,7 +236,8 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 	}
 	if (out != MX_L_ANSWER && !r->host_mode)
 		buf_addf(&r->facts, "MX %s: %s%s%s\n", r->domain,
-			 mx_lookup_name(out), detail[0] ? " " : "", detail);
+			 mx_lookup_name(out), lk_sep(out, detail),
+			 out == MX_L_BOGUS ? "" : detail);
 	q.domain = r->domain;
 	q.lookup = out;
 	q.detail = detail[0] ? detail : NULL;
@@ -251,13 +296,31 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 	if (out != MX_L_ANSWER)
 		buf_addf(&r->facts, "%s %s: %s%s%s\n",
 			 type == DNS_T_A ? "A" : "AAAA", name,
-			 mx_lookup_name(out), detail[0] ? " " : "", detail);
+			 mx_lookup_name(out), lk_sep(out, detail),
+			 out == MX_L_BOGUS ? "" : detail);
 	if (type == DNS_T_A)
 		h->a = out;
 	else
 		h->aaaa = out;
 	if (detail[0])
 		snprintf(h->detail, sizeof(h->detail), "%s", detail);
+}
+
+/* What the validator said about one answer, for the attempt record. */
+static void
+lk_fact_dnssec(struct lk_req *r, const struct lk_query *qq, int sec,
+	       const char *why)
+{
+	const char *name =
+	    qq->host < 0 ? r->domain : r->dec.hosts[qq->host].name;
+
+	buf_addf(&r->facts, "DNSSEC %s %s: %s%s%.200s%s\n",
+		 dns_type_name(qq->type), name,
+		 sec == 2   ? "secure"
+		 : sec == 1 ? "bogus"
+			    : "insecure",
+		 sec == 1 && why ? " (" : "", sec == 1 && why ? why : "",
+		 sec == 1 && why ? ")" : "");
 }
 
 static void
@@ -274,6 +337,8 @@ lk_callback(void *arg, int err, void *pkt, int len, int sec, char *why,
 	if (err == 0 && pkt != NULL)
 		parsed = dns_msg_parse(pkt, (size_t)len, m) == DNS_OK;
 	out = lk_outcome(err, m, parsed, sec, detail, sizeof(detail));
+	if (r->lk->validate && err == 0)
+		lk_fact_dnssec(r, qq, sec, why);
 	if (qq->host < 0)
 		lk_on_mx(r, out, m, detail);
 	else

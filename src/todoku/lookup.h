@@ -5,9 +5,12 @@
  * decides with the pure mx module.
  *
  * One libunbound context created with ub_ctx_create_event() on this
- * role's libevent base (no forked helper). [dns] servers are forwarders
- * (tests point them at their own authoritative server); without them,
- * /etc/resolv.conf. libunbound's cache respects TTLs and retries
+ * role's libevent base (no forked helper). [dns] resolver = forward:
+ * [dns] servers are forwarders (tests point them at their own
+ * authoritative server); without them, /etc/resolv.conf. resolver =
+ * recursive: from the root (root-hints). dnssec = validate: a trust
+ * anchor file; bogus answers are temporary failures, and the validator's
+ * verdict is a DNS fact. libunbound's cache respects TTLs and retries
  * truncated UDP answers over TCP.
  *
  * R_ROUTE (from queue): domain, IP family policy, max addresses, our own

@@ -71,3 +71,30 @@ def test_dns_size_bad_value_names_line(tmp_world):
     assert r.returncode == 2, r
     assert ("%s:6: bad value \"lots\" for outgoing-range" % p).encode() \
         in r.stderr, r.stderr
+
+
+def test_dnssec_keys_checked_with_line(tmp_world):
+    p = tmp_world / "dns.conf"
+    missing = tmp_world / "no-such-root.key"
+    p.write_text(_BASE + "[dns]\ndnssec = validate\ntrust-anchor-file = %s\n" % missing)
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 2, r
+    assert ("%s:6: [dns] trust-anchor-file %s: No such file" % (p, missing)).encode() \
+        in r.stderr, r.stderr
+    p.write_text(_BASE + "[dns]\nservers = 127.0.0.53\n\nresolver = recursive\n")
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 2, r
+    assert ("%s:8: resolver = recursive" % p).encode() in r.stderr, r.stderr
+    ta = tmp_world / "root.key"
+    ta.write_text(". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n")
+    p.write_text(_BASE + "[dns]\nresolver = recursive\ndnssec = validate\n"
+                 "trust-anchor-file = %s\n" % ta)
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    dns = r.stdout.split(b"\n[dns]\n", 1)[1]
+    for line in (b"resolver = recursive\n", b"dnssec = validate\n",
+                 ("trust-anchor-file = %s\n" % ta).encode(), b"root-hints = \"\"\n"):
+        assert line in dns, r.stdout

@@ -106,6 +106,10 @@ test_defaults(void **state)
 	assert_int_equal(c->dns_outgoing_num_tcp, 64);
 	assert_int_equal(c->dns_msg_cache_size, 16 << 20);
 	assert_int_equal(c->dns_rrset_cache_size, 32 << 20);
+	assert_int_equal(c->dns_resolver, CONF_RESOLVER_FORWARD);
+	assert_int_equal(c->dns_dnssec, CONF_DNSSEC_NO);
+	assert_string_equal(c->dns_trust_anchor, "/usr/share/dns/root.key");
+	assert_null(c->dns_root_hints);
 	assert_int_equal(c->nlistens, 1);
 	assert_int_equal(c->ndomains, 0);
 	assert_string_equal(c->path, "todoku.conf");
@@ -235,6 +239,12 @@ static const struct err_case err_cases[] = {
     {"[dns]\nmsg-cache-size = 512K\n",
      "todoku.conf:2: msg-cache-size = 512K is out of range (expected a "
      "size like 16M, from 1M to 16G)"},
+    {"[dns]\nresolver = iterative\n",
+     "todoku.conf:2: bad value \"iterative\" for resolver (expected "
+     "forward or recursive)"},
+    {"[dns]\ndnssec = yes\n",
+     "todoku.conf:2: bad value \"yes\" for dnssec (expected no or "
+     "validate)"},
     {"[dns]\nrrset-cache-size = 32Q\n",
      "todoku.conf:2: bad value \"32Q\" for rrset-cache-size (expected a "
      "size like 32M, from 1M to 16G)"},
@@ -473,6 +483,8 @@ test_dump_defaults(void **state)
 	assert_non_null(strstr(b.data, "outgoing-num-tcp = 64\n"));
 	assert_non_null(strstr(b.data, "msg-cache-size = 16M\n"));
 	assert_non_null(strstr(b.data, "rrset-cache-size = 32M\n"));
+	assert_non_null(strstr(b.data, "resolver = forward\n"));
+	assert_non_null(strstr(b.data, "dnssec = no\n"));
 	c2 = conf_parse_text("dump", b.data, b.len, err, sizeof(err));
 	assert_non_null(c2);
 	assert_int_equal(c2->ntrusted, 2);

@@ -38,6 +38,7 @@ class KnotDNS:
         self.sock = self.dir / "run" / "knot.sock"
         self.log = self.dir / "knotd.log"
         self.zones = {}   # name -> serial
+        self.signed = set()
         self.proc = None
         if registry is not None:
             registry.append(("knotd %s" % self.addr, self.log))
@@ -68,10 +69,16 @@ class KnotDNS:
             "    journal-content: none",
             "    semantic-checks: off",
         ]
+        if self.signed:
+            # one combined key per zone (its DS goes into the parent)
+            lines += ["policy:", "  - id: test", "    algorithm: ecdsap256sha256",
+                      "    single-type-signing: on", "    nsec3: off"]
         if self.zones:
             lines.append("zone:")
             for z in self.zones:
                 lines.append("  - domain: %s" % _fqdn(z))
+                if z in self.signed:
+                    lines += ["    dnssec-signing: on", "    dnssec-policy: test"]
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self):
@@ -96,8 +103,13 @@ class KnotDNS:
             raise RuntimeError("knotc %s: %s %s" % (args, r.stdout, r.stderr))
         return r
 
-    def zone(self, name, records, ttl=300):
+    def zone(self, name, records, ttl=300, signed=False):
+        """signed=True: knotd signs the zone (ECDSA P-256, one key);
+        dnskeys(name) then gives its DNSKEY set for a DS or a trust anchor.
+        The root zone is "."; give its SOA and NS yourself."""
         name = name.rstrip(".").lower()
+        if signed:
+            self.signed.add(name)
         serial = self.zones.get(name, 0) + 1
         self.zones[name] = serial
         body = ["$ORIGIN %s" % _fqdn(name), "$TTL %d" % ttl]
@@ -116,6 +128,26 @@ class KnotDNS:
         if not has_soa:
             self._wait_serial(name, serial)
         return zf
+
+    def dnskeys(self, name, timeout=10):
+        """The DNSKEY RRset knotd serves for a signed zone (waits for it)."""
+        import dns.message
+        import dns.query
+        import dns.rdatatype
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                q = dns.message.make_query(_fqdn(name), dns.rdatatype.DNSKEY,
+                                           want_dnssec=True)
+                a = dns.query.udp(q, self.addr, port=self.port, timeout=1)
+                for rr in a.answer:
+                    if rr.rdtype == dns.rdatatype.DNSKEY:
+                        return rr
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("knotd did not sign %s: %s"
+                           % (name, self.log.read_text()[-2000:]))
 
     def _wait_serial(self, name, serial, timeout=10):
         import dns.message
