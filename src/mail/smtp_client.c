@@ -576,7 +576,8 @@ static void
 sc_auth_failed(struct smtp_client *c, const struct smtp_response *r)
 {
 	/* Inside a 334 exchange QUIT would be read as a SASL response. */
-	sc_fail(c, SMTPC_FAIL_AUTH, "authentication failed", r, r->code != 334);
+	sc_fail(c, r->code >= 400 ? SMTPC_FAIL_AUTH_REFUSED : SMTPC_FAIL_AUTH,
+		"authentication failed", r, r->code != 334);
 }
 
 static void

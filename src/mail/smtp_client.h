@@ -173,11 +173,12 @@ enum smtpc_fail {
 	SMTPC_FAIL_GREETING, /* non-2xx greeting */
 	SMTPC_FAIL_HELO,     /* EHLO and HELO refused */
 	SMTPC_FAIL_TLS,	     /* TLS required but unavailable, or handshake */
-	SMTPC_FAIL_AUTH,
-	SMTPC_FAIL_421,	     /* service closing */
-	SMTPC_FAIL_LOST,     /* connection lost or timed out */
-	SMTPC_FAIL_PROTOCOL, /* unparsable or out-of-step reply */
-	SMTPC_FAIL_RSET,     /* RSET refused: connection not reusable */
+	SMTPC_FAIL_AUTH,     /* AUTH impossible here (no TLS, no mechanism) */
+	SMTPC_FAIL_AUTH_REFUSED, /* the server refused our credentials */
+	SMTPC_FAIL_421,		 /* service closing */
+	SMTPC_FAIL_LOST,	 /* connection lost or timed out */
+	SMTPC_FAIL_PROTOCOL,	 /* unparsable or out-of-step reply */
+	SMTPC_FAIL_RSET,	 /* RSET refused: connection not reusable */
 	SMTPC_FAIL_NOMEM,
 };
 

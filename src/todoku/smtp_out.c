@@ -569,6 +569,36 @@ conn_give_up(struct conn *cn)
 	conn_free(cn);
 }
 
+/*
+ * The relay refused our credentials. They would be refused at its other
+ * addresses too, and again if the jobs went back to the destination:
+ * each retry is one more failed login against the account (relays lock
+ * accounts for that). So this attempt ends here for every waiting job,
+ * deferred with the relay's reply; the session itself worked, so the
+ * destination's slow start and dead state are not touched (verdict ok).
+ */
+static void
+conn_auth_refused(struct conn *cn, const char *why)
+{
+	struct job *j;
+	char reply[1600];
+
+	snprintf(reply, sizeof(reply),
+		 "the relay %s refused our login (auth-user of the route): "
+		 "%s; fix the credentials; not retried at other addresses",
+		 cn->where, why);
+	while ((j = conn_wait_pop(cn)) != NULL) {
+		snprintf(j->where, sizeof(j->where), "%s", cn->where);
+		if (cn->trace.len)
+			buf_add(&j->trace, cn->trace.data, cn->trace.len);
+		j->verdict = SMTPO_V_OK;
+		job_send_result(j, "4.7.8", reply);
+		job_free(j);
+	}
+	log_warn("%s: %s", cn->where, reply);
+	conn_free(cn);
+}
+
 /* Start again from the first address with a fresh connection (the
  * cached one was closed by the server, refused RSET, or reached its
  * message or age limit). */
@@ -1299,6 +1329,10 @@ conn_closed(struct conn *cn)
 		return;
 	}
 	buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host, addr, why);
+	if (f == SMTPC_FAIL_AUTH_REFUSED) {
+		conn_auth_refused(cn, why);
+		return;
+	}
 	if (f == SMTPC_FAIL_LOST || f == SMTPC_FAIL_GREETING)
 		health_failed(&cn->t[cn->ti], cn->s.port);
 	cn->io = IO_TALK; /* the address line is already in the trace */

@@ -7,6 +7,7 @@ quoted in the attempt record); a Postfix without STARTTLS, even one that
 offers AUTH in plaintext, never sees AUTH or the envelope (deferred)."""
 import json
 import re
+import time
 
 from world import TestCA, make_message, queue_id
 from world.roles import wait_for
@@ -97,6 +98,12 @@ def test_wrong_password_keeps_the_mail_and_quotes_the_reply(todoku, postfix, smt
     assert final.messages == [] and final.connections == 0
     assert "> AUTH PLAIN <redacted>" in h["detail"], h
     assert "wrong-one" not in d.log_text()
+    # one attempt (retry = 1h) is one login: a refused login is not
+    # repeated at other addresses or by sending the job back
+    time.sleep(2)
+    fails = re.findall(r"authentication failed", pf.log_text())
+    assert len(fails) == 1, pf.log_text()[-3000:]
+    assert "refused our login" in h["reply"], h
 
 
 def test_postfix_without_starttls_never_gets_auth_in_clear(todoku, postfix, smtp_peer,

@@ -774,7 +774,8 @@ test_auth(void **state)
 	w_free(&w);
 
 	w_run(&w, &p, &msg1, 1, login);
-	assert_int_equal(smtp_client_failure(w.c, &reason), SMTPC_FAIL_AUTH);
+	assert_int_equal(smtp_client_failure(w.c, &reason),
+			 SMTPC_FAIL_AUTH_REFUSED);
 	assert_string_equal(reason,
 			    "authentication failed: 535 5.7.8 bad credentials");
 	assert_null(strstr(w.transcript.data, "YWxpY2U="));
