@@ -344,6 +344,29 @@ test_structure(void **state)
 	buf_free(&r.out);
 }
 
+/* The human text names the address too; Remote-MTA keeps the name only. */
+static void
+test_remote_addr(void **state)
+{
+	struct dsn_rcpt rc = failed_rcpt();
+	struct dsn_msg m;
+	struct report r;
+	const char *want = "Remote server: mx1.example.net [192.0.2.7]\r\n";
+	const char *mta = "Remote-MTA: dns; mx1.example.net\r\n";
+
+	(void)state;
+	rc.remote_addr = "192.0.2.7";
+	m = base_msg(&rc, 1);
+	compose(&m, &r);
+	assert_non_null(
+	    memmem(r.parts[0].body, r.parts[0].body_len, want, strlen(want)));
+	assert_non_null(
+	    memmem(r.parts[1].body, r.parts[1].body_len, mta, strlen(mta)));
+	assert_null(
+	    memmem(r.parts[1].body, r.parts[1].body_len, "192.0.2.7", 9));
+	buf_free(&r.out);
+}
+
 static void
 test_multiline_diag(void **state)
 {
@@ -787,6 +810,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_structure),
 	    cmocka_unit_test(test_multiline_diag),
+	    cmocka_unit_test(test_remote_addr),
 	    cmocka_unit_test(test_injection),
 	    cmocka_unit_test(test_utf8_rcpt),
 	    cmocka_unit_test(test_ret_full),
