@@ -98,3 +98,56 @@ def test_dnssec_keys_checked_with_line(tmp_world):
     for line in (b"resolver = recursive\n", b"dnssec = validate\n",
                  ("trust-anchor-file = %s\n" % ta).encode(), b"root-hints = \"\"\n"):
         assert line in dns, r.stdout
+
+
+def _documented_keys():
+    """{section: set of keys} from the tables of docs/config.md: every
+    back-quoted name in the first column of a table row, counted for the
+    `## [section ...]` heading above it (its `###` subsections included)."""
+    import pathlib
+    import re
+    doc = pathlib.Path(__file__).resolve().parents[2] / "docs" / "config.md"
+    keys, section = {}, None
+    for ln in doc.read_text().splitlines():
+        h = re.match(r"^## \[(\w[\w-]*)", ln)
+        if h:
+            section = h.group(1)
+            keys.setdefault(section, set())
+        elif ln.startswith("## "):
+            section = None
+        elif section and ln.startswith("| `"):
+            first = ln.split("|")[1]
+            keys[section].update(re.findall(r"`([a-z0-9-]+)`", first))
+    return keys
+
+
+def test_every_effective_key_is_documented(tmp_world):
+    """Every key `config check` prints (with every kind of section present)
+    has a row in docs/config.md under its section's heading, so a key added
+    without documentation fails here."""
+    import re
+    p = tmp_world / "all.conf"
+    p.write_text(_BASE + "[domain \"localhost\"]\nmailboxes = %s\n"
+                 "[route \"*\"]\nvia = smtp://[127.0.0.1]:25\n"
+                 "[dkim \"mx.test\"]\nselector = s1\nkey = %s\n"
+                 % (tmp_world / "mail", tmp_world / "k.pem"))
+    r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                       capture_output=True, timeout=20, text=True)
+    assert r.returncode == 0, r.stderr
+    documented = _documented_keys()
+    printed, section, missing = {}, None, []
+    for ln in r.stdout.splitlines():
+        h = re.match(r"^\[(\w[\w-]*)", ln)
+        if h:
+            section = h.group(1)
+            printed.setdefault(section, set())
+            continue
+        k = re.match(r"^([a-z0-9-]+) = ", ln)
+        if k and section:
+            printed[section].add(k.group(1))
+            if k.group(1) not in documented.get(section, ()):
+                missing.append("[%s] %s" % (section, k.group(1)))
+    assert {"server", "smtp", "queue", "dns", "delivery", "listen", "domain",
+            "route", "dkim"} <= set(printed), printed.keys()
+    assert sum(map(len, printed.values())) > 60, printed
+    assert not missing, "keys not documented in docs/config.md: %s" % missing
