@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/json.h"
+
 int
 fd_nonblock(int fd)
 {
@@ -261,18 +263,7 @@ sockaddr_port(const struct sockaddr *sa)
 int
 json_str(struct buf *b, const char *s)
 {
-	int r = buf_addc(b, '"');
-
-	for (; *s && r == 0; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			r = buf_addf(b, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			r = buf_addf(b, "\\u%04x", c);
-		else
-			r = buf_addc(b, (char)c);
-	}
-	return r ? r : buf_addc(b, '"');
+	return json_escape(b, s, strlen(s), (size_t)-1, NULL);
 }
 
 int
