@@ -18,6 +18,13 @@ def todoku_bin():
     return os.environ.get("TODOKU_BIN") or str(REPO / "build" / "todoku")
 
 
+def fsync_shim_path():
+    """The test-only LD_PRELOAD fsync shim built next to the binary
+    (tests/shim/fsync_shim.c); $TODOKU_SHIM overrides."""
+    return os.environ.get("TODOKU_SHIM") or str(
+        pathlib.Path(todoku_bin()).parent / "tests" / "shim" / "libfsync_shim.so")
+
+
 def render_config(sections):
     """sections: {"server": {...}, 'listen "smtp"': {...}} -> INI text.
     A value of None drops the key (or the whole section)."""
@@ -61,7 +68,7 @@ class Todoku:
     def __init__(self, world_dir, name="todoku", overrides=None, aliases=None,
                  users=("someone", "alice", "bob"), dns_servers=None, port=2525,
                  addr=None, start=True, registry=None, uid=None, gid=None, wrapper=None,
-                 env=None, exec_wrapper=False):
+                 env=None, exec_wrapper=False, fsync_shim=None):
         self.dir = pathlib.Path(world_dir) / name
         self.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -80,6 +87,16 @@ class Todoku:
         # a wrapper that execs todoku (setpriv) leaves no process of its own
         self.exec_wrapper = exec_wrapper
         self.extra_env = dict(env or {})      # e.g. {"LD_PRELOAD": ...}
+        # fsync_shim={"match": "queue.db-wal", "delay_us": 20000,
+        #             "fail": "eio", "trigger": F, "log": F}: preload
+        # tests/shim/fsync_shim.c into every process of the daemon
+        self.fsync_shim = dict(fsync_shim) if fsync_shim is not None else None
+        if self.fsync_shim is not None:
+            shim = fsync_shim_path()
+            assert os.path.exists(shim), "fsync shim not built: %s" % shim
+            self.extra_env["LD_PRELOAD"] = shim
+            for k, v in self.fsync_shim.items():
+                self.extra_env["TODOKU_SHIM_" + k.upper()] = str(v)
         for d in (self.spool, self.mail, self.mail / "localhost"):
             d.mkdir(mode=0o755, parents=True, exist_ok=True)
             self._own(d)
@@ -140,6 +157,8 @@ class Todoku:
         env = dict(os.environ)
         env.update(self.extra_env)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        if self.fsync_shim is not None:   # the shim is preloaded before ASan's runtime
+            env["ASAN_OPTIONS"] += ":verify_asan_link_order=0"
         if self.wrapper:   # LeakSanitizer cannot run under ptrace (strace)
             env["ASAN_OPTIONS"] += ":detect_leaks=0"
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
