@@ -227,8 +227,6 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 			e->msg, e->addr, err);
 		e->in_flight = 0;
 		e->next_attempt = clock_now() + 60;
-		if (err == SPOOL_E_IO)
-			log_fatal("spool I/O error: restarting the queue role");
 	} else {
 		if (r->bounce_id[0]) {
 			log_info("%s: sender %s notification: %s", e->msg,
@@ -1756,12 +1754,24 @@ queue_on_committed(void *arg, int err, struct spool_msg *m)
 	}
 	t->msg = NULL;
 	txn_free(q, t);
-	if (err == SPOOL_E_IO) {
-		for (struct qpeer *p = q->peers; p; p = p->next)
-			ipc_flush(p->ipc);
-		log_fatal("spool I/O error: restarting the queue role");
-	}
-	queue_dispatch(q);
+	if (!spool_failed(q->spool))
+		queue_dispatch(q);
+}
+
+/*
+ * The spool failed (an fsync, COMMIT or checkpoint): every session of
+ * the failed group has its 4xx by now. Send the replies, then exit: the
+ * master restarts the role, which reopens and recovers the spool
+ * (DESIGN §7: never retry an fsync and trust it).
+ */
+static void
+queue_on_spool_failed(void *arg)
+{
+	struct queue *q = arg;
+
+	for (struct qpeer *p = q->peers; p; p = p->next)
+		ipc_flush(p->ipc);
+	log_fatal("spool I/O error: restarting the queue role");
 }
 
 /* The DMARC report row of a transaction: it goes into the commit. */
@@ -2405,6 +2415,7 @@ queue_main(struct role_env *env)
 			     env->base, err, sizeof(err));
 	if (q.spool == NULL)
 		log_fatal("%s", err);
+	spool_set_on_fail(q.spool, queue_on_spool_failed, &q);
 	n = spool_load_pending(q.spool, queue_load_one, &q);
 	if (n > 0)
 		log_info("recovered %d undelivered recipient(s) from the spool",

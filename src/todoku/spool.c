@@ -98,6 +98,12 @@ struct spool {
 	int efd;
 	struct event *ev;
 	uint64_t commits;
+	/* set by the writer after a failed fsync, BEGIN, COMMIT or
+	 * checkpoint: the connection is never used again (DESIGN §7) */
+	_Atomic int failed;
+	int fail_reported; /* event loop only */
+	spool_fail_cb *on_fail;
+	void *fail_arg;
 	_Atomic unsigned seq; /* ids are made on both threads (DSNs) */
 	int wal_frames;	      /* writer thread only */
 	/* prepared statements by SQL text, reused (whoever holds db) */
@@ -146,6 +152,23 @@ sql_err(int rc)
 	if (rc == SQLITE_FULL)
 		return SPOOL_E_FULL;
 	return SPOOL_E_IO;
+}
+
+/* An I/O error or a full disk: nothing the connection did since its
+ * last good fsync can be trusted (DESIGN §7). */
+static int
+sql_fatal(int rc)
+{
+	return (rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL;
+}
+
+static void
+writer_fail(struct spool *sp, const char *what)
+{
+	if (!sp->failed)
+		log_err("spool: %s failed: the database is not used again",
+			what);
+	sp->failed = 1;
 }
 
 static int
@@ -1116,6 +1139,7 @@ writer_sync_bodies(struct spool *sp, struct job *list)
 			log_err("spool: fdatasync of body %s: %s", j->msg->id,
 				strerror(errno));
 			j->err = errno == ENOSPC ? SPOOL_E_FULL : SPOOL_E_IO;
+			writer_fail(sp, "fdatasync of a body file");
 		}
 		any = 1;
 	}
@@ -1124,20 +1148,45 @@ writer_sync_bodies(struct spool *sp, struct job *list)
 		for (struct job *j = list; j; j = j->next)
 			if (j->kind == JOB_COMMIT && j->msg->body_fd >= 0)
 				j->err = SPOOL_E_IO;
+		writer_fail(sp, "fsync of the body directory");
 	}
 }
 
+/* Fail every job of the group that has no error yet. */
+static void
+group_fail(struct job *list, int err)
+{
+	for (struct job *j = list; j; j = j->next)
+		if (!j->err)
+			j->err = err;
+}
+
+/*
+ * Run one group in one transaction. A job whose statements fail is
+ * rolled back alone, unless SQLite reports an I/O error or a full disk:
+ * then, as after a failed fsync or COMMIT, the whole group fails, the
+ * spool is marked failed and no later group touches the database.
+ */
 static void
 writer_run_group(struct spool *sp, struct job *list)
 {
 	int rc;
 	sqlite3_int64 changes;
 
+	if (sp->failed) {
+		group_fail(list, SPOOL_E_IO);
+		return;
+	}
 	writer_sync_bodies(sp, list);
+	if (sp->failed) {
+		group_fail(list, SPOOL_E_IO);
+		return;
+	}
 	changes = sqlite3_total_changes64(sp->db);
 	if ((rc = sql_run(sp, "BEGIN IMMEDIATE")) != SQLITE_OK) {
-		for (struct job *j = list; j; j = j->next)
-			j->err = sql_err(rc);
+		group_fail(list, sql_err(rc));
+		if (sql_fatal(rc))
+			writer_fail(sp, "BEGIN");
 		return;
 	}
 	for (struct job *j = list; j; j = j->next) {
@@ -1148,6 +1197,13 @@ writer_run_group(struct spool *sp, struct job *list)
 		if (rc != SQLITE_OK) {
 			log_err("spool: job failed: %s", sqlite3_errstr(rc));
 			j->err = sql_err(rc);
+			if (sql_fatal(rc)) {
+				if (!sqlite3_get_autocommit(sp->db))
+					sql_run(sp, "ROLLBACK");
+				group_fail(list, j->err);
+				writer_fail(sp, "a statement");
+				return;
+			}
 			sql_run(sp, "ROLLBACK TO job");
 		}
 		sql_run(sp, "RELEASE job");
@@ -1157,9 +1213,9 @@ writer_run_group(struct spool *sp, struct job *list)
 		/* SQLite may have rolled back already (SQLITE_FULL does) */
 		if (!sqlite3_get_autocommit(sp->db))
 			sql_run(sp, "ROLLBACK");
-		for (struct job *j = list; j; j = j->next)
-			if (!j->err)
-				j->err = sql_err(rc);
+		group_fail(list, sql_err(rc));
+		if (sql_fatal(rc))
+			writer_fail(sp, "COMMIT");
 		return;
 	}
 	/* commits that wrote (and so synced the WAL); reads are not counted */
@@ -1175,20 +1231,22 @@ writer_run_group(struct spool *sp, struct job *list)
 	}
 }
 
+/* Hand finished jobs (list may be NULL: a failure to report) back. */
 static void
 writer_hand_back(struct spool *sp, struct job *list)
 {
 	uint64_t one = 1;
 	struct job *tail = list;
 
-	while (tail->next)
+	while (tail && tail->next)
 		tail = tail->next;
 	pthread_mutex_lock(&sp->lock);
-	if (sp->done_tail)
+	if (list && sp->done_tail)
 		sp->done_tail->next = list;
-	else
+	else if (list)
 		sp->done = list;
-	sp->done_tail = tail;
+	if (list)
+		sp->done_tail = tail;
 	pthread_mutex_unlock(&sp->lock);
 	if (write(sp->efd, &one, sizeof(one)) < 0)
 		log_err("spool: eventfd write: %s", strerror(errno));
@@ -1215,9 +1273,9 @@ writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void
 writer_checkpoint(struct spool *sp, int idle)
 {
-	int logf = 0, done = 0;
+	int logf = 0, done = 0, rc;
 
-	if (sp->wal_frames == 0)
+	if (sp->wal_frames == 0 || sp->failed)
 		return;
 	if (!idle && sp->wal_frames < SPOOL_WAL_PASSIVE)
 		return;
@@ -1232,11 +1290,18 @@ writer_checkpoint(struct spool *sp, int idle)
 	}
 	if (sp->wal_frames > SPOOL_WAL_ALARM)
 		log_warn("spool: write-ahead log at %d frames", sp->wal_frames);
-	if (sqlite3_wal_checkpoint_v2(sp->db, NULL,
-				      idle ? SQLITE_CHECKPOINT_TRUNCATE
-					   : SQLITE_CHECKPOINT_PASSIVE,
-				      &logf, &done) == SQLITE_OK &&
-	    (idle || logf == done))
+	rc = sqlite3_wal_checkpoint_v2(sp->db, NULL,
+				       idle ? SQLITE_CHECKPOINT_TRUNCATE
+					    : SQLITE_CHECKPOINT_PASSIVE,
+				       &logf, &done);
+	if (sql_fatal(rc)) {
+		/* a later checkpoint would trust the failed fsync */
+		log_err("spool: checkpoint: %s", sqlite3_errstr(rc));
+		writer_fail(sp, "a checkpoint");
+		writer_hand_back(sp, NULL);
+		return;
+	}
+	if (rc == SQLITE_OK && (idle || logf == done))
 		sp->wal_frames = 0;
 }
 
@@ -1415,6 +1480,11 @@ spool_on_done(evutil_socket_t fd, short what, void *arg)
 		else if (list->kind == JOB_COMMIT)
 			spool_msg_free(list->msg);
 		xfree(list);
+	}
+	/* every job of the failed group has had its answer: now the owner */
+	if (sp->failed && !sp->fail_reported && sp->on_fail != NULL) {
+		sp->fail_reported = 1;
+		sp->on_fail(sp->fail_arg);
 	}
 }
 
@@ -1619,9 +1689,17 @@ spool_close(struct spool *sp)
 	pthread_join(sp->thread, NULL);
 	spool_on_done(sp->efd, EV_READ, sp);
 	sql_fin_all(sp);
-	sql_exec(sp, "PRAGMA wal_checkpoint(TRUNCATE)");
-	sqlite3_close(sp->db);
-	spool_marker(sp, 0);
+	if (!sp->failed) {
+		sql_exec(sp, "PRAGMA wal_checkpoint(TRUNCATE)");
+		sqlite3_close(sp->db);
+		spool_marker(sp, 0);
+	} else {
+		/* no checkpoint on close either: it would fsync again and
+		 * trust it; the marker stays, quick_check at next open */
+		sqlite3_db_config(sp->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+				  NULL);
+		sqlite3_close(sp->db);
+	}
 	event_free(sp->ev);
 	close(sp->efd);
 	close(sp->bodydir_fd);
@@ -1876,6 +1954,19 @@ spool_dmarc_delete(struct spool *sp, int64_t *ids, size_t n)
 	j->ids = ids;
 	j->nrows = n;
 	spool_submit(sp, j);
+}
+
+void
+spool_set_on_fail(struct spool *sp, spool_fail_cb *cb, void *arg)
+{
+	sp->on_fail = cb;
+	sp->fail_arg = arg;
+}
+
+int
+spool_failed(const struct spool *sp)
+{
+	return sp->failed;
 }
 
 uint64_t

@@ -14,9 +14,15 @@
  * transaction, commits once (one WAL fsync), then hands the finished jobs
  * back to the event loop through an eventfd. There is no timer: under
  * load, groups grow by themselves. A job whose statements fail is rolled
- * back alone; a failed COMMIT fails the whole group. SQLITE_FULL maps to
- * SPOOL_E_FULL, every other failure to SPOOL_E_IO; after SPOOL_E_IO the
- * owner must restart (never retry an fsync and trust it).
+ * back alone. SQLITE_FULL maps to SPOOL_E_FULL, every other failure to
+ * SPOOL_E_IO. A failed fsync (WAL, body file, body directory), BEGIN or
+ * COMMIT, a checkpoint that fails, or a statement that reports an I/O
+ * error or a full disk fails the whole group and marks the spool failed
+ * (DESIGN §7): the database is never used again, not even for a
+ * checkpoint at close (never retry an fsync and trust it), every later
+ * job fails with SPOOL_E_IO, and once every job of the failed group has
+ * had its callback, the owner's on_fail callback runs (it restarts the
+ * role).
  *
  * Callbacks always run on the event loop thread. No transaction spans a
  * DATA phase or a delivery. Crash recovery at open: body files without a
@@ -207,6 +213,11 @@ void spool_dmarc_load(struct spool *sp, int64_t upto, size_t max,
 void spool_dmarc_delete(struct spool *sp, int64_t *ids, size_t n);
 
 /* Counters for tests and benchmarks. */
+/* Called once, on the event loop, after the spool failed (see above). */
+typedef void spool_fail_cb(void *arg);
+void spool_set_on_fail(struct spool *sp, spool_fail_cb *cb, void *arg);
+int spool_failed(const struct spool *sp);
+
 uint64_t spool_commits(const struct spool *sp);
 
 #endif
