@@ -1,4 +1,5 @@
 /* dns_msg — DNS message parser; contract in dns_msg.h. */
+#include <stdio.h>
 #include <string.h>
 
 #include "mail/dns_msg.h"
@@ -552,4 +553,57 @@ dns_rcode_name(unsigned rcode)
 
 	return rcode < sizeof(names) / sizeof(names[0]) ? names[rcode]
 							: "RCODE";
+}
+
+/* Value of a \DDD escape at s (n octets available), or -1. */
+static int
+dns_esc_value(const char *s, size_t n)
+{
+	int v = 0;
+
+	if (n < 4 || s[0] != '\\')
+		return -1;
+	for (size_t i = 1; i < 4; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v <= 255 ? v : -1;
+}
+
+size_t
+dns_text_readable(char *dst, size_t size, const char *src, size_t n)
+{
+	size_t i = 0, o = 0;
+
+	while (i < n && src[i] != '\0') {
+		unsigned char c = (unsigned char)src[i];
+		int v = dns_esc_value(src + i, n - i);
+		char tmp[5];
+		size_t k;
+
+		if (v >= 0x20 && v < 0x7f && v != '\\') {
+			tmp[0] = (char)v;
+			k = 1;
+			i += 4;
+		} else if (v >= 0) {
+			memcpy(tmp, src + i, 4);
+			k = 4;
+			i += 4;
+		} else if (c >= 0x20 && c < 0x7f) {
+			tmp[0] = (char)c;
+			k = 1;
+			i++;
+		} else {
+			snprintf(tmp, sizeof(tmp), "\\%03u", c);
+			k = 4;
+			i++;
+		}
+		if (o + k >= size)
+			break;
+		memcpy(dst + o, tmp, k);
+		o += k;
+	}
+	dst[o] = '\0';
+	return o;
 }

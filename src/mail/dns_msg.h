@@ -184,5 +184,18 @@ const char *dns_strerror(enum dns_err e);
 const char *dns_type_name(uint16_t type);
 /* "NOERROR", "SERVFAIL", "NXDOMAIN", ... or "RCODE" for others. */
 const char *dns_rcode_name(unsigned rcode);
+/*
+ * Readable copy of free text that may hold DNS presentation escapes
+ * (RFC 1035 §5.1: a resolver's reason text, a name with odd octets):
+ * for people, in replies, bounces and logs. A \DDD escape of a
+ * printable ASCII octet (space included; not '\\' itself, which would
+ * make the result ambiguous) is written as that octet; every other
+ * escape is kept as it is. An octet that is a control or not ASCII is
+ * written as \DDD, so the result is printable ASCII only. Reads at most
+ * n octets of src (stops at NUL), writes at most size-1 octets plus a
+ * NUL (size >= 1), never splitting an escape. Returns the length
+ * written.
+ */
+size_t dns_text_readable(char *dst, size_t size, const char *src, size_t n);
 
 #endif

@@ -7,7 +7,9 @@
  * or header could misread); rdata stays inside the packet; TXT strings
  * add up to their total. The MX answers (CNAME chain followed) then go
  * through mx_decide, and the A/AAAA records of the message through
- * mx_plan_addresses, whose outputs must respect their bounds.
+ * mx_plan_addresses, whose outputs must respect their bounds. The raw
+ * input is also read as text by dns_text_readable (a resolver's reason
+ * string): its output is bounded, NUL-terminated, printable ASCII only.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +19,22 @@
 #include "mail/mx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+check_text(const uint8_t *data, size_t size)
+{
+	char out[97];
+	size_t n = dns_text_readable(out, sizeof(out), (const char *)data,
+				     size),
+	       i;
+
+	if (n >= sizeof(out) || strlen(out) != n)
+		abort();
+	for (i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20 ||
+		    (unsigned char)out[i] > 0x7e)
+			abort();
+}
 
 static struct dns_msg m;
 static char names[DNS_MSG_RR_MAX][DNS_NAME_TEXT_MAX + 1];
@@ -150,6 +168,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned s, i;
 	uint64_t seed = 0;
 
+	check_text(data, size);
 	if (dns_msg_parse(data, size, &m) != DNS_OK)
 		return 0;
 	for (i = 0; i < m.nq; i++)

@@ -364,11 +364,11 @@ decide_fail(const struct mx_query *q, struct mx_decision *d, const char *dom)
 {
 	char detail[64];
 
-	safe_copy(detail, sizeof(detail),
-		  q->detail != NULL	    ? q->detail
-		  : q->lookup == MX_L_BOGUS ? "DNSSEC validation failed"
-					    : "temporary DNS failure",
-		  sizeof(detail));
+	dns_text_readable(detail, sizeof(detail),
+			  q->detail != NULL	    ? q->detail
+			  : q->lookup == MX_L_BOGUS ? "DNSSEC validation failed"
+						    : "temporary DNS failure",
+			  sizeof(detail));
 	snprintf(d->explain, sizeof(d->explain),
 		 "MX lookup for %s failed temporarily (%s); not falling back "
 		 "to the A record (RFC 5321 section 5.1); will retry",
@@ -554,8 +554,8 @@ mx_plan_addresses(const struct mx_decision *d, const struct mx_addrs *per_host,
 		host_targets(&c, &per_host[i], pol);
 		if (host_temp(&per_host[i], pol) && ntemp++ == 0 &&
 		    per_host[i].detail != NULL)
-			safe_copy(detail, sizeof(detail), per_host[i].detail,
-				  sizeof(detail));
+			dns_text_readable(detail, sizeof(detail),
+					  per_host[i].detail, sizeof(detail));
 	}
 	plan_explain(d, out, pol, ntemp, detail);
 	if (out->n > 0)

@@ -313,14 +313,18 @@ lk_fact_dnssec(struct lk_req *r, const struct lk_query *qq, int sec,
 {
 	const char *name =
 	    qq->host < 0 ? r->domain : r->dec.hosts[qq->host].name;
+	char text[201] = "";
 
-	buf_addf(&r->facts, "DNSSEC %s %s: %s%s%.200s%s\n",
-		 dns_type_name(qq->type), name,
+	/* libunbound writes names in presentation form (\032 for a space):
+	 * readable for people, other escapes kept */
+	if (sec == 1 && why != NULL)
+		dns_text_readable(text, sizeof(text), why, strlen(why));
+	buf_addf(&r->facts, "DNSSEC %s %s: %s%s%s%s\n", dns_type_name(qq->type),
+		 name,
 		 sec == 2   ? "secure"
 		 : sec == 1 ? "bogus"
 			    : "insecure",
-		 sec == 1 && why ? " (" : "", sec == 1 && why ? why : "",
-		 sec == 1 && why ? ")" : "");
+		 text[0] ? " (" : "", text, text[0] ? ")" : "");
 }
 
 static void

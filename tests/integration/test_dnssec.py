@@ -103,6 +103,9 @@ def test_validate_bogus_defers_and_never_connects(todoku, tree):
     assert rc["state"] == "deferred", rc
     assert h["status"] == "4.4.3", rc
     assert "DNSSEC MX bogus: bogus" in h["detail"], rc
+    # text for people: a space is a space, not a DNS presentation \032
+    assert "failed temporarily (DNSSEC bogus);" in h["reply"], rc
+    assert "\\0" not in h["reply"] + h["detail"] + rc["last_reply"], rc
     assert peers["bogus"].connections == 0, peers["bogus"].transcript()
     assert d.maildir("someone") == []
 

@@ -935,6 +935,33 @@ test_names_and_text(void **state)
 			    "looping");
 }
 
+/* Presentation escapes in text for people: printable ones decoded,
+ * others kept, raw controls and 8-bit octets escaped, bounded. */
+static void
+test_text_readable(void **state)
+{
+	char out[128];
+	static const char why[] = "validation failure <a\\032b.example. MX "
+				  "IN>: key\\009x \\092 \\256 \\07 end\\";
+
+	(void)state;
+	assert_int_equal(
+	    dns_text_readable(out, sizeof(out), "DNSSEC\\032bogus", 100), 12);
+	assert_string_equal(out, "DNSSEC bogus");
+	dns_text_readable(out, sizeof(out), why, sizeof(why));
+	assert_string_equal(out, "validation failure <a b.example. MX IN>: "
+				 "key\\009x \\092 \\256 \\07 end\\");
+	dns_text_readable(out, sizeof(out), "a\tb\r\nc\xc3\xa9", 100);
+	assert_string_equal(out, "a\\009b\\013\\010c\\195\\169");
+	/* n bounds the input; size bounds the output, escapes never cut */
+	dns_text_readable(out, sizeof(out), "abc\\032def", 4);
+	assert_string_equal(out, "abc\\");
+	assert_int_equal(dns_text_readable(out, 6, "ab\tcd", 100), 2);
+	assert_string_equal(out, "ab");
+	assert_int_equal(dns_text_readable(out, 1, "abc", 3), 0);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
@@ -960,6 +987,7 @@ main(void)
 	    cmocka_unit_test(test_rdata_mismatch),
 	    cmocka_unit_test(test_counts_past_packet),
 	    cmocka_unit_test(test_names_and_text),
+	    cmocka_unit_test(test_text_readable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,6 +165,12 @@ test_tempfail_never_a_record(void **state)
 	assert_int_equal(d.action, MX_DEFER);
 	assert_string_equal(d.status, "4.4.3");
 	assert_non_null(strstr(d.explain, "DNSSEC"));
+	/* the detail is text for people: its spaces stay spaces */
+	q.lookup = MX_L_BOGUS;
+	q.detail = "DNSSEC bogus";
+	mx_decide(&q, &d);
+	assert_non_null(strstr(d.explain, "(DNSSEC bogus);"));
+	assert_null(strstr(d.explain, "\\032"));
 	decide((enum mx_lookup)77, NULL, 0, 1); /* unknown: temporary */
 	assert_int_equal(d.action, MX_DEFER);
 }
