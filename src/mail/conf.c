@@ -1250,7 +1250,7 @@ conf_new(struct parser *p)
 	c->delivery_ip = CONF_IP_ANY;
 	c->delivery_port = 25;
 	c->delivery_max_addresses = 10;
-	c->smtp_out_procs = 1;
+	c->smtp_out_procs = default_procs();
 	c->delivery_timeout_connect = 30;
 	c->delivery_timeout_greeting = 5 * 60;
 	c->delivery_timeout_command = 5 * 60;

@@ -113,7 +113,7 @@ struct queue {
 	struct qpeer *peers;
 	struct qpeer *local;
 	struct qpeer *lookup;
-	struct qpeer *smtp_out;
+	unsigned nsmtp_out; /* smtp-out peers connected (any number) */
 	struct rjob *rjobs;
 	uint64_t next_rjob;
 	struct txn *txns;
@@ -494,7 +494,8 @@ struct dest {
 struct osess {
 	uint64_t id;
 	struct dest *d;
-	unsigned pending; /* jobs sent, not answered */
+	struct qpeer *peer; /* the smtp-out process holding its connection */
+	unsigned pending;   /* jobs sent, not answered */
 	unsigned msgs;
 	time_t born;
 	int closed; /* no more jobs: its connection failed */
@@ -801,17 +802,39 @@ rjob_send(struct queue *q, struct rjob *r, struct osess *s)
 		}
 	}
 	ipc_put_u64(&o, s->id);
-	ipc_send(q->smtp_out->ipc, O_DELIVER, r->id, r->body_fd, &o);
+	ipc_send(s->peer->ipc, O_DELIVER, r->id, r->body_fd, &o);
 	ipc_out_free(&o);
 }
 
+/* The smtp-out process for destination d: the same one for as long as
+ * the set of processes does not change (FNV-1a of the destination key),
+ * so its per-address health memory and TLS contexts stay warm. NULL when
+ * none is connected. */
+static struct qpeer *
+dest_smtp_out(const struct queue *q, const struct dest *d)
+{
+	uint32_t h = 2166136261u;
+	unsigned k;
+
+	if (q->nsmtp_out == 0)
+		return NULL;
+	for (const char *c = d->key; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	k = h % q->nsmtp_out;
+	for (struct qpeer *p = q->peers; p; p = p->next)
+		if (p->role == ROLE_SMTP_OUT && k-- == 0)
+			return p;
+	return NULL;
+}
+
 static struct osess *
-osess_new(struct dest *d, int probe)
+osess_new(struct queue *q, struct dest *d, int probe)
 {
 	struct osess *s = xcalloc(1, sizeof(*s));
 
 	s->id = ++next_osess;
 	s->d = d;
+	s->peer = dest_smtp_out(q, d);
 	s->born = clock_now();
 	s->probe = probe;
 	s->next = osessions;
@@ -879,10 +902,10 @@ dest_apply(struct queue *q, struct rjob *r, const struct sched_action *a,
 	switch (a->act) {
 	case SCHED_PROBE:
 		log_info("%s: probing destination %s", r->msg, d->key);
-		rjob_send(q, r, osess_new(d, 1));
+		rjob_send(q, r, osess_new(q, d, 1));
 		return;
 	case SCHED_START: {
-		struct osess *s = osess_new(d, 0);
+		struct osess *s = osess_new(q, d, 0);
 		rjob_send(q, r, s);
 		dest_join(q, d, s, now);
 		return;
@@ -922,7 +945,7 @@ dest_pump_all(struct queue *q)
 	struct rjob **rj = NULL;
 	size_t nj = 0, nd = 0, n;
 
-	if (q->smtp_out == NULL || q->stopping)
+	if (q->nsmtp_out == 0 || q->stopping)
 		return;
 	for (struct dest *d = dests; d; d = d->next, nd++) {
 		if (d->ready != NULL)
@@ -1009,7 +1032,7 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	time_t now = clock_now();
 	char srs[SRS_OUT_SIZE], xsrs[SRS_OUT_SIZE];
 
-	if (q->lookup == NULL || q->smtp_out == NULL) {
+	if (q->lookup == NULL || q->nsmtp_out == 0) {
 		q->wake_at = 0; /* retried at the next tick */
 		return;
 	}
@@ -1082,7 +1105,7 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 
 	if (!err)
 		r->body_fd = fcntl(body_fd, F_DUPFD_CLOEXEC, 0);
-	if (err || r->body_fd < 0 || q->smtp_out == NULL) {
+	if (err || r->body_fd < 0 || q->nsmtp_out == 0) {
 		for (size_t i = 0; i < r->n; i++) {
 			r->ents[i]->in_flight = 0;
 			r->ents[i]->next_attempt = clock_now() + (err ? 60 : 1);
@@ -1308,13 +1331,14 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 
 /* A role died under these jobs: return their recipients to the queue. */
 static void
-queue_rjobs_lost(struct queue *q, int phase, const char *why)
+queue_rjobs_lost(struct queue *q, int phase, struct qpeer *out, const char *why)
 {
 	q->wake_at = 0;
 	for (struct rjob *r = q->rjobs, *n; r; r = n) {
 		n = r->next;
 		if ((phase == 0 && r->phase != 0) ||
-		    (phase == 2 && r->phase != 2))
+		    (phase == 2 &&
+		     (r->phase != 2 || r->s == NULL || r->s->peer != out)))
 			continue;
 		if (phase == 2) {
 			rjob_finish_all(q, r, MAILDIR_TEMP, "4.3.0", "smtp",
@@ -1329,10 +1353,14 @@ queue_rjobs_lost(struct queue *q, int phase, const char *why)
 		rjob_free(q, r);
 	}
 	if (phase == 2) {
-		/* their connections are gone with the role */
-		while (osessions != NULL) {
-			struct osess *s = osessions;
-			osessions = s->next;
+		/* their connections are gone with that process */
+		for (struct osess **pp = &osessions; *pp;) {
+			struct osess *s = *pp;
+			if (s->peer != out) {
+				pp = &s->next;
+				continue;
+			}
+			*pp = s->next;
 			s->d->st.active--;
 			if (s->probe)
 				s->d->st.probing = 0;
@@ -1914,6 +1942,13 @@ queue_peer_close(struct ipc *ipc, void *arg)
 	struct queue *q = p->q;
 
 	log_info("lost %s[%u]", role_name(p->role), p->instance);
+	/* out of the list first: nothing below may pick it again */
+	for (struct qpeer **pp = &q->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
 	for (struct txn *t = q->txns, *n; t; t = n) {
 		n = t->next;
 		if (t->peer != p)
@@ -1940,20 +1975,14 @@ queue_peer_close(struct ipc *ipc, void *arg)
 	}
 	if (q->lookup == p) {
 		q->lookup = NULL;
-		queue_rjobs_lost(q, 0, "lookup role died");
+		queue_rjobs_lost(q, 0, NULL, "lookup role died");
 		dmarc_agg_lookup_lost(q->dmarc);
 	}
-	if (q->smtp_out == p) {
-		q->smtp_out = NULL;
-		queue_rjobs_lost(q, 2,
+	if (p->role == ROLE_SMTP_OUT) {
+		q->nsmtp_out--;
+		queue_rjobs_lost(q, 2, p,
 				 "the smtp-out role died during this delivery; "
 				 "the message may be delivered twice");
-	}
-	for (struct qpeer **pp = &q->peers; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
 	}
 	ipc_free(p->ipc);
 	xfree(p);
@@ -1967,6 +1996,7 @@ queue_add_peer(struct queue *q, int fd, enum role_id role, unsigned inst)
 	p->q = q;
 	p->role = role;
 	p->instance = inst;
+	log_debug("%s[%u] connected", role_name(role), inst);
 	p->ipc = ipc_new(q->env->base, fd, queue_peer_msg, queue_peer_close, p);
 	p->next = q->peers;
 	q->peers = p;
@@ -1975,7 +2005,7 @@ queue_add_peer(struct queue *q, int fd, enum role_id role, unsigned inst)
 	else if (role == ROLE_LOOKUP)
 		q->lookup = p;
 	else if (role == ROLE_SMTP_OUT)
-		q->smtp_out = p;
+		q->nsmtp_out++;
 	queue_dispatch(q);
 }
 

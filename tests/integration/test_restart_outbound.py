@@ -9,10 +9,11 @@ asks again.
 """
 import json
 import os
+import re
 import signal
 
 from world import make_message, queue_id
-from world.roles import pid_gone, role_pids, wait_for, wait_log
+from world.roles import pid_gone, role_pids, tcp_owners, wait_for, wait_log
 
 SENDER = "sender@x.test"
 
@@ -29,8 +30,10 @@ def _kill(d, name, pid):
     wait_for(lambda: pid_gone(pid), 5, "%s[%d] gone" % (name, pid))
 
 
-def _new_pid(d, name, old):
-    return wait_for(lambda: [p for p in role_pids(d.master_pid).get(name, []) if p != old],
+def _new_pid(d, name, before):
+    """A process of role `name` that is not one of `before` (the pids the
+    role had before one was killed)."""
+    return wait_for(lambda: [p for p in role_pids(d.master_pid).get(name, []) if p not in before],
                     15, "a new %s process" % name)[0]
 
 
@@ -74,8 +77,13 @@ def test_smtp_out_killed_during_data_redelivers(todoku, dns, smtp_peer):
     qid = _send(d, rcpt, "killed in data")
     peer.wait_stalled()
     assert peer.messages == []
-    out = _role(d, "smtp-out")
+    # the smtp-out process holding that connection (there is one per CPU)
+    out = wait_for(lambda: tcp_owners(role_pids(d.master_pid).get("smtp-out", []),
+                                      peer.addr, 25), 10, "the smtp-out with the connection")
+    assert len(out) == 1, out
+    out = out[0]
     mark = len(d.log_text())
+    before = set(role_pids(d.master_pid)["smtp-out"])
     _kill(d, "smtp-out", out)
 
     def deferred_or_gone():
@@ -91,7 +99,7 @@ def test_smtp_out_killed_during_data_redelivers(todoku, dns, smtp_peer):
     assert "may be delivered twice" in h["reply"], rc
     wait_log(d, r"%s.*may be delivered twice" % qid, start=mark)
     # the master restarted smtp-out, and a later attempt delivers
-    new = _new_pid(d, "smtp-out", out)
+    new = _new_pid(d, "smtp-out", before)
     assert new != out
     wait_log(d, r"restart\w*\s+smtp-out\b|smtp-out\b.*restart", start=mark)
     msgs = _wait_peer(peer, rcpt)
@@ -128,7 +136,7 @@ def test_lookup_killed_during_mx_query_delivery_completes(todoku, faulty_dns, sm
     faulty_dns.rule("mx." + domain, "A", "answer", ["mx.%s. 300 A %s" % (domain, peer.addr)])
     faulty_dns.rule("mx." + domain, "AAAA", "nodata")
     wait_for(lambda: pid_gone(lookup), 5, "lookup[%d] gone" % lookup)
-    new = _new_pid(d, "lookup", lookup)
+    new = _new_pid(d, "lookup", {lookup})
     assert new != lookup
     wait_log(d, r"restart\w*\s+lookup\b|lookup\b.*restart", start=mark)
     msgs = _wait_peer(peer, rcpt, timeout=40)
@@ -136,4 +144,41 @@ def test_lookup_killed_during_mx_query_delivery_completes(todoku, faulty_dns, sm
     assert _mx_queries(faulty_dns, domain) > asked, faulty_dns.queries
     wait_for(lambda: _show(d, qid) is None, 15, "%s removed from the queue" % qid)
     assert d.maildir("someone") == []
+    assert d.running()
+
+
+def test_smtp_out_processes_share_the_work_and_one_death_costs_only_its_own(
+        todoku, dns, smtp_peer):
+    """[delivery] processes = 2: sessions of different destinations run in
+    both smtp-out processes (DESIGN §7: N processes), and killing one of
+    them returns only the jobs it held ("may be delivered twice"); the
+    other process's deliveries complete untouched."""
+    peer = smtp_peer(port=25, greeting_delay=3.0)
+    domains = ["d%d.test" % i for i in range(6)]
+    for dom in domains:
+        dns.zone(dom, ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"delivery": {"processes": "2"},
+                                                  "queue": {"retry": "2s"}})
+    outs = wait_for(lambda: (lambda p: p if len(p) == 2 else None)(
+        role_pids(d.master_pid).get("smtp-out", [])), 10, "two smtp-out processes")
+    # both have reached the queue role (it spreads destinations over the
+    # smtp-out processes it is connected to)
+    wait_for(lambda: len(set(re.findall(r"smtp-out\[(\d+)\] connected", d.log_text()))) == 2,
+             10, "queue connected to both smtp-out processes")
+    qids = {dom: _send(d, "user@" + dom, "to " + dom) for dom in domains}
+    wait_for(lambda: peer.connections >= len(domains), 10, "a connection per destination")
+    held = {pid: tcp_owners([pid], peer.addr, 25) for pid in outs}
+    assert all(held.values()), "not every smtp-out process holds a session: %r" % held
+    victim, survivor = outs
+    mark = len(d.log_text())
+    _kill(d, "smtp-out", victim)
+    for dom in domains:
+        _wait_peer(peer, "user@" + dom, timeout=30)
+    # only the killed process's jobs were returned as possibly duplicated
+    log = d.log_text()[mark:]
+    lost = [q for q in qids.values() if re.search(re.escape(q) + ".*may be delivered twice", log)]
+    assert lost, log
+    assert len(lost) < len(qids), (lost, qids)
+    for dom, qid in qids.items():
+        wait_for(lambda: _show(d, qid) is None, 15, "%s removed from the queue" % qid)
     assert d.running()

@@ -3,8 +3,10 @@
 role_pids(master_pid) -> {"queue": [pid], "local": [pid], "smtp-in": [pid, ...]}
 wait_for(fn, timeout, what) -> first truthy value of fn(), or AssertionError
 wait_log(daemon, regex, timeout, start=0) -> the re.Match in the log text
+tcp_owners(pids, addr, port) -> the pids among `pids` with a TCP connection to addr:port
 """
 import os
+import socket
 import re
 import time
 
@@ -56,6 +58,40 @@ def role_pids(master_pid):
     for v in out.values():
         v.sort()
     return out
+
+
+def _tcp_inodes(addr, port):
+    """Socket inodes of TCP connections (any state) whose remote end is
+    IPv4 addr:port, from /proc/net/tcp."""
+    want = "%s:%04X" % (socket.inet_aton(addr)[::-1].hex().upper(), port)
+    found = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for ln in f:
+            cols = ln.split()
+            if cols[2] == want:
+                found.add(cols[9])
+    return found
+
+
+def tcp_owners(pids, addr, port):
+    """Which of `pids` hold a TCP connection to addr:port (IPv4)."""
+    inodes = _tcp_inodes(addr, port)
+    owners = []
+    for pid in pids:
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                owners.append(pid)
+                break
+    return owners
 
 
 def pid_gone(pid):
