@@ -23,6 +23,12 @@ Script keys (all optional):
   tls             (certfile, keyfile): offer STARTTLS with this certificate
                   (PEM, chain in certfile); after the handshake the session
                   has .tls = True and .sni (the name the client asked for)
+  implicit_tls    True (with tls set): TLS from the first byte, like an
+                  smtps (port 465) server: the handshake comes before the
+                  greeting and STARTTLS is not offered. A client that does
+                  not start TLS gets nothing: the session records
+                  "<TLS handshake failed: ...>" and the first octets it sent
+                  (.plain_bytes)
 Recorded: peer.sessions (each with .commands [str], .messages), peer.messages
 (every completed message: dict(mail_from, rcpts, data (bytes, CRLF, un-
 stuffed), helo, session)), peer.connections, peer.active (connections open
@@ -46,6 +52,7 @@ class Session:
         self.closed_by = None
         self.tls = False
         self.sni = None
+        self.plain_bytes = b""
 
 
 class SMTPPeer:
@@ -53,7 +60,8 @@ class SMTPPeer:
                  greeting_delay=0.0, ehlo=("PIPELINING", "8BITMIME", "SIZE 10485760",
                                            "ENHANCEDSTATUSCODES"),
                  replies=None, data_reply="250 2.0.0 Ok: queued", drop_mid_data=None,
-                 stall_mid_data=None, on_command=None, hostname="peer.test", tls=None):
+                 stall_mid_data=None, on_command=None, hostname="peer.test", tls=None,
+                 implicit_tls=False):
         self.addr = addr or alloc_addr(ports=(port,))
         self.port = port
         self.greeting = greeting
@@ -68,6 +76,8 @@ class SMTPPeer:
         self.on_command = on_command
         self.hostname = hostname
         self._tls_ctx = None
+        self.implicit_tls = bool(implicit_tls)
+        assert tls is not None or not implicit_tls, "implicit_tls needs tls"
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(tls[0], tls[1])
@@ -128,6 +138,30 @@ class SMTPPeer:
             s.commands.append("<TLS %s>" % t.version())
         return t
 
+    def _implicit_handshake(self, c, s):
+        """smtps: TLS before anything else; None when the client did not
+        start TLS (its first octets are kept in s.plain_bytes)."""
+        c.settimeout(5)      # a plaintext client waits for a greeting
+        try:
+            head = c.recv(5, socket.MSG_PEEK)
+        except OSError:
+            head = b""
+        c.settimeout(30)
+        if not head or head[0] != 0x16:      # not a TLS handshake record
+            c.settimeout(2)
+            try:
+                s.plain_bytes = c.recv(4096)
+            except OSError:
+                pass
+            with self._lock:
+                s.commands.append("<TLS handshake failed: plaintext %r>" % s.plain_bytes[:40])
+            s.closed_by = "tls"
+            return None
+        t = self._starttls(c, s)
+        if t is None:
+            s.closed_by = "tls"
+        return t
+
     # -- server -------------------------------------------------------------
     def _accept_loop(self):
         while not self._stop.is_set():
@@ -150,8 +184,13 @@ class SMTPPeer:
         with self._lock:
             self.sessions.append(s)
         c.settimeout(30)
-        f = _Reader(c)
         try:
+            if self.implicit_tls:
+                t = self._implicit_handshake(c, s)
+                if t is None:
+                    return
+                c = t
+            f = _Reader(c)
             if self.greeting_delay:
                 if self._stop.wait(self.greeting_delay):
                     return
@@ -248,11 +287,11 @@ class SMTPPeer:
                 self._cond.notify_all()
 
     def _default(self, verb, text, s=None):
-        if verb == "STARTTLS" and self._tls_ctx is not None:
+        if verb == "STARTTLS" and self._tls_ctx is not None and not self.implicit_tls:
             return "220 2.0.0 Ready to start TLS"
         if verb == "EHLO":
             lines = [self.hostname] + self.ehlo
-            if self._tls_ctx is not None and not (s and s.tls):
+            if self._tls_ctx is not None and not (s and s.tls) and not self.implicit_tls:
                 lines.append("STARTTLS")
             return ["250-" + x for x in lines[:-1]] + ["250 " + lines[-1]]
         return {
