@@ -465,18 +465,23 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
 /*
  * Destinations (DESIGN §7). After routing, a job belongs to the
  * destination of its next hop: the sorted set of MX host names, or the
- * [route]'s smarthost. The destination owns the concurrency limit with
- * slow start (DEST_INIT, +1/c per successful session, -1/c per
- * connection-level failure, never for MAIL/RCPT/DATA replies), the
- * dead state (DEST_DEAD_AFTER consecutive failures at c = 1: the
- * backlog is deferred with one reason and one job probes per backoff
- * step, the steps being [queue] retry), and the IPv4-first mark. The
+ * [route]'s smarthost (host and port: routes to one relay share it). The
+ * destination owns the concurrency limit with slow start (DEST_INIT, +1/c per
+ * successful session, -1/c per connection-level failure, never for
+ * MAIL/RCPT/DATA replies), the dead state (DEST_DEAD_AFTER consecutive failures
+ * at c = 1: the backlog is deferred with one reason and one job probes per
+ * backoff step, the steps being [queue] retry), and the IPv4-first mark. The
  * arithmetic and the decisions are mail/schedule's (pure, property
  * tested); this file keeps the sessions and carries the decisions out.
  *
  * Sessions: jobs ready at a destination are sent to smtp-out with a
- * session id; jobs with the same id share one connection. A ready job
- * joins an open session that has fewer than DEST_SESSION_DEPTH jobs
+ * session id; jobs with the same id share one connection. A session has
+ * the connection key of the job that opened it (rjob_conn_key: port,
+ * TLS policy and verify name, HELO, SASL identity, source addresses,
+ * address families); only jobs with that key join it, so mail for two
+ * routes to one relay that differ in HELO, say, never shares a
+ * connection, while identical routes do. A ready job joins an open
+ * session with its key that has fewer than DEST_SESSION_DEPTH jobs
  * unanswered (and room under the per-connection limits) before a new
  * session is opened, so a burst for one destination uses few
  * connections; a new session needs a free slot under the destination's
@@ -495,6 +500,7 @@ struct osess {
 	uint64_t id;
 	struct dest *d;
 	struct qpeer *peer; /* the smtp-out process holding its connection */
+	char *ckey;	    /* connection key of its jobs (rjob_conn_key) */
 	unsigned pending;   /* jobs sent, not answered */
 	unsigned msgs;
 	time_t born;
@@ -526,6 +532,7 @@ struct rjob {
 	size_t nt;
 	struct dest *d;
 	struct osess *s;
+	char *ckey;		/* connection key (rjob_conn_key), phase 3 */
 	int body_fd;		/* phase 3: dup of the stored body */
 	struct ipc_out deliver; /* O_DELIVER up to the recipients */
 	unsigned reparks;	/* connection failures that returned it */
@@ -559,6 +566,7 @@ rjob_free(struct queue *q, struct rjob *r)
 	xfree(r->ents);
 	xfree(r->sender);
 	xfree(r->facts);
+	xfree(r->ckey);
 	ipc_out_free(&r->deliver);
 	xfree(r);
 }
@@ -644,20 +652,6 @@ dest_push(struct dest *d, struct rjob *r, int front)
 	d->ready_tail = &r->dnext;
 }
 
-static struct rjob *
-dest_pop(struct dest *d)
-{
-	struct rjob *r = d->ready;
-
-	if (r == NULL)
-		return NULL;
-	d->ready = r->dnext;
-	if (d->ready == NULL)
-		d->ready_tail = &d->ready;
-	r->dnext = NULL;
-	return r;
-}
-
 /* The destination's key: its smarthost, or its MX host names sorted. */
 static char *
 dest_key(const struct rjob *r)
@@ -668,8 +662,7 @@ dest_key(const struct rjob *r)
 
 	buf_init(&b, 64 * 1024);
 	if (r->route) {
-		buf_addf(&b, "[route \"%s\"] %s:%u", r->route->name,
-			 r->route->host, r->route->port);
+		buf_addf(&b, "smarthost %s:%u", r->route->host, r->route->port);
 	} else {
 		for (size_t i = 0; i < r->nt; i++) {
 			size_t k = 0;
@@ -772,6 +765,7 @@ dest_session_end(struct queue *q, struct osess *s)
 	case SCHED_EV_NONE:
 		break;
 	}
+	xfree(s->ckey);
 	xfree(s);
 }
 
@@ -828,13 +822,14 @@ dest_smtp_out(const struct queue *q, const struct dest *d)
 }
 
 static struct osess *
-osess_new(struct queue *q, struct dest *d, int probe)
+osess_new(struct queue *q, struct dest *d, const struct rjob *r, int probe)
 {
 	struct osess *s = xcalloc(1, sizeof(*s));
 
 	s->id = ++next_osess;
 	s->d = d;
 	s->peer = dest_smtp_out(q, d);
+	s->ckey = xstrdup(r->ckey);
 	s->born = clock_now();
 	s->probe = probe;
 	s->next = osessions;
@@ -857,24 +852,6 @@ osess_joinable(const struct conf *c, const struct osess *s, time_t now)
 	       now - s->born < age - margin;
 }
 
-/* Ready jobs of d join its open sessions (connection reuse needs no
- * new slot); with s set, only that session. */
-static void
-dest_join(struct queue *q, struct dest *d, struct osess *only, time_t now)
-{
-	while (d->ready != NULL) {
-		struct osess *s = only;
-		if (s == NULL)
-			for (s = osessions; s; s = s->next)
-				if (s->d == d &&
-				    osess_joinable(q->env->conf, s, now))
-					break;
-		if (s == NULL || !osess_joinable(q->env->conf, s, now))
-			return;
-		rjob_send(q, dest_pop(d), s);
-	}
-}
-
 /* Unlink r from its destination's ready list. */
 static void
 dest_unlink(struct dest *d, struct rjob *r)
@@ -890,6 +867,41 @@ dest_unlink(struct dest *d, struct rjob *r)
 	}
 }
 
+/* An open session of r's destination that r may join now (the same
+ * connection key); with only set, that session or none. */
+static struct osess *
+osess_for(const struct conf *c, const struct rjob *r, struct osess *only,
+	  time_t now)
+{
+	for (struct osess *s = only ? only : osessions; s; s = s->next) {
+		if (s->d == r->d && strcmp(s->ckey, r->ckey) == 0 &&
+		    osess_joinable(c, s, now))
+			return s;
+		if (only)
+			break;
+	}
+	return NULL;
+}
+
+/* Ready jobs of d join its open sessions with their connection key
+ * (connection reuse needs no new slot); with only set, that session. */
+static void
+dest_join(struct queue *q, struct dest *d, struct osess *only, time_t now)
+{
+	struct rjob **pp = &d->ready;
+
+	while (*pp != NULL) {
+		struct rjob *r = *pp;
+		struct osess *s = osess_for(q->env->conf, r, only, now);
+		if (s == NULL) {
+			pp = &r->dnext;
+			continue;
+		}
+		dest_unlink(d, r); /* *pp is now the job after r */
+		rjob_send(q, r, s);
+	}
+}
+
 /* Carry out one decision of mail/schedule for a ready job. */
 static void
 dest_apply(struct queue *q, struct rjob *r, const struct sched_action *a,
@@ -902,10 +914,10 @@ dest_apply(struct queue *q, struct rjob *r, const struct sched_action *a,
 	switch (a->act) {
 	case SCHED_PROBE:
 		log_info("%s: probing destination %s", r->msg, d->key);
-		rjob_send(q, r, osess_new(q, d, 1));
+		rjob_send(q, r, osess_new(q, d, r, 1));
 		return;
 	case SCHED_START: {
-		struct osess *s = osess_new(q, d, 0);
+		struct osess *s = osess_new(q, d, r, 0);
 		rjob_send(q, r, s);
 		dest_join(q, d, s, now);
 		return;
@@ -1095,6 +1107,44 @@ rjob_put_session(const struct conf *c, const struct conf_route *rt,
 	ipc_put_str(o, rt && rt->source6 ? rt->source6 : c->delivery_source6);
 }
 
+/*
+ * The connection cache key of a job (DESIGN §7): everything
+ * rjob_put_session sends that shapes the connection (port, TLS policy,
+ * implicit TLS, verify and its CA store, HELO, SASL identity, source
+ * addresses) and the address families. The address and the verify name
+ * are the destination's (its MX hosts or the smarthost); smtp-out picks
+ * the address. Each field is length-prefixed, so no value can imitate
+ * another's boundary.
+ */
+static char *
+rjob_conn_key(const struct conf *c, const struct conf_route *rt)
+{
+	const char *helo = c->delivery_helo ? c->delivery_helo : c->hostname;
+	const char *f[] = {
+	    rt && rt->ca ? rt->ca : c->delivery_ca,
+	    rt && rt->helo ? rt->helo : helo,
+	    rt && rt->auth_user ? rt->auth_user : "",
+	    rt && rt->auth_password ? rt->auth_password : "",
+	    rt && rt->source4	  ? rt->source4
+	    : c->delivery_source4 ? c->delivery_source4
+				  : "",
+	    rt && rt->source6	  ? rt->source6
+	    : c->delivery_source6 ? c->delivery_source6
+				  : "",
+	};
+	struct buf b;
+
+	buf_init(&b, 64 * 1024);
+	buf_addf(&b, "%u %d %d %d %d", rt ? rt->port : c->delivery_port,
+		 rt ? rt->tls : c->delivery_tls, rt ? rt->implicit_tls : 0,
+		 rt ? rt->verify : c->delivery_verify,
+		 rt ? rt->ip : c->delivery_ip);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		buf_addf(&b, " %zu:%s", strlen(f[i] ? f[i] : ""),
+			 f[i] ? f[i] : "");
+	return buf_steal(&b);
+}
+
 static void
 rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 	     size_t prepend_len, const struct spool_msginfo *info)
@@ -1133,6 +1183,8 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 		ipc_put_u32(o, r->ents[i]->notify);
 		ipc_put_str(o, r->ents[i]->orcpt ? r->ents[i]->orcpt : "");
 	}
+	xfree(r->ckey);
+	r->ckey = rjob_conn_key(q->env->conf, r->route);
 	{
 		char *key = dest_key(r);
 		dest_push(dest_get(q->env->conf, key), r, 0);
@@ -1365,6 +1417,7 @@ queue_rjobs_lost(struct queue *q, int phase, struct qpeer *out, const char *why)
 			if (s->probe)
 				s->d->st.probing = 0;
 			nsessions--;
+			xfree(s->ckey);
 			xfree(s);
 		}
 	}
