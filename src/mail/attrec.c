@@ -91,6 +91,15 @@ attrec_dns_add(struct attrec_dns_set *s, const char *qname, const char *qtype,
 }
 
 void
+attrec_dns_result(struct attrec_dns *q, const char *result)
+{
+	if (q == NULL)
+		return;
+	xfree(q->result);
+	q->result = cap_dup(result ? result : "", 16, NULL);
+}
+
+void
 attrec_dns_rr(struct attrec_dns_set *s, struct attrec_dns *q, uint32_t ttl,
 	      int32_t pref, const char *data)
 {
@@ -273,8 +282,9 @@ attrec_conn_addr(struct attrec_conn *c, const char *host, const char *address,
 		 uint32_t port, int family, const char *outcome,
 		 const char *detail)
 {
+	/* copied: every job carried by the connection shows its TLS */
 	conn_addr_put(c, host, address, port, family, outcome,
-		      detail && *detail ? detail : NULL, &c->tls, 1);
+		      detail && *detail ? detail : NULL, &c->tls, 0);
 }
 
 static void

@@ -148,6 +148,8 @@ struct attrec_dns *attrec_dns_add(struct attrec_dns_set *s, const char *qname,
 				  const char *qtype, const char *result,
 				  const char *rcode, int dnssec,
 				  const char *why);
+/* The answer's result once the records are known (answer -> nodata). */
+void attrec_dns_result(struct attrec_dns *q, const char *result);
 void attrec_dns_rr(struct attrec_dns_set *s, struct attrec_dns *q, uint32_t ttl,
 		   int32_t pref, const char *data);
 void attrec_put_dns(struct ipc_out *o, const struct attrec_dns_set *s);

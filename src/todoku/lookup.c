@@ -17,6 +17,7 @@
 #include "lib/clock.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "mail/attrec.h"
 #include "mail/conf.h"
 #include "mail/dns_msg.h"
 #include "mail/mx.h"
@@ -48,6 +49,8 @@ struct lk_req {
 	int mx_done;
 	int host_mode; /* smarthost: domain is the relay host, no MX */
 	struct buf facts;
+	struct attrec_dns_set dns; /* the same, typed (mail/attrec) */
+	struct attrec_dns *cur;	   /* the answer being handled */
 	struct lk_req *next;
 };
 
@@ -207,7 +210,8 @@ lk_sep(enum mx_lookup out, const char *detail)
 	return out == MX_L_BOGUS || detail[0] == '\0' ? "" : " ";
 }
 
-static void
+/* Returns the outcome refined (an answer without records is NODATA). */
+static enum mx_lookup
 lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 	 const char *detail)
 {
@@ -229,6 +233,8 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 			buf_addf(&r->facts, "MX %s: %u %s (ttl %u)\n",
 				 r->domain, rr->rd.mx.preference, names[n],
 				 rr->ttl);
+			attrec_dns_rr(&r->dns, r->cur, rr->ttl,
+				      rr->rd.mx.preference, names[n]);
 			n++;
 		}
 		if (n == 0)
@@ -248,8 +254,10 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 	q.seed = (uint64_t)random() << 32 ^ (uint64_t)random();
 	mx_decide(&q, &r->dec);
 	r->mx_done = 1;
+	r->dns.implicit =
+	    !r->host_mode && r->dec.nhosts > 0 && r->dec.hosts[0].implicit;
 	if (r->dec.action != MX_DELIVER)
-		return;
+		return out;
 	for (uint16_t i = 0; i < r->dec.nhosts; i++) {
 		r->hosts[i].a = r->hosts[i].aaaa = MX_L_TEMPFAIL;
 		if (r->pol != MX_IP_V6_ONLY)
@@ -257,9 +265,10 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 		if (r->pol != MX_IP_V4_ONLY)
 			lk_query(r, r->dec.hosts[i].name, DNS_T_AAAA, i);
 	}
+	return out;
 }
 
-static void
+static enum mx_lookup
 lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 	   const struct dns_msg *m, const char *detail)
 {
@@ -288,6 +297,7 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 			buf_addf(&r->facts, "%s %s: %s (ttl %u)\n",
 				 type == DNS_T_A ? "A" : "AAAA", name, txt,
 				 rr->ttl);
+			attrec_dns_rr(&r->dns, r->cur, rr->ttl, -1, txt);
 			got++;
 		}
 		if (got == 0)
@@ -304,6 +314,46 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 		h->aaaa = out;
 	if (detail[0])
 		snprintf(h->detail, sizeof(h->detail), "%s", detail);
+	return out;
+}
+
+/* The record's name of an outcome (docs/attempt-record.md). */
+static const char *
+lk_result_name(enum mx_lookup out)
+{
+	switch (out) {
+	case MX_L_ANSWER:
+		return "answer";
+	case MX_L_NODATA:
+		return "nodata";
+	case MX_L_NXDOMAIN:
+		return "nxdomain";
+	case MX_L_BOGUS:
+		return "bogus";
+	case MX_L_TEMPFAIL:
+		break;
+	}
+	return "tempfail";
+}
+
+/* Start the record's entry for one answer: what libunbound reported. */
+static struct attrec_dns *
+lk_record_answer(struct lk_req *r, const struct lk_query *qq, int err,
+		 const struct dns_msg *m, int parsed, int sec, const char *why)
+{
+	const char *name =
+	    qq->host < 0 ? r->domain : r->dec.hosts[qq->host].name;
+	const char *rcode = err < 0   ? ub_strerror(err)
+			    : err > 0 ? dns_rcode_name((unsigned)err)
+			    : parsed  ? dns_rcode_name(m->rcode)
+				      : "malformed answer";
+	int dnssec = !r->lk->validate ? ATTREC_SEC_UNCHECKED
+		     : sec == 2	      ? ATTREC_SEC_SECURE
+		     : sec == 1	      ? ATTREC_SEC_BOGUS
+				      : ATTREC_SEC_INSECURE;
+
+	return attrec_dns_add(&r->dns, name, dns_type_name((uint16_t)qq->type),
+			      "", rcode, dnssec, sec == 1 && why ? why : NULL);
 }
 
 /* What the validator said about one answer, for the attempt record. */
@@ -337,16 +387,23 @@ lk_callback(void *arg, int err, void *pkt, int len, int sec, char *why,
 	char detail[64] = "";
 	int parsed = 0;
 	enum mx_lookup out;
+	struct attrec_dns *cur;
 
 	if (err == 0 && pkt != NULL)
 		parsed = dns_msg_parse(pkt, (size_t)len, m) == DNS_OK;
 	out = lk_outcome(err, m, parsed, sec, detail, sizeof(detail));
 	if (r->lk->validate && err == 0)
 		lk_fact_dnssec(r, qq, sec, why);
+	/* a local: handling an MX answer starts the address queries,
+	 * whose answers may come back (and set r->cur) right away */
+	cur = lk_record_answer(r, qq, err, m, parsed, sec, why);
+	r->cur = cur;
 	if (qq->host < 0)
-		lk_on_mx(r, out, m, detail);
+		out = lk_on_mx(r, out, m, detail);
 	else
-		lk_on_addr(r, qq->host, qq->type, out, m, detail);
+		out = lk_on_addr(r, qq->host, qq->type, out, m, detail);
+	attrec_dns_result(cur, lk_result_name(out));
+	r->cur = NULL;
 	xfree(m);
 	xfree(qq);
 	if (--r->pending == 0)
@@ -388,6 +445,7 @@ lk_req_free(struct lookup *lk, struct lk_req *r)
 	for (size_t i = 0; i < r->nself; i++)
 		xfree(r->self[i]);
 	buf_free(&r->facts);
+	attrec_dns_free(&r->dns);
 	xfree(r);
 }
 
@@ -410,6 +468,7 @@ lk_send_result(struct lk_req *r, const struct mx_plan *p)
 		ipc_put_str(&o, r->dec.hosts[t->host].name);
 		ipc_put_u32(&o, r->dec.hosts[t->host].preference);
 	}
+	attrec_put_dns(&o, &r->dns);
 	if (r->lk->queue)
 		ipc_send(r->lk->queue, R_ROUTE_RESULT, r->id, -1, &o);
 	ipc_out_free(&o);

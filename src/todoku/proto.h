@@ -49,7 +49,12 @@
  *   R_ROUTE_RESULT u8 action (mx_action), str status, str explanation,
  *                str warnings, str DNS facts (one line per record),
  *                u32 n, n x (u8 family 4|6, data 16-byte address,
- *                str MX host, u32 preference)
+ *                str MX host, u32 preference), then the DNS answers of
+ *                the attempt record (mail/attrec.h attrec_put_dns):
+ *                u8 implicit MX, u32 answers left out, u32 n x (str
+ *                qname, str qtype, str result, str rcode, u8 dnssec,
+ *                str why, u32 records left out, u32 nrr x (u32 ttl,
+ *                u32 preference (-1: none), str data))
  *
  * smtp-in (or any peer) -> lookup (id = the asker's query id)
  *   D_QUERY      str name, u32 type
@@ -82,6 +87,13 @@
  *                verbatim, data one octet per recipient (1: delivered to
  *                a server that offered DSN). A recipient result of 0 (PENDING)
  * means "not attempted, dispatch again". See smtp_out.h.
+ *                Last, the connection facts of the attempt record
+ *                (mail/attrec.h attrec_put_conn): u32 addresses left
+ *                out, u32 n x (str host, str address, u32 port, u8
+ *                family, str outcome, opt detail, tls), u32 turns left
+ *                out, u32 n x (opt command, opt reply, u8 cut); opt is
+ *                u8 present + str; tls is u8 state, u8 verified, opt
+ *                version, cipher, policy, verify, name, error
  *
  * local -> queue
  *   L_RESULT     u8 result (maildir_result), str enhanced status,

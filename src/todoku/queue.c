@@ -21,6 +21,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "mail/addr.h"
+#include "mail/attrec.h"
 #include "mail/conf.h"
 #include "mail/mx.h"
 #include "mail/resolve.h"
@@ -92,6 +93,14 @@ struct attempt {
 	char *detail;
 	char *remote_mta;
 	char *remote_addr;
+	/* the structured record: facts borrowed until attempt_submit, which
+	 * renders it (record, record_text) */
+	struct attrec_view view;
+	char route_via[ADDR_DOMAIN_MAX + 300];
+	char command[16];
+	char next_reason[300];
+	char *record;
+	char *record_text;
 };
 
 struct rjob;
@@ -255,6 +264,8 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 	xfree(a->detail);
 	xfree(a->remote_mta);
 	xfree(a->remote_addr);
+	xfree(a->record);
+	xfree(a->record_text);
 	xfree(a);
 	queue_dispatch(q);
 }
@@ -296,14 +307,106 @@ attempt_set_remote(struct attempt *a, const char *remote)
 	a->remote_addr = xstrndup(sp + 2, (size_t)(end - sp - 2));
 }
 
+/* Why a deferred recipient is next tried when it is (the record's
+ * next_reason): the retry schedule step, the deadline, or a hold. */
+static void
+attempt_next_reason(struct attempt *a, const struct conf *c, time_t now,
+		    const struct sched_temp *t)
+{
+	const struct entry *e = a->e;
+	size_t step = e->attempts; /* sched_retry_delay's index */
+
+	if (e->held)
+		snprintf(a->next_reason, sizeof(a->next_reason),
+			 "held by the operator: not tried before `queue "
+			 "release`");
+	else if (t->next >= t->retry_until)
+		snprintf(a->next_reason, sizeof(a->next_reason),
+			 "last retry, at the give-up-after deadline (%llu s "
+			 "after arrival)",
+			 (unsigned long long)c->give_up_after);
+	else if (c->nretry == 0)
+		snprintf(a->next_reason, sizeof(a->next_reason),
+			 "retry after %lld s (default interval)",
+			 (long long)(t->next - now));
+	else
+		snprintf(a->next_reason, sizeof(a->next_reason),
+			 "retry schedule step %zu of %zu: %lld s%s",
+			 (step < c->nretry ? step : c->nretry - 1) + 1,
+			 c->nretry, (long long)(t->next - now),
+			 step >= c->nretry ? " (the last interval repeats)"
+					   : "");
+}
+
+/* The record's route and facts: given by the caller (facts), or, for
+ * outcomes decided without a route, from where ("maildir PATH": local). */
+static void
+attempt_set_facts(struct attempt *a, const struct attrec_view *facts,
+		  const char *where, time_t now)
+{
+	if (facts != NULL) {
+		a->view = *facts;
+		snprintf(a->route_via, sizeof(a->route_via), "%s",
+			 facts->route_via ? facts->route_via : "");
+		snprintf(a->command, sizeof(a->command), "%s",
+			 facts->command ? facts->command : "");
+	} else if (strncmp(where, "maildir ", 8) == 0) {
+		a->view.route_kind = "local";
+		snprintf(a->route_via, sizeof(a->route_via), "%s", where + 8);
+	} else {
+		a->view.route_kind =
+		    strcmp(where, "local") == 0 ? "local" : "none";
+	}
+	a->view.route_via = a->route_via[0] ? a->route_via : NULL;
+	a->view.command = a->command[0] ? a->command : NULL;
+	a->view.time = now;
+}
+
+/* Render the record (the facts are borrowed only until here) and
+ * store the attempt. */
+static void
+attempt_submit(struct queue *q, struct attempt *a)
+{
+	struct buf b;
+
+	if (a->res.hold)
+		snprintf(a->next_reason, sizeof(a->next_reason),
+			 "message held: %.280s", a->reply);
+	a->view.result = a->res.result;
+	a->view.status = a->status;
+	a->view.reply = a->reply;
+	a->view.where = a->where;
+	a->view.next_attempt =
+	    a->res.new_state == SPOOL_DEFERRED ? a->res.next_attempt : 0;
+	a->view.next_reason = a->next_reason;
+	buf_init(&b, QUEUE_RECORD_MAX);
+	if (attrec_json(&a->view, &b) == 0)
+		a->record = buf_steal(&b);
+	else
+		log_warn("%s: to=<%s>: attempt record too large; not stored",
+			 a->e->msg, a->e->addr);
+	buf_free(&b);
+	buf_init(&b, QUEUE_RECORD_MAX);
+	if (a->record && attrec_text(&a->view, &b) == 0)
+		a->record_text = buf_steal(&b);
+	buf_free(&b);
+	a->view.dns = NULL;
+	a->view.conn = NULL;
+	a->res.record = a->record;
+	a->res.record_text = a->record_text;
+	spool_record(q->spool, &a->res, queue_on_recorded, a);
+}
+
 /*
  * Record the outcome of one attempt. kind: MAILDIR_OK, MAILDIR_TEMP or
- * MAILDIR_PERM; status is the enhanced status code.
+ * MAILDIR_PERM; status is the enhanced status code. facts: the route,
+ * DNS answers and connection facts of the structured record (borrowed
+ * until attempt_submit), or NULL.
  */
 static void
 queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 		const char *where, const char *reply, const char *detail,
-		const char *remote_mta)
+		const char *remote_mta, const struct attrec_view *facts)
 {
 	struct attempt *a;
 	const struct conf *c = q->env->conf;
@@ -343,6 +446,7 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	a->res.status = a->status;
 	a->res.reporting_mta = c->hostname;
 	a->res.final_rcpt = e->addr;
+	attempt_set_facts(a, facts, where, now);
 	if (kind == MAILDIR_TEMP && t.expire) {
 		kind = MAILDIR_PERM;
 		snprintf(a->status, sizeof(a->status), "4.4.7");
@@ -350,8 +454,13 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 			 "message expired after %llu s in the queue; last "
 			 "error: %s",
 			 (unsigned long long)c->give_up_after, reply);
+		snprintf(a->next_reason, sizeof(a->next_reason),
+			 "expired: give-up-after (%llu s) has passed since "
+			 "arrival",
+			 (unsigned long long)c->give_up_after);
 	}
 	if (kind == MAILDIR_OK) {
+		snprintf(a->next_reason, sizeof(a->next_reason), "delivered");
 		a->res.new_state = SPOOL_DELIVERED;
 		a->res.result = "delivered";
 		if ((e->notify & SMTP_NOTIFY_SUCCESS) &&
@@ -369,6 +478,7 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 		a->res.result = "deferred";
 		/* the last retry falls on the give-up-after deadline */
 		a->res.next_attempt = t.next;
+		attempt_next_reason(a, c, now, &t);
 		if (t.warn) {
 			/* RFC 3464 Action: delayed, once per recipient */
 			a->res.warn = 1;
@@ -381,6 +491,9 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	} else {
 		a->res.new_state = SPOOL_BOUNCED;
 		a->res.result = "bounced";
+		if (a->next_reason[0] == '\0')
+			snprintf(a->next_reason, sizeof(a->next_reason),
+				 "permanent failure: not retried");
 		queue_bounce_target(q, a);
 		log_info("%s: to=<%s>, relay=%s, status=bounced (%s %s)%s",
 			 e->msg, e->addr, where, a->status, a->reply,
@@ -390,14 +503,14 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	}
 	q->last_attempt = a;
 	if (!q->defer_submit)
-		spool_record(q->spool, &a->res, queue_on_recorded, a);
+		attempt_submit(q, a);
 }
 
 static void
 queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
 	     const char *where, const char *reply)
 {
-	queue_finish_ex(q, e, kind, status, where, reply, NULL, NULL);
+	queue_finish_ex(q, e, kind, status, where, reply, NULL, NULL, NULL);
 }
 
 /* ---- local delivery -------------------------------------------------- */
@@ -527,6 +640,7 @@ struct rjob {
 	size_t n;
 	int phase;   /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
 	char *facts; /* DNS facts from lookup */
+	struct attrec_dns_set *dns;	/* the same, typed, for the record */
 	const struct conf_route *route; /* smarthost, or NULL: MX */
 	struct rtarget *t;
 	size_t nt;
@@ -567,6 +681,10 @@ rjob_free(struct queue *q, struct rjob *r)
 	xfree(r->sender);
 	xfree(r->facts);
 	xfree(r->ckey);
+	if (r->dns) {
+		attrec_dns_free(r->dns);
+		xfree(r->dns);
+	}
 	ipc_out_free(&r->deliver);
 	xfree(r);
 }
@@ -580,14 +698,36 @@ rjob_find(struct queue *q, uint64_t id)
 	return NULL;
 }
 
+/* The record's route and DNS facts of a job (conn: smtp-out's). */
+static void
+rjob_view(const struct rjob *r, const struct attrec_conn *conn,
+	  struct attrec_view *v, char *via, size_t vialen)
+{
+	memset(v, 0, sizeof(*v));
+	if (r->route) {
+		v->route_kind = "smarthost";
+		snprintf(via, vialen, "%s:%u", r->route->host, r->route->port);
+	} else {
+		v->route_kind = r->dns && r->dns->implicit ? "implicit" : "mx";
+		snprintf(via, vialen, "%s", r->domain);
+	}
+	v->route_via = via;
+	v->dns = r->dns;
+	v->conn = conn;
+}
+
 /* Every recipient of the job gets the same outcome (route failures). */
 static void
 rjob_finish_all(struct queue *q, struct rjob *r, int kind, const char *status,
 		const char *where, const char *reply)
 {
+	struct attrec_view v;
+	char via[ADDR_DOMAIN_MAX + 300];
+
+	rjob_view(r, NULL, &v, via, sizeof(via));
 	for (size_t i = 0; i < r->n; i++)
 		queue_finish_ex(q, r->ents[i], kind, status, where, reply,
-				r->facts, NULL);
+				r->facts, NULL, &v);
 	rjob_free(q, r);
 }
 
@@ -688,24 +828,33 @@ dest_key(const struct rjob *r)
 	return buf_steal(&b);
 }
 
-/* Record a deferral with an explicit next attempt time. */
+/* Record a deferral with an explicit next attempt time and its reason
+ * (the destination's state, not the retry schedule, decided it). */
 static void
 rjob_defer_until(struct queue *q, struct rjob *r, const char *status,
-		 const char *where, const char *reply, time_t next)
+		 const char *where, const char *reply, time_t next,
+		 const char *reason)
 {
+	struct attrec_view v;
+	char via[ADDR_DOMAIN_MAX + 300];
+
+	rjob_view(r, NULL, &v, via, sizeof(via));
 	for (size_t i = 0; i < r->n; i++) {
 		struct attempt *a;
 		q->last_attempt = NULL;
 		q->defer_submit = 1;
 		queue_finish_ex(q, r->ents[i], MAILDIR_TEMP, status, where,
-				reply, r->facts, NULL);
+				reply, r->facts, NULL, &v);
 		q->defer_submit = 0;
 		a = q->last_attempt;
 		if (a == NULL)
 			continue;
-		if (a->res.new_state == SPOOL_DEFERRED && next > a->res.time)
+		if (a->res.new_state == SPOOL_DEFERRED && next > a->res.time) {
 			a->res.next_attempt = next;
-		spool_record(q->spool, &a->res, queue_on_recorded, a);
+			snprintf(a->next_reason, sizeof(a->next_reason), "%s",
+				 reason);
+		}
+		attempt_submit(q, a);
 	}
 	rjob_free(q, r);
 }
@@ -927,14 +1076,17 @@ dest_apply(struct queue *q, struct rjob *r, const struct sched_action *a,
 		snprintf(why, sizeof(why),
 			 "destination %s is not responding; next probe at %s",
 			 d->key, when);
-		rjob_defer_until(q, r, "4.4.1", "smtp", why, a->until);
+		rjob_defer_until(q, r, "4.4.1", "smtp", why, a->until,
+				 "destination not responding (dead): the "
+				 "next probe of it");
 		return;
 	case SCHED_EXPIRE:
 		snprintf(why, sizeof(why),
 			 "no connection to destination %s was free before the "
 			 "message expired",
 			 d->key);
-		rjob_defer_until(q, r, "4.4.1", "smtp", why, now);
+		rjob_defer_until(q, r, "4.4.1", "smtp", why, now,
+				 "no connection slot before expiry");
 		return;
 	}
 }
@@ -1221,6 +1373,8 @@ queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
 		ipc_get_u32(in);
 		r->nt++;
 	}
+	r->dns = xcalloc(1, sizeof(*r->dns));
+	attrec_get_dns(in, r->dns);
 	ipc_end(in);
 	if (*warning)
 		log_warn("%s: route to %s: %s", r->msg, r->domain, warning);
@@ -1298,6 +1452,9 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	int verdict, v4retry, untried = 0;
 	const char *v6reply;
 	size_t off;
+	struct attrec_conn *conn;
+	struct attrec_view v;
+	char via[ADDR_DOMAIN_MAX + 300];
 
 	if (r == NULL) {
 		in->off = in->len;
@@ -1317,6 +1474,8 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	v4retry = ipc_get_u8(in);
 	v6reply = ipc_get_str(in);
 	hopdsn = ipc_get_data(in, &nhopdsn);
+	conn = xcalloc(1, sizeof(*conn));
+	attrec_get_conn(in, conn);
 	ipc_end(in);
 	if (v4retry && d != NULL) {
 		struct buf clean;
@@ -1342,9 +1501,12 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 			r->reparks++;
 		dest_push(d, r, 1);
 		dest_settle(q, d);
+		attrec_conn_free(conn);
+		xfree(conn);
 		return;
 	}
 	in->off = off;
+	rjob_view(r, conn, &v, via, sizeof(via));
 	buf_init(&detail, 128 * 1024);
 	buf_addf(&detail, "%s%s", r->facts ? r->facts : "", trace);
 	/* "host [address]" of "host [address]:port ..." for the DSN text */
@@ -1370,12 +1532,15 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 			if (r->ents[k]->rcpt_id != id)
 				continue;
 			r->ents[k]->hop = hop;
+			v.command = cmd;
 			queue_finish_ex(q, r->ents[k], kind, status, w, reply,
-					detail.data, host[0] ? host : NULL);
+					detail.data, host[0] ? host : NULL, &v);
 		}
 	}
 	in->off = in->len;
 	buf_free(&detail);
+	attrec_conn_free(conn);
+	xfree(conn);
 	rjob_free(q, r);
 	if (d != NULL)
 		dest_settle(q, d);
@@ -1663,7 +1828,7 @@ queue_local_crashed(struct queue *q, struct entry *e)
 			 "role; inspect it, then release it",
 			 e->crashes);
 	}
-	spool_record(q->spool, &a->res, queue_on_recorded, a);
+	attempt_submit(q, a);
 }
 
 /* ---- receiving from smtp-in ------------------------------------------ */

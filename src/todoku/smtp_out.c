@@ -25,6 +25,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "mail/attrec.h"
 #include "mail/conf.h"
 #include "mail/smtp_client.h"
 #include "mail/smtp_reply.h"
@@ -86,6 +87,7 @@ struct job {
 	struct target t[SMTPO_TARGETS_MAX];
 	size_t nt;
 	struct buf trace;
+	struct attrec_conn rec; /* the same, typed (mail/attrec) */
 	char where[400];
 	int verdict;	  /* SMTPO_V_* for O_RESULT */
 	int v4_retry;	  /* 1: a 4.7/5.7 over IPv6 sent it to IPv4 */
@@ -114,11 +116,13 @@ struct conn {
 	off_t body_off;
 	struct smtp_dotstuff ds;
 	int body_end_pending;
-	int implicit_pending; /* smtps: handshake before the engine runs */
-	time_t born;	      /* connected (monotonic) */
-	unsigned msgs;	      /* transactions started on this connection */
-	int conn_failed;      /* reconnects are not tried after this */
-	struct buf trace;     /* not yet handed to a job */
+	int implicit_pending;	/* smtps: handshake before the engine runs */
+	time_t born;		/* connected (monotonic) */
+	unsigned msgs;		/* transactions started on this connection */
+	int conn_failed;	/* reconnects are not tried after this */
+	struct buf trace;	/* not yet handed to a job */
+	struct attrec_conn rec; /* the same, typed */
+	unsigned replies;	/* since connected: 1 = the greeting */
 	char where[400];
 	char last_fail[1024];
 	char verify_fail[1024]; /* the last certificate verification failure */
@@ -259,6 +263,64 @@ addr_text(const struct target *t, char *dst, size_t len)
 		  (socklen_t)len);
 }
 
+/* ---- the structured attempt record (mail/attrec) ------------------------ */
+
+/* The record's outcome of an address whose session ended with f
+ * (greeting: the only reply so far was the greeting). */
+static const char *
+rec_outcome(enum smtpc_fail f, const char *reason, int greeting)
+{
+	if (f == SMTPC_FAIL_421 && greeting)
+		return "greeting-4xx";
+	switch (f) {
+	case SMTPC_FAIL_NONE:
+		return "ok";
+	case SMTPC_FAIL_GREETING:
+		return strncmp(reason, "greeting refused: 4", 19) == 0
+			   ? "greeting-4xx"
+			   : "greeting-5xx";
+	case SMTPC_FAIL_HELO:
+		return "helo-refused";
+	case SMTPC_FAIL_TLS:
+		return "tls-failed";
+	case SMTPC_FAIL_AUTH:
+		return "auth-unavailable";
+	case SMTPC_FAIL_AUTH_REFUSED:
+		return "auth-refused";
+	case SMTPC_FAIL_421:
+		return "closed-421";
+	case SMTPC_FAIL_LOST:
+		return strncmp(reason, "connection lost in greeting", 27) == 0
+			   ? "no-greeting"
+			   : "lost";
+	case SMTPC_FAIL_PROTOCOL:
+		return "protocol-error";
+	case SMTPC_FAIL_RSET:
+		return "rset-refused";
+	case SMTPC_FAIL_NOMEM:
+		break;
+	}
+	return "local-error";
+}
+
+/* The record's entry for the address the connection is at. */
+static void
+rec_addr(struct conn *cn, const char *outcome, const char *detail)
+{
+	char addr[64];
+	const struct target *t = &cn->t[cn->ti];
+
+	addr_text(t, addr, sizeof(addr));
+	attrec_conn_addr(&cn->rec, t->host, addr, cn->s.port, t->family,
+			 outcome, detail);
+}
+
+static const char *
+rec_tls_policy(const struct sess *s)
+{
+	return s->implicit_tls ? "smtps" : conf_tls_names[s->tls];
+}
+
 static void
 sess_copy(struct sess *d, const struct sess *s)
 {
@@ -330,6 +392,7 @@ job_free(struct job *j)
 	xfree(j->v6_reply);
 	sess_free(&j->s);
 	buf_free(&j->trace);
+	attrec_conn_free(&j->rec);
 	buf_free(&j->prepend);
 	xfree(j);
 }
@@ -402,6 +465,7 @@ job_send_result(struct job *j, const char *fallback_status,
 	ipc_put_u8(&o, (uint8_t)j->v4_retry);
 	ipc_put_str(&o, j->v6_reply ? j->v6_reply : "");
 	job_put_hop_dsn(j, &o);
+	attrec_put_conn(&o, &j->rec);
 	if (j->o->queue)
 		ipc_send(j->o->queue, O_RESULT, j->id, -1, &o);
 	ipc_out_free(&o);
@@ -510,6 +574,7 @@ conn_free(struct conn *cn)
 	event_free(cn->timer);
 	sess_free(&cn->s);
 	buf_free(&cn->trace);
+	attrec_conn_free(&cn->rec);
 	buf_free(&cn->out);
 	buf_free(&cn->in);
 	xfree(cn);
@@ -552,6 +617,7 @@ conn_give_up(struct conn *cn)
 		snprintf(j->where, sizeof(j->where), "%s", cn->where);
 		if (cn->trace.len)
 			buf_add(&j->trace, cn->trace.data, cn->trace.len);
+		attrec_conn_append(&j->rec, &cn->rec);
 		if (j->v4_retry) {
 			/* the IPv6 outcome stands; IPv4 was unreachable */
 			buf_addf(&j->trace, "  IPv4 retry: no address "
@@ -591,6 +657,7 @@ conn_auth_refused(struct conn *cn, const char *why)
 		snprintf(j->where, sizeof(j->where), "%s", cn->where);
 		if (cn->trace.len)
 			buf_add(&j->trace, cn->trace.data, cn->trace.len);
+		attrec_conn_append(&j->rec, &cn->rec);
 		j->verdict = SMTPO_V_OK;
 		job_send_result(j, "4.7.8", reply);
 		job_free(j);
@@ -788,6 +855,9 @@ conn_take_reply(struct conn *cn)
 		return 0;
 	conn_trace_lines(cn, "< ", resp.text.data ? resp.text.data : "",
 			 resp.text.len);
+	attrec_conn_reply(&cn->rec, resp.text.data ? resp.text.data : "",
+			  resp.text.len);
+	cn->replies++;
 	smtp_client_reply(cn->c, &resp);
 	smtp_response_free(&resp);
 	return 1;
@@ -929,6 +999,9 @@ tls_failure(struct conn *cn, int done, char *why, size_t wl)
 			     ? ERR_reason_error_string(e)
 			     : "connection closed");
 	}
+	attrec_conn_tls_failed(&cn->rec, rec_tls_policy(&cn->s),
+			       conf_verify_names[cn->s.verify],
+			       cn->t[cn->ti].host, why);
 	ERR_clear_error();
 }
 
@@ -939,6 +1012,11 @@ conn_tls_step(struct conn *cn)
 	char why[600];
 
 	if (r == 1 && tls_verified(cn)) {
+		attrec_conn_tls_ok(
+		    &cn->rec, SSL_get_version(cn->ssl),
+		    SSL_get_cipher_name(cn->ssl),
+		    cn->s.verify != CONF_VERIFY_NONE, rec_tls_policy(&cn->s),
+		    conf_verify_names[cn->s.verify], cn->t[cn->ti].host);
 		if (cn->s.verify == CONF_VERIFY_NONE)
 			buf_addf(&cn->trace,
 				 "  TLS %s %s, certificate not verified "
@@ -1104,6 +1182,17 @@ job_collect(struct conn *cn, struct job *j)
 	if (cn->trace.len)
 		buf_add(&j->trace, cn->trace.data, cn->trace.len);
 	buf_reset(&cn->trace);
+	{
+		const char *reason = "";
+		enum smtpc_fail f = smtp_client_failure(cn->c, &reason);
+		char d[64];
+		snprintf(d, sizeof(d), "message %u on this connection",
+			 cn->msgs);
+		rec_addr(cn, rec_outcome(f, reason, cn->replies <= 1),
+			 *reason ? reason : d);
+		attrec_conn_append(&j->rec, &cn->rec);
+		attrec_conn_clear(&cn->rec);
+	}
 	{
 		char addr[64];
 		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
@@ -1329,6 +1418,7 @@ conn_closed(struct conn *cn)
 		return;
 	}
 	buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host, addr, why);
+	rec_addr(cn, rec_outcome(f, why, cn->replies <= 1), why);
 	if (f == SMTPC_FAIL_AUTH_REFUSED) {
 		conn_auth_refused(cn, why);
 		return;
@@ -1356,6 +1446,8 @@ conn_pump(struct conn *cn)
 			conn_trace_lines(cn, "> ",
 					 smtp_client_transcript(cn->c),
 					 strlen(smtp_client_transcript(cn->c)));
+			attrec_conn_sent(&cn->rec,
+					 smtp_client_transcript(cn->c));
 			continue;
 		case SMTPC_ACT_READ: {
 			int f = conn_flush(cn);
@@ -1587,6 +1679,8 @@ conn_connect(struct conn *cn)
 		sl = sizeof(*s4);
 	}
 	cn->io = IO_CONNECT;
+	attrec_conn_connected(&cn->rec);
+	cn->replies = 0;
 	cn->fd =
 	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (cn->fd >= 0 && conn_bind_source(cn, t->family) < 0) {
@@ -1623,6 +1717,14 @@ conn_next_target(struct conn *cn, const char *why)
 		buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host,
 			 addr, why);
 		health_failed(&cn->t[cn->ti], cn->s.port);
+		rec_addr(cn,
+			 strstr(why, "refused")	    ? "refused"
+			 : strstr(why, "timed out") ? "timeout"
+						    : "connect-failed",
+			 why);
+	} else if (cn->io != IO_TALK && cn->ti < cn->nt) {
+		/* smtps: the handshake failed before any SMTP */
+		rec_addr(cn, "tls-failed", why);
 	}
 	snprintf(cn->last_fail, sizeof(cn->last_fail), "%s: %s", cn->where,
 		 why);

@@ -59,6 +59,8 @@
  *              A recipient result of SMTPC_PENDING (only with verdict
  *              SMTPO_V_UNTRIED) means "not attempted": no attempt to
  *              record, dispatch again.
+ *              Then the typed attempt record of the job's connections
+ *              (mail/attrec: addresses with outcome and TLS, dialogue).
  */
 #ifndef TODOKU_SMTP_OUT_H
 #define TODOKU_SMTP_OUT_H

@@ -134,7 +134,8 @@ static const char spool_schema[] =
     " id INTEGER PRIMARY KEY,"
     " rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
     " time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
-    " reply TEXT, detail TEXT, repeats INTEGER NOT NULL DEFAULT 1);"
+    " reply TEXT, detail TEXT, repeats INTEGER NOT NULL DEFAULT 1,"
+    " record TEXT, record_text TEXT);"
     "CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);"
     "CREATE TABLE IF NOT EXISTS dmarc_row("
     " id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
@@ -763,8 +764,9 @@ exec_result(struct spool *sp, struct job *j)
 	 * same outcome (result, where, status, reply), so the bounded
 	 * history below still says "the same reply 57 times" (DESIGN §7) */
 	st = sql_prep(sp, "INSERT INTO attempt(rcpt, time, where_, result,"
-			  " status, reply, detail, repeats)"
-			  " VALUES(?1,?2,?3,?4,?5,?6,?7, COALESCE((SELECT"
+			  " status, reply, detail, record, record_text,"
+			  " repeats) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+			  " COALESCE((SELECT"
 			  " CASE WHEN a.result IS ?4 AND a.where_ IS ?3 AND"
 			  " a.status IS ?5 AND a.reply IS ?6 THEN a.repeats + 1"
 			  " ELSE 1 END FROM attempt a WHERE a.rcpt = ?1"
@@ -776,6 +778,8 @@ exec_result(struct spool *sp, struct job *j)
 	bind_text(st, 5, res->status);
 	bind_text(st, 6, res->reply);
 	bind_text(st, 7, res->detail);
+	bind_text(st, 8, res->record);
+	bind_text(st, 9, res->record_text);
 	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	/* bounded history: the first 3 and the last 10 attempts */
@@ -860,7 +864,8 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 {
 	sqlite3_stmt *st =
 	    sql_prep(sp, "SELECT time, result, where_, status, reply, detail,"
-			 " repeats FROM attempt WHERE rcpt = ? ORDER BY id");
+			 " repeats, record, record_text FROM attempt"
+			 " WHERE rcpt = ? ORDER BY id");
 	int first = 1;
 
 	sqlite3_bind_int64(st, 1, rcpt);
@@ -880,8 +885,12 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 			json_str(b, col_text(st, 4));
 			buf_adds(b, ", \"detail\": ");
 			json_str(b, col_text(st, 5));
-			buf_addf(b, ", \"repeats\": %lld}",
+			buf_addf(b, ", \"repeats\": %lld",
 				 (long long)sqlite3_column_int64(st, 6));
+			/* the record as an object: the spool's own JSON,
+			 * written by mail/attrec; null for older rows */
+			buf_addf(b, ", \"record\": %s}",
+				 *col_text(st, 7) ? col_text(st, 7) : "null");
 		} else {
 			buf_adds(b, "      ");
 			query_time(b, (time_t)sqlite3_column_int64(st, 0), 0);
@@ -894,7 +903,10 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 				    "        (the same outcome %lld "
 				    "attempts in a row)\n",
 				    (long long)sqlite3_column_int64(st, 6));
-			query_indent(b, col_text(st, 5));
+			if (*col_text(st, 8))
+				buf_adds(b, col_text(st, 8));
+			else
+				query_indent(b, col_text(st, 5));
 		}
 		first = 0;
 	}
@@ -1517,23 +1529,40 @@ spool_submit(struct spool *sp, struct job *j)
 	pthread_mutex_unlock(&sp->lock);
 }
 
-/* Spools made before attempt.repeats existed get the column (1 each). */
+/* Add a column to attempt unless the spool has it already. */
 static int
-spool_migrate(struct spool *sp)
+spool_add_column(struct spool *sp, const char *name, const char *alter)
 {
 	sqlite3_stmt *st = sql_prep(sp, "SELECT count(*) FROM"
 					" pragma_table_info('attempt')"
-					" WHERE name = 'repeats'");
-	int have =
-	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+					" WHERE name = ?");
+	int have;
 
+	bind_text(st, 1, name);
+	have = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
 	sql_fin(sp, st);
 	if (have)
 		return 0;
-	return sql_exec(sp, "ALTER TABLE attempt ADD COLUMN repeats INTEGER"
-			    " NOT NULL DEFAULT 1") == SQLITE_OK
-		   ? 0
-		   : -1;
+	return sql_exec(sp, alter) == SQLITE_OK ? 0 : -1;
+}
+
+/* Spools made before attempt.repeats existed get the column (1 each);
+ * before the structured record (record, record_text), NULL: their rows
+ * keep their text detail and show it as before. */
+static int
+spool_migrate(struct spool *sp)
+{
+	if (spool_add_column(sp, "repeats",
+			     "ALTER TABLE attempt ADD COLUMN repeats INTEGER"
+			     " NOT NULL DEFAULT 1") < 0 ||
+	    spool_add_column(sp, "record",
+			     "ALTER TABLE attempt ADD COLUMN record TEXT") <
+		0 ||
+	    spool_add_column(sp, "record_text",
+			     "ALTER TABLE attempt ADD COLUMN record_text"
+			     " TEXT") < 0)
+		return -1;
+	return 0;
 }
 
 /* ---- open / recovery ------------------------------------------------ */

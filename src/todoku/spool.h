@@ -117,7 +117,9 @@ struct spool_result {
 	const char *result; /* "delivered" "deferred" "bounced" */
 	const char *status; /* enhanced status, "5.1.1" */
 	const char *reply;  /* reason / remote reply, verbatim */
-	const char *detail; /* attempt record: DNS, addresses, TLS; or NULL */
+	const char *detail; /* free-text trace: DNS, addresses, TLS; or NULL */
+	const char *record; /* the attempt record as JSON (mail/attrec) */
+	const char *record_text; /* the same, readable; or NULL */
 	const char *remote_mta;	 /* remote host for the DSN, or NULL */
 	const char *remote_addr; /* its IP address (human text), or NULL */
 	time_t next_attempt;

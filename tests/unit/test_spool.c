@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <sqlite3.h>
 
 #include <cmocka.h>
 
@@ -1157,7 +1158,7 @@ test_attempt_repeats(void **state)
 	assert_int_equal(count(f->out, "{\"time\": "), 13);
 	/* the first 3 count 1..3, the last 10 count 21..30 */
 	for (int i = 1; i <= 30; i++) {
-		snprintf(q, sizeof q, "\"repeats\": %d}", i);
+		snprintf(q, sizeof q, "\"repeats\": %d, ", i);
 		if ((strstr(f->out, q) != NULL) != (i <= 3 || i > 20))
 			fail_msg("repeats %d wrongly %s", i,
 				 i <= 3 || i > 20 ? "missing" : "present");
@@ -1169,13 +1170,84 @@ test_attempt_repeats(void **state)
 	record(f, rid, id, SPOOL_DEFERRED, "421 4.3.2 closing", NULL);
 	assert_int_equal(query(f, SPOOL_SHOW, id, 1), 0);
 	assert_int_equal(count(f->out, "\"reply\": \"421 4.3.2 closing\", "
-				       "\"detail\": \"\", \"repeats\": 1}"),
+				       "\"detail\": \"\", \"repeats\": 1, "),
 			 1);
 	assert_int_equal(count(f->out, "\"reply\": \"421 4.3.2 closing\", "
-				       "\"detail\": \"\", \"repeats\": 2}"),
+				       "\"detail\": \"\", \"repeats\": 2, "),
 			 1);
 	assert_int_equal(query(f, SPOOL_SHOW, id, 0), 0);
 	assert_non_null(strstr(f->out, "the same outcome 2 attempts in a row"));
+}
+
+static void
+record_rec(struct fx *f, uint64_t rid, const char *id, const char *reply,
+	   const char *detail, const char *rec, const char *text)
+{
+	struct spool_result *r = &f->res;
+
+	memset(r, 0, sizeof *r);
+	r->rcpt_id = rid;
+	snprintf(r->msg, sizeof r->msg, "%s", id);
+	r->time = time(NULL);
+	r->new_state = SPOOL_DEFERRED;
+	r->where = "smtp mx.example.net";
+	r->result = "deferred";
+	r->status = "4.2.0";
+	r->reply = reply;
+	r->detail = detail;
+	r->record = rec;
+	r->record_text = text;
+	r->next_attempt = r->time + 600;
+	r->reporting_mta = "mx.example.net";
+	r->final_rcpt = "bob@example.net";
+	f->done = 0;
+	f->err = 12345;
+	spool_record(f->sp, r, on_result, f);
+	wait(f);
+	assert_int_equal(f->err, 0);
+}
+
+/* The structured record is embedded as a JSON object and its readable
+ * form replaces the free-text detail; rows without one (older spools,
+ * whose attempt table gets the columns when opened) show the detail. */
+static void
+test_attempt_record(void **state)
+{
+	struct fx *f = *state;
+	char id[SPOOL_ID_LEN + 1], db[128];
+	uint64_t rid;
+	sqlite3 *h;
+
+	commit_simple(f, "a@example.org", BODY_SMALL, "bob@example.net", NULL);
+	memcpy(id, f->id, sizeof id);
+	rid = f->rids[0];
+	/* a spool made before the record: no record columns, a text row */
+	spool_close(f->sp);
+	snprintf(db, sizeof db, "%s/queue.db", f->dir);
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h,
+				      "ALTER TABLE attempt DROP COLUMN record;"
+				      "ALTER TABLE attempt DROP COLUMN"
+				      " record_text;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(h);
+	spool_up(f);
+	record_rec(f, rid, id, "450 old", "  old trace line", NULL, NULL);
+	record_rec(f, rid, id, "450 new", "  new trace line",
+		   "{\"version\": 1, \"route\": {\"kind\": \"local\"}}",
+		   "        route local via /m\n");
+	assert_int_equal(query(f, SPOOL_SHOW, id, 1), 0);
+	if (!json_valid(f->out))
+		fail_msg("invalid JSON: %s", f->out);
+	assert_non_null(strstr(f->out, "\"record\": null}"));
+	assert_non_null(strstr(
+	    f->out,
+	    "\"record\": {\"version\": 1, \"route\": {\"kind\": \"local\"}}}"));
+	assert_int_equal(query(f, SPOOL_SHOW, id, 0), 0);
+	assert_non_null(strstr(f->out, "|   old trace line"));
+	assert_null(strstr(f->out, "new trace line"));
+	assert_non_null(strstr(f->out, "        route local via /m\n"));
 }
 
 int
@@ -1201,6 +1273,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_history, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_attempt_record, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_attempt_repeats, setup,
 					    teardown),
