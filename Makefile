@@ -8,7 +8,7 @@
 #                run of every fuzz target
 #
 # Other targets: build, unit, integration, sanitize, fuzz-smoke, bench,
-# bench-outbound, format, clean.
+# bench-outbound, bench-groupcommit, format, clean.
 
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 6
 PYTEST  = $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all run build check deps deps-check unit integration sanitize \
-	san-build fuzz-smoke bench bench-outbound format clean
+	san-build fuzz-smoke bench bench-outbound bench-groupcommit format clean
 
 all: build
 
@@ -90,6 +90,9 @@ bench: build
 
 bench-outbound: build
 	./bench/outbound.sh
+
+bench-groupcommit: build
+	./bench/groupcommit.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
