@@ -48,7 +48,7 @@ chmod 0755 "$BASE"
 cp "$BIN" "$BASE/todoku-bin" && cp "$SHIM_SRC" "$BASE/fsync_shim.so" &&
 	chmod 0755 "$BASE/todoku-bin" && chmod 0644 "$BASE/fsync_shim.so" || die "copy failed"
 BIN_SRC=$BIN BIN=$BASE/todoku-bin SHIM=$BASE/fsync_shim.so
-TPID= LSTOPPED=
+TPID='' LSTOPPED=''
 
 stop_todoku() {
 	[ -n "$LSTOPPED" ] && kill -CONT "$LSTOPPED" 2>/dev/null
