@@ -1042,6 +1042,8 @@ static const struct key queue_keys[] = {
      "a duration like 5d, from 1s to 365d"},
     {"inline-body-max", set_size, OFF_C(inline_body_max), 0, 64ull << 20,
      "a size like 128K, from 0 to 64M"},
+    {"bounce-size-limit", set_size, OFF_C(bounce_size_limit), 1024, 64ull << 20,
+     "a size like 1M, from 1K to 64M"},
     {"min-free", set_size, OFF_C(min_free), 0, 1ull << 50,
      "a size like 1G, or 0 for automatic"},
     {"dmarc-reports", set_onoff, OFF_C(dmarc_reports), 0, 0, "on or off"},
@@ -1240,6 +1242,7 @@ conf_new(struct parser *p)
 	c->warn_after = 4 * 3600;
 	c->give_up_after = 5 * DAY;
 	c->inline_body_max = 128 * 1024;
+	c->bounce_size_limit = 1024 * 1024;
 	c->auth_eod_budget = 10;
 	c->spf_policy = 0;   /* record */
 	c->dmarc_policy = 1; /* enforce */
@@ -2657,6 +2660,7 @@ dump_queue(const struct conf *c, struct buf *b)
 	r = r ? r : dump_duration(b, "warn-after", c->warn_after);
 	r = r ? r : dump_duration(b, "give-up-after", c->give_up_after);
 	r = r ? r : dump_size(b, "inline-body-max", c->inline_body_max);
+	r = r ? r : dump_size(b, "bounce-size-limit", c->bounce_size_limit);
 	r = r ? r : dump_size(b, "min-free", c->min_free);
 	r = r ? r
 	      : dump_kv(b, "dmarc-reports", c->dmarc_reports ? "on" : "off");

@@ -186,6 +186,7 @@ struct conf {
 	uint64_t warn_after;
 	uint64_t give_up_after;
 	uint64_t inline_body_max;
+	uint64_t bounce_size_limit; /* RET=FULL: octets of the original */
 	uint64_t min_free;
 	/* DMARC aggregate reports (RFC 9990), run by the queue role */
 	int dmarc_reports;		/* 0 off (default), 1 on */

@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/clock.h"
 
@@ -47,11 +48,25 @@
 #define DSN_BOUNDARY_MAX 80
 #define DSN_SEED_MAX 24
 #define DSN_INDENT "    "
+#define DSN_MIME_BOUNDARY_MAX 70 /* RFC 2046 §5.1.1 */
+#define DSN_CTYPE_MAX 2048	 /* unfolded Content-Type looked at */
+
+/* What part 3 carries (decided once, before anything is written). */
+struct dsn_orig {
+	const char *p;
+	size_t n; /* octets of the original copied; 0: no part 3 */
+	int full; /* message/rfc822, else text/rfc822-headers */
+	int cut;  /* RET=FULL cut short by ret_max */
+	int eightbit;
+	char close[DSN_MIME_BOUNDARY_MAX + 1]; /* multipart to close, or "" */
+	int close_mode; /* 0 nothing, 1 close only, 2 empty part + close */
+};
 
 struct dsn_ctx {
 	const struct dsn_msg *m;
 	struct buf *out;
 	char boundary[DSN_BOUNDARY_MAX];
+	struct dsn_orig o;
 	int rc; /* -1 once any append failed */
 };
 
@@ -354,15 +369,86 @@ dsn_has_8bit(const char *p, size_t n)
 	return 0;
 }
 
-static const char *
-dsn_part3(const struct dsn_msg *m, size_t *len)
+/* Is line p[0..n) (no line end) the dash-boundary "--b" (close: "--b--"),
+ * transport padding allowed after it? 1 open, 2 close, 0 neither. */
+static int
+dsn_delim_line(const char *p, size_t n, const char *b)
 {
-	if (m->orig == NULL || m->orig_len == 0) {
-		*len = 0;
-		return NULL;
+	size_t bl = strlen(b), k;
+
+	if (n < bl + 2 || p[0] != '-' || p[1] != '-' ||
+	    memcmp(p + 2, b, bl) != 0)
+		return 0;
+	k = bl + 2;
+	if (n >= k + 2 && p[k] == '-' && p[k + 1] == '-') {
+		k += 2;
+		while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+			k++;
+		return k == n ? 2 : 0;
 	}
-	*len = m->ret_full ? m->orig_len : dsn_header_len(m->orig, m->orig_len);
-	return m->orig;
+	while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r'))
+		k++;
+	return k == n ? 1 : 0;
+}
+
+/* After a cut in a multipart with boundary b: what to append so the
+ * entity is complete (see struct dsn_orig.close_mode). */
+static int
+dsn_close_mode(const char *body, size_t n, const char *b)
+{
+	size_t pos = 0;
+	int seen = 0;
+
+	while (pos < n) {
+		const char *nl = memchr(body + pos, '\n', n - pos);
+		size_t len = nl ? (size_t)(nl - body) - pos : n - pos;
+		int d = dsn_delim_line(body + pos, len, b);
+
+		if (d == 2)
+			return 0;
+		seen |= d == 1;
+		pos += len + 1;
+	}
+	return seen ? 1 : 2;
+}
+
+/* Plan part 3: headers only, the whole message, or (RET=FULL over
+ * ret_max) the header block plus the body up to the last line end that
+ * fits. A read prefix without the end of the header block falls back
+ * to headers. */
+static void
+dsn_plan_orig(const struct dsn_msg *m, struct dsn_orig *o)
+{
+	size_t hl, lim;
+	int more;
+	const char *nl;
+
+	memset(o, 0, sizeof(*o));
+	if (m->orig == NULL || m->orig_len == 0)
+		return;
+	o->p = m->orig;
+	hl = dsn_header_len(m->orig, m->orig_len);
+	more = m->orig_total > m->orig_len;
+	lim = m->ret_max != 0 && m->ret_max < m->orig_len ? m->ret_max
+							  : m->orig_len;
+	if (!m->ret_full || (hl == m->orig_len && (more || lim < hl))) {
+		o->n = hl;
+	} else if (lim == m->orig_len && !more) {
+		o->n = m->orig_len;
+		o->full = 1;
+	} else {
+		if (lim < hl)
+			lim = hl;
+		nl = lim > hl ? memrchr(m->orig + hl, '\n', lim - hl) : NULL;
+		o->n = nl ? (size_t)(nl - m->orig) + 1 : hl;
+		o->full = 1;
+		o->cut = 1;
+		if (dsn_multipart_boundary(m->orig, hl, o->close,
+					   sizeof(o->close)) > 0)
+			o->close_mode =
+			    dsn_close_mode(m->orig + hl, o->n - hl, o->close);
+	}
+	o->eightbit = dsn_has_8bit(o->p, o->n);
 }
 
 /* ---- top-level header ---- */
@@ -598,11 +684,22 @@ dsn_put_text(struct dsn_ctx *c)
 	dsn_put_intro(c);
 	for (i = 0; i < m->nrcpts; i++)
 		dsn_put_text_rcpt(c, &m->rcpts[i]);
-	if (m->orig != NULL && m->orig_len > 0)
-		put_str(c, m->ret_full
-			       ? "\r\nYour original message is attached.\r\n"
-			       : "\r\nThe header of your original message is "
-				 "attached.\r\n");
+	if (c->o.n == 0)
+		return;
+	if (!c->o.full)
+		put_str(c, "\r\nThe header of your original message is "
+			   "attached.\r\n");
+	else if (!c->o.cut)
+		put_str(c, "\r\nYour original message is attached.\r\n");
+	else
+		putf(c,
+		     "\r\nYour original message is attached, but only its "
+		     "first %zu\r\noctets of %zu: it was cut at the end of a "
+		     "line to stay within\r\nthis system's limit for returned "
+		     "messages (%zu octets).\r\nThe rest was left out.\r\n",
+		     c->o.n,
+		     m->orig_total > m->orig_len ? m->orig_total : m->orig_len,
+		     m->ret_max);
 }
 
 /* ---- part 2: message/delivery-status ---- */
@@ -771,47 +868,52 @@ dsn_trim_blank(const char *p, size_t n)
 }
 
 static void
-dsn_put_orig(struct dsn_ctx *c, int eightbit)
+dsn_put_orig(struct dsn_ctx *c)
 {
-	const struct dsn_msg *m = c->m;
-	size_t n;
-	const char *p = dsn_part3(m, &n);
+	const struct dsn_orig *o = &c->o;
+	size_t n = o->n;
 
-	if (p == NULL)
+	if (n == 0)
 		return;
-	if (m->ret_full) {
+	if (o->full) {
 		dsn_put_delim(c, "message/rfc822");
-		put_str(c, "Content-Description: Undelivered message\r\n");
+		put_str(
+		    c, o->cut ? "Content-Description: Undelivered message "
+				"(cut short)\r\n"
+			      : "Content-Description: Undelivered message\r\n");
 	} else {
 		dsn_put_delim(c, "text/rfc822-headers");
 		put_str(c, "Content-Description: Undelivered message headers"
 			   "\r\n");
-		n = dsn_trim_blank(p, n);
+		n = dsn_trim_blank(o->p, n);
 	}
-	if (eightbit)
+	if (o->eightbit)
 		put_str(c, "Content-Transfer-Encoding: 8bit\r\n");
 	put_str(c, "\r\n");
-	dsn_put_crlf(c, p, n);
+	dsn_put_crlf(c, o->p, n);
+	if (o->close_mode == 2)
+		putf(c, "--%s\r\n\r\n", o->close);
+	if (o->close_mode != 0)
+		putf(c, "--%s--\r\n", o->close);
 }
 
 int
 dsn_compose(const struct dsn_msg *m, struct buf *out)
 {
 	struct dsn_ctx c;
-	size_t start = out->len, n3;
-	const char *p3 = dsn_part3(m, &n3);
-	int eightbit = p3 != NULL && dsn_has_8bit(p3, n3);
+	size_t start = out->len;
 
 	if (m->sender == NULL || *m->sender == '\0')
 		return -1;
 	c.m = m;
 	c.out = out;
 	c.rc = 0;
+	dsn_plan_orig(m, &c.o);
 	dsn_make_boundary(m, c.boundary, sizeof c.boundary);
-	dsn_put_header(&c, eightbit);
+	dsn_put_header(&c, c.o.eightbit);
 	dsn_put_text(&c);
 	dsn_put_status(&c);
-	dsn_put_orig(&c, eightbit);
+	dsn_put_orig(&c);
 	putf(&c, "\r\n--%s--\r\n", c.boundary);
 	if (c.rc < 0) {
 		out->len = start;
@@ -839,4 +941,146 @@ dsn_header_len(const char *msg, size_t len)
 		pos = end + 1;
 	}
 	return len;
+}
+
+bool
+dsn_is_8bit(const char *report, size_t len)
+{
+	return dsn_has_8bit(report, len) != 0;
+}
+
+/* ---- the boundary of a multipart original ---- */
+
+/* Unfold the first Content-Type field of the header block at hdr (at
+ * most n octets) into v (NUL-ended, cut at size-1); 0 if none. */
+static int
+dsn_ctype_value(const char *hdr, size_t n, char *v, size_t size)
+{
+	size_t pos = 0, o = 0;
+	int in = 0;
+
+	while (pos < n) {
+		const char *nl = memchr(hdr + pos, '\n', n - pos);
+		size_t len = nl ? (size_t)(nl - hdr) - pos : n - pos, i = 0;
+		const char *l = hdr + pos;
+
+		pos += len + 1;
+		if (len > 0 && l[len - 1] == '\r')
+			len--;
+		if (len == 0 || (in && l[0] != ' ' && l[0] != '\t'))
+			break; /* end of the header block or of the field */
+		if (!in) {
+			if (len < 13 || strncasecmp(l, "Content-Type", 12) != 0)
+				continue;
+			for (i = 12; i < len && (l[i] == ' ' || l[i] == '\t');
+			     i++)
+				;
+			if (i == len || l[i] != ':')
+				continue;
+			in = 1;
+			i++;
+		}
+		for (; i < len && o + 1 < size; i++)
+			v[o++] = l[i];
+	}
+	v[o] = '\0';
+	return in;
+}
+
+static int
+dsn_bchar(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') ||
+	       (ch != '\0' && strchr("'()+_,-./:=? ", ch) != NULL);
+}
+
+static int
+dsn_tchar(char ch)
+{
+	return ch > 0x20 && ch < 0x7f &&
+	       strchr("()<>@,;:\\\"/[]?=", ch) == NULL;
+}
+
+static const char *
+dsn_skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* A parameter value at p (quoted-string or token) into out; returns the
+ * position after it, or NULL when malformed or too long. */
+static const char *
+dsn_param_value(const char *p, char *out, size_t size, size_t *len)
+{
+	size_t o = 0;
+
+	if (*p == '"') {
+		for (p++; *p != '"'; p++) {
+			if (*p == '\0')
+				return NULL;
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			if (o + 1 >= size)
+				return NULL;
+			out[o++] = *p;
+		}
+		p++;
+	} else {
+		for (; dsn_tchar(*p); p++) {
+			if (o + 1 >= size)
+				return NULL;
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+	*len = o;
+	return p;
+}
+
+size_t
+dsn_multipart_boundary(const char *hdr, size_t n, char *out, size_t size)
+{
+	char v[DSN_CTYPE_MAX], val[DSN_CTYPE_MAX];
+	const char *p;
+	size_t len, i;
+
+	if (size < DSN_MIME_BOUNDARY_MAX + 1 ||
+	    !dsn_ctype_value(hdr, n, v, sizeof(v)))
+		return 0;
+	p = dsn_skip_ws(v);
+	if (strncasecmp(p, "multipart/", 10) != 0)
+		return 0;
+	for (p += 10; dsn_tchar(*p); p++)
+		;
+	for (;;) {
+		const char *a;
+		int is_b;
+
+		p = dsn_skip_ws(p);
+		if (*p != ';')
+			return 0;
+		a = p = dsn_skip_ws(p + 1);
+		while (dsn_tchar(*p))
+			p++;
+		is_b = p - a == 8 && strncasecmp(a, "boundary", 8) == 0;
+		p = dsn_skip_ws(p);
+		if (*p != '=')
+			return 0;
+		p = dsn_param_value(dsn_skip_ws(p + 1), val, sizeof(val), &len);
+		if (p == NULL)
+			return 0;
+		if (!is_b)
+			continue;
+		if (len == 0 || len > DSN_MIME_BOUNDARY_MAX ||
+		    val[len - 1] == ' ')
+			return 0;
+		for (i = 0; i < len; i++)
+			if (!dsn_bchar(val[i]))
+				return 0;
+		memcpy(out, val, len + 1);
+		return len;
+	}
 }

@@ -10,6 +10,19 @@
  * text/rfc822-headers (the original header block) or message/rfc822
  * (the whole message) when ret_full is set.
  *
+ * RET=FULL under a size cap (ret_max): the header block is always
+ * returned whole; the body is cut at the last line end that keeps the
+ * returned octets within ret_max, and the text part says so (how much
+ * of how much). If the original is a multipart, the close delimiter of
+ * its top-level boundary is appended after the cut, so the returned
+ * message stays a well-formed MIME entity (nested multiparts left open
+ * end with it, RFC 2046 §5.1.2). The original is otherwise never
+ * changed (signed mail stays verifiable): 8-bit content is labelled
+ * Content-Transfer-Encoding: 8bit on the part and on the report (RFC
+ * 2046 §5.2.1 allows no other encoding for message/rfc822; RFC 6152),
+ * and dsn_is_8bit tells the caller to send the report with
+ * BODY=8BITMIME.
+ *
  * All header fields we write from envelope data are checked: CR, LF
  * and other control characters are replaced, never passed through.
  * Non-ASCII bytes in values and diagnostics become '?' (not xtext: the
@@ -59,6 +72,12 @@ struct dsn_msg {
 	size_t nrcpts;
 	const char *orig; /* original message (header block, or whole) */
 	size_t orig_len;
+	/* size of the whole original when orig holds only its first
+	 * orig_len octets; 0 (or <= orig_len): orig is all of it */
+	size_t orig_total;
+	/* ret_full: return at most this many octets of the original
+	 * (header block always whole); 0: no cap */
+	size_t ret_max;
 	bool ret_full; /* include the whole message, else headers only */
 	const char *boundary_seed; /* makes the MIME boundary unique */
 };
@@ -70,5 +89,16 @@ int dsn_compose(const struct dsn_msg *m, struct buf *out);
 /* Length of the header block of a message (up to and including the empty
  * line), or len if there is none. */
 size_t dsn_header_len(const char *msg, size_t len);
+/* Does a composed report hold 8-bit octets (must go with BODY=8BITMIME)? */
+bool dsn_is_8bit(const char *report, size_t len);
+/*
+ * The boundary parameter of a header block's Content-Type when it is a
+ * multipart type (RFC 2045 §5.1, RFC 2046 §5.1.1: 1 to 70 characters of
+ * bchars, quoted or a token; folded fields are unfolded). Writes it to
+ * out (size >= 71) and returns its length; 0 when the type is not
+ * multipart or there is no valid boundary. Reads only hdr[0..n).
+ */
+size_t dsn_multipart_boundary(const char *hdr, size_t n, char *out,
+			      size_t size);
 
 #endif

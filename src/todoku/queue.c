@@ -2553,6 +2553,7 @@ queue_reload(struct queue *q, struct ipc_in *in)
 		return;
 	conf_free(q->env->conf);
 	q->env->conf = nc;
+	spool_set_bounce_max(q->spool, nc->bounce_size_limit);
 	log_set_level(nc->log_level);
 	log_info("configuration reloaded");
 }
@@ -2663,6 +2664,7 @@ queue_main(struct role_env *env)
 			     env->base, err, sizeof(err));
 	if (q.spool == NULL)
 		log_fatal("%s", err);
+	spool_set_bounce_max(q.spool, env->conf->bounce_size_limit);
 	spool_set_on_fail(q.spool, queue_on_spool_failed, &q);
 	n = spool_load_pending(q.spool, queue_load_one, &q);
 	if (n > 0)

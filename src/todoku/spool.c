@@ -23,8 +23,9 @@
 #include "lib/util.h"
 #include "mail/dsn.h"
 
-#define SPOOL_DSN_MAX (2u * 1024 * 1024)
+#define SPOOL_DSN_MAX (2u * 1024 * 1024) /* a report without its original */
 #define SPOOL_HDR_READ (256u * 1024)
+#define SPOOL_BOUNCE_MAX_DEFAULT (1024u * 1024) /* conf.c's default too */
 #define SPOOL_QUERY_MAX (64u * 1024 * 1024)
 #define SPOOL_WAL_PASSIVE 1000 /* frames: checkpoint after a commit */
 #define SPOOL_WAL_ALARM 65536  /* frames: warn, something holds the WAL */
@@ -83,6 +84,7 @@ struct spool {
 	char dir[PATH_MAX - 64];
 	char bodydir[PATH_MAX - 32];
 	uint64_t inline_max;
+	_Atomic uint64_t bounce_max; /* octets of an original under RET=FULL */
 	sqlite3 *db;
 	int bodydir_fd;
 	pthread_t thread;
@@ -484,23 +486,31 @@ exec_body(struct spool *sp, struct job *j)
 	return SQLITE_OK;
 }
 
-/* Read the original message (headers, or all of it) for a DSN. */
-static void
+/*
+ * Read the start of the original message for a DSN into out, at most
+ * out->max octets (the body file streamed in pieces, never more than
+ * that in memory). Returns the size of the whole original.
+ */
+static size_t
 spool_read_orig(struct spool *sp, const char *id, int body_file,
 		const void *blob, size_t bloblen, struct buf *out)
 {
 	char path[PATH_MAX];
 	char tmp[16384];
+	struct stat stb;
+	size_t total = 0;
 	ssize_t r;
 	int fd;
 
 	if (!body_file) {
 		buf_add(out, blob, bloblen < out->max ? bloblen : out->max);
-		return;
+		return bloblen;
 	}
 	snprintf(path, sizeof(path), "%s/%s", sp->bodydir, id);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-		return;
+		return 0;
+	if (fstat(fd, &stb) == 0 && stb.st_size > 0)
+		total = (size_t)stb.st_size;
 	while (out->len < out->max && (r = read(fd, tmp, sizeof(tmp))) > 0) {
 		size_t n = (size_t)r;
 		if (n > out->max - out->len)
@@ -508,6 +518,7 @@ spool_read_orig(struct spool *sp, const char *id, int body_file,
 		buf_add(out, tmp, n);
 	}
 	close(fd);
+	return total;
 }
 
 static int
@@ -520,11 +531,15 @@ spool_insert_dsn(struct spool *sp, struct spool_result *res,
 
 	spool_make_id(sp, res->bounce_id);
 	st = sql_prep(sp, "INSERT INTO msg(id, arrival, sender, size, prepend,"
-			  " body, body_file) VALUES(?,?,'',?,'',?,0)");
+			  " body, body_file, body8) VALUES(?,?,'',?,'',?,0,?)");
 	bind_text(st, 1, res->bounce_id);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)dsn->len);
-	sqlite3_bind_blob(st, 4, dsn->data, (int)dsn->len, SQLITE_TRANSIENT);
+	/* static: dsn outlives the step (no second copy of a large report) */
+	sqlite3_bind_blob(st, 4, dsn->data, (int)dsn->len, SQLITE_STATIC);
+	/* a returned 8-bit original goes out with BODY=8BITMIME (RFC 6152),
+	 * never re-encoded */
+	sqlite3_bind_int(st, 5, dsn_is_8bit(dsn->data, dsn->len));
 	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	st = sql_prep(sp, "INSERT INTO rcpt(msg, addr, orig, notify, state,"
@@ -593,6 +608,7 @@ exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 	struct dsn_rcpt dr = {0};
 	struct dsn_msg dm = {0};
 	struct buf orig, dsn;
+	uint64_t cap = sp->bounce_max;
 	char *orcpt;
 	int rc;
 
@@ -603,12 +619,14 @@ exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 		return SQLITE_OK;
 	}
 	dm.ret_full = action == DSN_FAILED && sqlite3_column_int(st, 3) == 1;
-	buf_init(&orig, dm.ret_full ? sp->inline_max : SPOOL_HDR_READ);
-	spool_read_orig(sp, res->msg, sqlite3_column_int(st, 5),
-			sqlite3_column_blob(st, 4),
-			(size_t)sqlite3_column_bytes(st, 4), &orig);
-	if (dm.ret_full && orig.len >= orig.max)
-		dm.ret_full = 0; /* too large to return whole */
+	/* RET=FULL: the header block (up to SPOOL_HDR_READ) and cap octets,
+	 * plus one to see whether there is more; dsn_compose cuts */
+	buf_init(&orig,
+		 dm.ret_full ? cap + SPOOL_HDR_READ + 1 : SPOOL_HDR_READ);
+	dm.orig_total = spool_read_orig(
+	    sp, res->msg, sqlite3_column_int(st, 5), sqlite3_column_blob(st, 4),
+	    (size_t)sqlite3_column_bytes(st, 4), &orig);
+	dm.ret_max = dm.ret_full ? cap : 0;
 	orcpt = spool_orcpt(st, 6, 8);
 	dr.final_rcpt = res->final_rcpt;
 	dr.orig_rcpt = orcpt;
@@ -629,10 +647,10 @@ exec_report(struct spool *sp, struct job *j, enum dsn_action action)
 	dm.rcpts = &dr;
 	dm.nrcpts = 1;
 	dm.orig = orig.data ? orig.data : "";
-	dm.orig_len =
-	    dm.ret_full ? orig.len : dsn_header_len(dm.orig, orig.len);
+	dm.orig_len = orig.len;
 	dm.boundary_seed = res->msg;
-	buf_init(&dsn, SPOOL_DSN_MAX);
+	buf_init(&dsn,
+		 SPOOL_DSN_MAX + SPOOL_HDR_READ + (dm.ret_full ? cap : 0));
 	rc = SQLITE_OK;
 	if (dsn_compose(&dm, &dsn) == 0)
 		rc = spool_insert_dsn(sp, res, &dsn);
@@ -1666,6 +1684,7 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	snprintf(sp->bodydir, sizeof(sp->bodydir), "%s/body", dir);
 	snprintf(dbpath, sizeof(dbpath), "%s/queue.db", dir);
 	sp->inline_max = inline_max;
+	sp->bounce_max = SPOOL_BOUNCE_MAX_DEFAULT;
 	sp->lazy_ms = SPOOL_LAZY_MS;
 	if (mkdir_p(sp->bodydir, 0700) < 0 ||
 	    (sp->bodydir_fd =
@@ -1940,6 +1959,12 @@ spool_admin(struct spool *sp, enum spool_admin op, const char *id,
 	j->admin_cb = cb;
 	j->arg = arg;
 	spool_submit(sp, j);
+}
+
+void
+spool_set_bounce_max(struct spool *sp, uint64_t octets)
+{
+	sp->bounce_max = octets;
 }
 
 void

@@ -168,6 +168,12 @@ typedef void spool_admin_cb(void *arg, int err);
 struct spool *spool_open(const char *dir, uint64_t inline_max,
 			 struct event_base *base, char *err, size_t errlen);
 /*
+ * RET=FULL: at most this many octets of the original go back in a
+ * bounce (`[queue] bounce-size-limit`); the rest is cut at a line end
+ * (mail/dsn). Safe to call at any time (a reload).
+ */
+void spool_set_bounce_max(struct spool *sp, uint64_t octets);
+/*
  * How long a delivery result may wait for a commit that happens anyway
  * (default SPOOL_LAZY_MS; tests stretch it).
  */

@@ -148,6 +148,118 @@ def test_ret_full_returns_the_whole_message(todoku, dns, smtp_peer):
     assert b"secret body line 5e7d" not in raw
 
 
+
+def _numbered(n, width=60):
+    """n numbered lines of width octets (LF), each one distinct."""
+    return "".join("line %06d %s\n" % (i, "x" * (width - 13)) for i in range(n))
+
+
+def _third_part(raw):
+    """(content type, bytes with LF line ends) of part 3, the returned
+    original (a Maildir copy has LF line ends, the wire CRLF)."""
+    raw = raw.replace(b"\r\n", b"\n")
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    boundary = m.get_boundary().encode()
+    parts = raw.split(b"\n--" + boundary)
+    assert len(parts) == 5 and parts[4].startswith(b"--"), raw[:2000]
+    hdr, _, body = parts[3].lstrip(b"\n").partition(b"\n\n")
+    return email.message_from_bytes(hdr + b"\n\n").get_content_type(), body
+
+
+def test_ret_full_returns_a_large_file_stored_body_whole(todoku, dns, smtp_peer):
+    """A body stored in its own file (over inline-body-max) comes back
+    whole under RET=FULL, not just its headers."""
+    _peer_world(dns, smtp_peer, "hard.test",
+                replies={"RCPT": ["550 5.1.1 no such user here"]})
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"inline-body-max": "4K"}})
+    body = _numbered(5000)  # 300 000 octets
+    _txn(d, "someone@localhost", [("gone@hard.test", "")], mail_params="RET=FULL",
+         subject="large full return", body=body)
+    d.wait_delivered("someone", 1, timeout=30)
+    raw = _reports(d)[0]
+    ctype, part = _third_part(raw)
+    assert ctype == "message/rfc822", raw[:2000]
+    got = part.partition(b"\n\n")[2]
+    assert got == body.encode(), (len(got), len(body))
+    assert b"cut at the end" not in raw
+
+
+def test_ret_full_over_bounce_size_limit_is_cut_at_a_line_end(todoku, dns, smtp_peer):
+    """Over [queue] bounce-size-limit: the header block whole, the body cut
+    after a complete line, the multipart closed with its own boundary, and
+    the text part says so."""
+    _peer_world(dns, smtp_peer, "hard.test",
+                replies={"RCPT": ["550 5.1.1 no such user here"]})
+    d = todoku(dns_servers=[dns.addr],
+               overrides={"queue": {"inline-body-max": "4K",
+                                    "bounce-size-limit": "16K"}})
+    lines = _numbered(1000)
+    body = ("preamble\n--outer-b0\nContent-Type: text/plain\n\nfirst part\n"
+            "--outer-b0\nContent-Type: text/plain\n\n" + lines + "--outer-b0--\n")
+    c = d.smtp()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<someone@localhost> RET=FULL").code == 250
+    assert c.cmd("RCPT TO:<gone@hard.test>").code == 250
+    assert c.cmd("DATA").code == 354
+    msg = make_message(subject="cut return", sender="someone@localhost", to="gone@hard.test",
+                       body=body, extra_headers=(
+                           "MIME-Version: 1.0",
+                           'Content-Type: multipart/mixed;\n\tboundary="outer-b0"'))
+    assert c.data_bytes(to_crlf_stuffed(msg)).code == 250
+    c.quit()
+    d.wait_delivered("someone", 1, timeout=30)
+    raw = _reports(d)[0]
+    assert b"cut at the end of a line" in raw.replace(b"\r\n", b"\n").replace(
+        b"\n", b" "), raw[:3000]
+    ctype, part = _third_part(raw)
+    assert ctype == "message/rfc822"
+    assert 8 * 1024 < len(part) <= 16 * 1024 + 64, len(part)
+    hdr, _, got = part.partition(b"\n\n")
+    assert b"Subject: cut return" in hdr and b'boundary="outer-b0"' in hdr
+    assert got.endswith(b"\n--outer-b0--\n"), got[-200:]
+    kept = got[:-len(b"--outer-b0--\n")].decode().split("\n")
+    assert kept[-1] == ""
+    wanted = body.split("\n")
+    assert kept[:-1] == wanted[:len(kept) - 1], "a prefix of whole lines"
+    assert "line 000999" not in got.decode()
+    inner = email.message_from_bytes(part, policy=email.policy.compat32)
+    assert inner.is_multipart() and len(inner.get_payload()) == 2, inner
+    assert not inner.defects, inner.defects
+
+
+def test_ret_full_8bit_original_returned_unchanged_with_8bitmime(todoku, dns, smtp_peer):
+    """A signed 8-bit original goes back byte for byte (never re-encoded),
+    so the bounce is 8bit and is sent with BODY=8BITMIME (RFC 6152)."""
+    _peer_world(dns, smtp_peer, "hard.test",
+                replies={"RCPT": ["550 5.1.1 no such user here"]})
+    back = _peer_world(dns, smtp_peer, "return.test")
+    d = todoku(dns_servers=[dns.addr])
+    body = "Gr\u00fc\u00dfe aus K\u00f6ln \u2014 signed text 7f3a\n".encode() * 3
+    c = d.smtp()
+    c.ehlo()
+    assert c.cmd("MAIL FROM:<writer@return.test> RET=FULL BODY=8BITMIME").code == 250
+    assert c.cmd("RCPT TO:<gone@hard.test>").code == 250
+    assert c.cmd("DATA").code == 354
+    msg = make_message(subject="signed 8bit", sender="writer@return.test",
+                       to="gone@hard.test", body=body, extra_headers=(
+                           "DKIM-Signature: v=1; a=rsa-sha256; d=return.test; s=s1;\n"
+                           "\th=from:to:subject; bh=abc=; b=def=",
+                           "MIME-Version: 1.0",
+                           "Content-Type: text/plain; charset=utf-8",
+                           "Content-Transfer-Encoding: 8bit"))
+    assert c.data_bytes(to_crlf_stuffed(msg)).code == 250
+    c.quit()
+    got = back.wait_messages(1)[0]
+    assert got["mail_from"] == "", got
+    mail = [x for x in got["session"].commands if x.upper().startswith("MAIL FROM")][0]
+    assert "BODY=8BITMIME" in mail.upper(), mail
+    assert msg.replace(b"\n", b"\r\n") in got["data"], got["data"][:3000]
+    ctype, _ = _third_part(got["data"])
+    assert ctype == "message/rfc822"
+    top = email.message_from_bytes(got["data"], policy=email.policy.compat32)
+    assert top["Content-Transfer-Encoding"] == "8bit", top
+
+
 def test_envid_and_orcpt_in_a_bounce(todoku, dns, smtp_peer):
     _peer_world(dns, smtp_peer, "hard.test",
                 replies={"RCPT": ["550 5.1.1 no such user here"]})

@@ -96,6 +96,7 @@ test_defaults(void **state)
 	assert_int_equal(c->warn_after, 4 * 3600);
 	assert_int_equal(c->give_up_after, 5 * 86400);
 	assert_int_equal(c->inline_body_max, 128 * 1024);
+	assert_int_equal(c->bounce_size_limit, 1 << 20);
 	assert_int_equal(c->min_free, 2 * (25 << 20) + (64 << 20));
 	assert_int_equal(c->dmarc_reports, 0);
 	assert_int_equal(c->dmarc_report_interval, 86400);
@@ -216,6 +217,9 @@ static const struct err_case err_cases[] = {
      "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\n",
      "todoku.conf:2: too many intervals in retry (at most 32; the last "
      "one repeats)"},
+    {"[queue]\nbounce-size-limit = 100\n",
+     "todoku.conf:2: bounce-size-limit = 100 is out of range (expected a "
+     "size like 1M, from 1K to 64M)"},
     {"[queue]\ndmarc-reports = yes\n",
      "todoku.conf:2: bad value \"yes\" for dmarc-reports (expected on or "
      "off)"},
@@ -373,6 +377,7 @@ static const char full_text[] =
     "warn-after = 2h\n"
     "give-up-after = 1w\n"
     "inline-body-max = 0\n"
+    "bounce-size-limit = 64K\n"
     "min-free = 1G\n"
     "[dns]\n"
     "servers = 127.0.0.53 [::1]:5353 10.0.0.1:53\n"
@@ -409,6 +414,7 @@ check_full(const struct conf *c)
 	assert_int_equal(c->retry[3], 7200);
 	assert_int_equal(c->give_up_after, 7 * 86400);
 	assert_int_equal(c->inline_body_max, 0);
+	assert_int_equal(c->bounce_size_limit, 64 << 10);
 	assert_int_equal(c->min_free, 1 << 30);
 	assert_int_equal(c->ndns_servers, 3);
 	assert_string_equal(c->dns_servers[1], "[::1]:5353");

@@ -804,6 +804,192 @@ test_random_inputs(void **state)
 	}
 }
 
+/* RET=FULL over ret_max: header block whole, body cut after the last
+ * line end that fits, the text part says how much, nothing else changed. */
+static void
+test_ret_full_cut(void **state)
+{
+	static const char msg[] = "Subject: big\r\n"
+				  "From: a@example.org\r\n"
+				  "\r\n"
+				  "line 01 aaaaaaaaaa\r\n"
+				  "line 02 bbbbbbbbbb\r\n"
+				  "line 03 cccccccccc\r\n"
+				  "line 04 dddddddddd\r\n";
+	struct dsn_rcpt rc = failed_rcpt();
+	struct dsn_msg m = base_msg(&rc, 1);
+	struct report r;
+	size_t hl = 37; /* the header block with its empty line */
+
+	m.ret_full = true;
+	m.orig = msg;
+	m.orig_len = sizeof msg - 1;
+	m.ret_max = hl + 2 * 20 + 7; /* two lines and part of the third */
+	compose(&m, &r);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Type",
+		     "message/rfc822");
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Description",
+		     "Undelivered message (cut short)");
+	assert_int_equal(r.parts[2].body_len, hl + 40);
+	assert_memory_equal(r.parts[2].body, msg, hl + 40);
+	assert_non_null(strstr(r.out.data, "first 77\r\noctets of 117"));
+	buf_free(&r.out);
+
+	/* a cap inside the header block: the header block whole, no body */
+	m.ret_max = 10;
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len, hl);
+	buf_free(&r.out);
+
+	/* exactly the message: whole, not cut */
+	m.ret_max = sizeof msg - 1;
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len, sizeof msg - 1);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Description",
+		     "Undelivered message");
+	assert_null(strstr(r.out.data, "cut at the end"));
+	buf_free(&r.out);
+
+	/* only a prefix was read (orig_total larger): cut even without cap */
+	m.ret_max = 0;
+	m.orig_len = sizeof msg - 1 - 5;
+	m.orig_total = 5000;
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len, hl + 60);
+	assert_non_null(strstr(r.out.data, "octets of 5000"));
+	buf_free(&r.out);
+
+	/* a prefix without the end of the header block: headers only */
+	m.orig_len = 20;
+	compose(&m, &r);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Type",
+		     "text/rfc822-headers");
+	buf_free(&r.out);
+}
+
+/* A multipart original cut short is closed with its own boundary. */
+static void
+test_ret_full_cut_multipart(void **state)
+{
+	static const char msg[] =
+	    "Subject: parts\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed;\r\n"
+	    "\tcharset=x; BOUNDARY=\"b1 x\"\r\n"
+	    "\r\n"
+	    "preamble\r\n"
+	    "--b1 x\r\n"
+	    "Content-Type: text/plain\r\n"
+	    "\r\n"
+	    "first part\r\n"
+	    "--b1 x\r\n"
+	    "Content-Type: text/plain\r\n"
+	    "\r\n"
+	    "second part, long long long long long long long long\r\n"
+	    "--b1 x--\r\n";
+	struct dsn_rcpt rc = failed_rcpt();
+	struct dsn_msg m = base_msg(&rc, 1);
+	struct report r;
+	const char *hdr_end = strstr(msg, "\r\n\r\n") + 4;
+	size_t hl = (size_t)(hdr_end - msg);
+	const char *second = strstr(msg, "second part");
+	size_t keep = (size_t)(second - msg);
+
+	m.ret_full = true;
+	m.orig = msg;
+	m.orig_len = sizeof msg - 1;
+	m.ret_max = keep + 10; /* inside the second part's only line */
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len, keep + strlen("--b1 x--\r\n"));
+	assert_memory_equal(r.parts[2].body, msg, keep);
+	assert_memory_equal(r.parts[2].body + keep, "--b1 x--\r\n", 10);
+	assert_true(r.closed);
+	assert_int_equal(r.nparts, 3);
+	buf_free(&r.out);
+
+	/* cut in the preamble: an empty part, then the close delimiter */
+	m.ret_max = hl + 3;
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len,
+			 hl + strlen("--b1 x\r\n\r\n--b1 x--\r\n"));
+	assert_memory_equal(r.parts[2].body + hl, "--b1 x\r\n\r\n--b1 x--\r\n",
+			    20);
+	buf_free(&r.out);
+
+	/* cut after the close delimiter (epilogue): nothing added */
+	m.ret_max = 0;
+	m.orig_total = sizeof msg + 100;
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len, sizeof msg - 1);
+	buf_free(&r.out);
+}
+
+static void
+expect_boundary(const char *hdr, const char *want)
+{
+	char out[71];
+	size_t n = dsn_multipart_boundary(hdr, strlen(hdr), out, sizeof out);
+
+	if (want == NULL) {
+		assert_int_equal(n, 0);
+		return;
+	}
+	assert_int_equal(n, strlen(want));
+	assert_string_equal(out, want);
+}
+
+static void
+test_multipart_boundary(void **state)
+{
+	char long71[200];
+
+	expect_boundary("Content-Type: multipart/mixed; boundary=abc\r\n\r\n",
+			"abc");
+	expect_boundary("content-type :  Multipart/Alternative;\r\n"
+			" x=\"a;b=\\\"c\"; Boundary = \"q:r=s t\"\r\n\r\nbody",
+			"q:r=s t");
+	expect_boundary("Subject: x\nContent-Type: multipart/signed; "
+			"protocol=\"application/pgp-signature\";\n"
+			"\tboundary=\"sig\"\n\n",
+			"sig");
+	expect_boundary("Content-Type: text/plain; boundary=abc\r\n\r\n", NULL);
+	expect_boundary("Content-Type: multipart/mixed\r\n\r\n", NULL);
+	expect_boundary("Content-Type: multipart/mixed; boundary=\"\"\r\n",
+			NULL);
+	expect_boundary("Content-Type: multipart/mixed; boundary=\"a \"\r\n",
+			NULL);
+	expect_boundary("Content-Type: multipart/mixed; boundary=\"a<b\"\r\n",
+			NULL);
+	expect_boundary("Content-Type: multipart/mixed; boundary=\"abc\r\n",
+			NULL);
+	expect_boundary("Content-Type: multipart/mixed; boundaryx=abc\r\n",
+			NULL);
+	/* only the first Content-Type, and not one in the body */
+	expect_boundary("Content-Type: text/plain\r\nContent-Type: multipart/"
+			"mixed; boundary=z\r\n",
+			NULL);
+	expect_boundary("Subject: s\r\n\r\nContent-Type: multipart/mixed; "
+			"boundary=z\r\n",
+			NULL);
+	memset(long71, 'a', 71);
+	snprintf(long71 + 71, sizeof long71 - 71, "%s", "");
+	{
+		char h[300];
+
+		snprintf(h, sizeof h,
+			 "Content-Type: multipart/mixed; boundary=%s\r\n",
+			 long71);
+		expect_boundary(h, NULL);
+		long71[70] = '\0';
+		snprintf(h, sizeof h,
+			 "Content-Type: multipart/mixed; boundary=%s\r\n",
+			 long71);
+		expect_boundary(h, long71);
+	}
+	assert_true(dsn_is_8bit("a\xc3\xa9", 3));
+	assert_false(dsn_is_8bit("abc\r\n", 5));
+}
+
 int
 main(void)
 {
@@ -814,6 +1000,9 @@ main(void)
 	    cmocka_unit_test(test_injection),
 	    cmocka_unit_test(test_utf8_rcpt),
 	    cmocka_unit_test(test_ret_full),
+	    cmocka_unit_test(test_ret_full_cut),
+	    cmocka_unit_test(test_ret_full_cut_multipart),
+	    cmocka_unit_test(test_multipart_boundary),
 	    cmocka_unit_test(test_delayed_vs_failed),
 	    cmocka_unit_test(test_boundary_collision),
 	    cmocka_unit_test(test_eightbit_original),
