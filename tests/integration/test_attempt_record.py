@@ -184,3 +184,44 @@ def test_record_of_local_delivery_and_of_a_bounce(todoku, dns, smtp_peer):
     assert "route local via " in text, text
     assert "dns MX nosuch.busy.test: nxdomain (NXDOMAIN" in text, text
     assert "no next attempt: permanent failure: not retried" in text, text
+
+
+def test_record_route_kinds_implicit_and_smarthost(todoku, dns, smtp_peer):
+    """NODATA for MX: the record says implicit and shows the empty MX
+    answer; a [route] smarthost: the relay as via, no MX preference; a
+    route with tls = must to a relay without STARTTLS: tls-failed."""
+    host = smtp_peer(port=25, replies={"RCPT": [BUSY]})
+    relay = smtp_peer(port=2525, replies={"RCPT": [BUSY]})
+    plain = smtp_peer(port=2525)
+    dns.zone("bare.test", ["@ A %s" % host.addr], ttl=444)
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "queue": {"retry": "1h"},
+        'route "relayed.test"': {"via": "smtp://[%s]:2525" % relay.addr},
+        'route "strict.test"': {"via": "smtp://[%s]:2525" % plain.addr,
+                                "tls": "must"}})
+    qid = _send(d, ["a@bare.test", "b@relayed.test", "c@strict.test"])
+    rc = _recipients(d, qid, ["a@bare.test", "b@relayed.test", "c@strict.test"])
+
+    rec = rc["a@bare.test"]["history"][0]["record"]
+    assert rec["route"] == {"kind": "implicit", "via": "bare.test"}, rec
+    (mx,) = [q for q in rec["dns"] if q["qtype"] == "MX"]
+    assert (mx["result"], mx["rcode"], mx["records"], mx["ttl"]) == \
+        ("nodata", "NOERROR", [], None), mx
+    (a,) = [q for q in rec["dns"] if q["qtype"] == "A"]
+    assert [(r["data"], r["ttl"]) for r in a["records"]] == [(host.addr, 444)], a
+    assert [(x["host"], x["pref"], x["outcome"]) for x in rec["addresses"]] == \
+        [("bare.test", 0, "ok")], rec
+
+    rec = rc["b@relayed.test"]["history"][0]["record"]
+    assert rec["route"] == {"kind": "smarthost", "via": "%s:2525" % relay.addr}, rec
+    assert rec["dns"] == [], "an IP literal relay needs no DNS"
+    assert [(x["address"], x["port"], x["pref"], x["outcome"])
+            for x in rec["addresses"]] == [(relay.addr, 2525, None, "ok")], rec
+
+    rec = rc["c@strict.test"]["history"][0]["record"]
+    assert rec["route"]["kind"] == "smarthost", rec
+    (x,) = rec["addresses"]
+    assert (x["address"], x["outcome"]) == (plain.addr, "tls-failed"), rec
+    assert "STARTTLS" in x["detail"], x
+    assert rec["result"]["result"] == "deferred", rec
+    assert plain.messages == []

@@ -108,7 +108,7 @@ def test_dead_destination_defers_backlog_and_probes_once_per_step(todoku, dns, s
     wait_log(d, r"destination mx\.dead\.test is not responding", timeout=20)
     n0, t0 = peer.connections, time.monotonic()
     # every message gets deferred; the later ones by the destination state
-    reasons = []
+    reasons, records = [], []
     for qid in ids:
         def hist(qid=qid):
             s = _show(d, qid)
@@ -118,8 +118,12 @@ def test_dead_destination_defers_backlog_and_probes_once_per_step(todoku, dns, s
         h = wait_for(hist, 20, "an attempt of %s" % qid)
         assert all(x["result"] == "deferred" for x in h), h
         reasons.extend(x["reply"] for x in h)
+        records.extend(x["record"] for x in h)
     assert any(re.search(r"destination mx\.dead\.test is not responding; next probe at", r)
                for r in reasons), reasons
+    # the attempt record says why the next attempt is when it is
+    assert any(r["next_reason"] == "destination not responding (dead): the next probe of it"
+               and r["next_attempt"] in r["result"]["reply"] for r in records), records
     time.sleep(max(0.0, 4.5 - (time.monotonic() - t0)))
     probes = peer.connections - n0
     # steps of 1 s then 2 s: at most 3 probes in 4.5 s, one connection each
