@@ -641,7 +641,8 @@ struct rjob {
 	int phase;   /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
 	char *facts; /* DNS facts from lookup */
 	struct attrec_dns_set *dns;	/* the same, typed, for the record */
-	const struct conf_route *route; /* smarthost, or NULL: MX */
+	struct qconf *conf;		/* the configuration it started with */
+	const struct conf_route *route; /* smarthost (in conf), or NULL: MX */
 	struct rtarget *t;
 	size_t nt;
 	struct dest *d;
@@ -653,6 +654,42 @@ struct rjob {
 	struct rjob *dnext;	/* in d->ready */
 	struct rjob *next;
 };
+
+/*
+ * The configuration an outbound attempt started with. A reload replaces
+ * the current one; the old one is freed once no attempt holds it, so an
+ * attempt routed before a SIGHUP finishes with the route (and HELO, TLS
+ * policy, credentials) it was routed with, and the next attempt uses the
+ * new file (DESIGN §7: queued mail re-routes at its next attempt).
+ */
+struct qconf {
+	struct conf *c;
+	unsigned refs;
+};
+
+/* wraps q->env->conf once an attempt holds it */
+static struct qconf *qconf_now;
+
+static struct qconf *
+qconf_hold(struct queue *q)
+{
+	if (qconf_now == NULL) {
+		qconf_now = xcalloc(1, sizeof(*qconf_now));
+		qconf_now->c = q->env->conf;
+		qconf_now->refs = 1; /* the current configuration's own */
+	}
+	qconf_now->refs++;
+	return qconf_now;
+}
+
+static void
+qconf_drop(struct qconf *k)
+{
+	if (k != NULL && --k->refs == 0) {
+		conf_free(k->c);
+		xfree(k);
+	}
+}
 
 static struct dest *dests;
 static struct osess *osessions;
@@ -686,6 +723,7 @@ rjob_free(struct queue *q, struct rjob *r)
 		xfree(r->dns);
 	}
 	ipc_out_free(&r->deliver);
+	qconf_drop(r->conf);
 	xfree(r);
 }
 
@@ -1226,6 +1264,7 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	r->next = q->rjobs;
 	q->rjobs = r;
 	q->inflight++;
+	r->conf = qconf_hold(q);
 	r->route = conf_route_find(c, domain);
 	ipc_out_init(&o);
 	ipc_put_str(&o, r->route ? r->route->host : domain);
@@ -1326,7 +1365,7 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 	ipc_put_u8(o, (uint8_t)info->smtputf8);
 	ipc_put_u8(o, (uint8_t)info->ret);
 	ipc_put_str(o, info->envid);
-	rjob_put_session(q->env->conf, r->route, o);
+	rjob_put_session(r->conf->c, r->route, o);
 	ipc_put_data(o, prepend, prepend_len);
 	ipc_put_u32(o, (uint32_t)r->n);
 	for (size_t i = 0; i < r->n; i++) {
@@ -1336,7 +1375,7 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 		ipc_put_str(o, r->ents[i]->orcpt ? r->ents[i]->orcpt : "");
 	}
 	xfree(r->ckey);
-	r->ckey = rjob_conn_key(q->env->conf, r->route);
+	r->ckey = rjob_conn_key(r->conf->c, r->route);
 	{
 		char *key = dest_key(r);
 		dest_push(dest_get(q->env->conf, key), r, 0);
@@ -2551,7 +2590,12 @@ queue_reload(struct queue *q, struct ipc_in *in)
 
 	if (nc == NULL)
 		return;
-	conf_free(q->env->conf);
+	/* attempts in flight keep the old configuration (struct qconf) */
+	if (qconf_now != NULL)
+		qconf_drop(qconf_now);
+	else
+		conf_free(q->env->conf);
+	qconf_now = NULL;
 	q->env->conf = nc;
 	spool_set_bounce_max(q->spool, nc->bounce_size_limit);
 	log_set_level(nc->log_level);
