@@ -243,8 +243,9 @@ attrec_conn_connected(struct attrec_conn *c)
 	tls_free(&c->tls);
 }
 
-/* Place one address entry (tls: moved in, may be NULL). */
-static void
+/* Place one address entry (tls: moved in, may be NULL); its index, or
+ * -1 when it was left out. */
+static int
 conn_addr_put(struct attrec_conn *c, const char *host, const char *address,
 	      uint32_t port, int family, const char *outcome,
 	      const char *detail, struct attrec_tls *tls, int move)
@@ -258,7 +259,7 @@ conn_addr_put(struct attrec_conn *c, const char *host, const char *address,
 		c->addr_cut++;
 		if (tls && move)
 			tls_free(tls);
-		return;
+		return -1;
 	}
 	a = &c->addr[c->naddr++];
 	memset(a, 0, sizeof(*a));
@@ -275,6 +276,7 @@ conn_addr_put(struct attrec_conn *c, const char *host, const char *address,
 		tls_copy(&a->tls, tls);
 	}
 	c->bytes += need;
+	return (int)(c->naddr - 1);
 }
 
 void
@@ -283,8 +285,13 @@ attrec_conn_addr(struct attrec_conn *c, const char *host, const char *address,
 		 const char *detail)
 {
 	/* copied: every job carried by the connection shows its TLS */
-	conn_addr_put(c, host, address, port, family, outcome,
-		      detail && *detail ? detail : NULL, &c->tls, 0);
+	int k = conn_addr_put(c, host, address, port, family, outcome,
+			      detail && *detail ? detail : NULL, &c->tls, 0);
+
+	/* the dialogue since the previous outcome was with this address */
+	for (size_t i = 0; i < c->nturn; i++)
+		if (c->turn[i].addr == ATTREC_ADDR_PENDING)
+			c->turn[i].addr = k >= 0 ? k : ATTREC_ADDR_NONE;
 }
 
 static void
@@ -344,6 +351,7 @@ turn_new(struct attrec_conn *c, size_t need)
 		return NULL;
 	t = &c->turn[c->nturn++];
 	memset(t, 0, sizeof(*t));
+	t->addr = ATTREC_ADDR_PENDING;
 	c->bytes += need;
 	return t;
 }
@@ -407,9 +415,23 @@ attrec_conn_reply(struct attrec_conn *c, const char *text, size_t n)
 	xfree(r);
 }
 
+/* A turn's address index after its addresses were copied (map: old
+ * index -> new, -1 left out). */
+static int32_t
+turn_addr_map(int32_t old, const int *map, size_t n)
+{
+	if (old < 0)
+		return old;
+	if ((size_t)old >= n || map[old] < 0)
+		return ATTREC_ADDR_NONE;
+	return map[old];
+}
+
 void
 attrec_conn_append(struct attrec_conn *dst, const struct attrec_conn *src)
 {
+	int map[ATTREC_ADDR_MAX];
+
 	dst->addr_cut += src->addr_cut;
 	dst->turn_cut += src->turn_cut;
 	for (size_t i = 0; i < src->naddr; i++) {
@@ -417,8 +439,8 @@ attrec_conn_append(struct attrec_conn *dst, const struct attrec_conn *src)
 		struct attrec_tls t;
 		memset(&t, 0, sizeof(t));
 		tls_copy(&t, &a->tls);
-		conn_addr_put(dst, a->host, a->address, a->port, a->family,
-			      a->outcome, a->detail, &t, 1);
+		map[i] = conn_addr_put(dst, a->host, a->address, a->port,
+				       a->family, a->outcome, a->detail, &t, 1);
 	}
 	for (size_t i = 0; i < src->nturn; i++) {
 		const struct attrec_turn *s = &src->turn[i];
@@ -432,6 +454,7 @@ attrec_conn_append(struct attrec_conn *dst, const struct attrec_conn *src)
 		t->command = cap_dup(s->command, ATTREC_CMD_MAX, NULL);
 		t->reply = cap_dup(s->reply, ATTREC_REPLY_MAX, NULL);
 		t->cut = s->cut;
+		t->addr = turn_addr_map(s->addr, map, src->naddr);
 	}
 }
 
@@ -504,6 +527,7 @@ attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c)
 		put_opt(o, c->turn[i].command);
 		put_opt(o, c->turn[i].reply);
 		ipc_put_u8(o, c->turn[i].cut);
+		ipc_put_u32(o, (uint32_t)c->turn[i].addr);
 	}
 }
 
@@ -511,6 +535,8 @@ void
 attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 {
 	uint32_t n;
+	int map[ATTREC_ADDR_MAX];
+	size_t nmap = 0;
 
 	attrec_conn_init(c);
 	c->addr_cut = ipc_get_u32(in);
@@ -521,16 +547,20 @@ attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 		int family = ipc_get_u8(in);
 		const char *outcome = ipc_get_str(in), *detail = get_opt(in);
 		struct attrec_tls t;
+		int k;
 		memset(&t, 0, sizeof(t));
 		get_tls(in, &t);
-		conn_addr_put(c, host, addr, port, family, outcome, detail, &t,
-			      1);
+		k = conn_addr_put(c, host, addr, port, family, outcome, detail,
+				  &t, 1);
+		if (nmap < ATTREC_ADDR_MAX)
+			map[nmap++] = k;
 	}
 	c->turn_cut += ipc_get_u32(in);
 	n = ipc_get_u32(in);
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		const char *cmd = get_opt(in), *reply = get_opt(in);
 		uint8_t cut = ipc_get_u8(in);
+		int32_t addr = (int32_t)ipc_get_u32(in);
 		struct attrec_turn *t =
 		    turn_new(c, slen(cmd) + slen(reply) + 8);
 		if (t == NULL) {
@@ -541,6 +571,9 @@ attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 		t->command = cap_dup(cmd, ATTREC_CMD_MAX, NULL);
 		t->reply = cap_dup(reply, ATTREC_REPLY_MAX, NULL);
 		t->cut = cut;
+		t->addr = turn_addr_map(
+		    addr < ATTREC_ADDR_PENDING ? ATTREC_ADDR_NONE : addr, map,
+		    nmap);
 	}
 }
 
@@ -667,6 +700,10 @@ json_dialogue(struct json *j, const struct attrec_conn *c)
 	json_arr_open(j, "dialogue");
 	for (size_t i = 0; c && i < c->nturn; i++) {
 		json_obj_open(j, NULL);
+		if (c->turn[i].addr >= 0)
+			json_int_m(j, "address", c->turn[i].addr);
+		else
+			json_null_m(j, "address");
 		json_str_m(j, "command", c->turn[i].command);
 		json_str_m(j, "reply", c->turn[i].reply);
 		if (c->turn[i].cut)
@@ -787,6 +824,20 @@ text_dns(struct buf *b, const struct attrec_dns_set *s)
 		buf_addf(b, "        (%u more DNS answers left out)\n", s->cut);
 }
 
+/* The turns that went to address k (k < 0: to no known address). */
+static void
+text_turns(struct buf *b, const struct attrec_conn *c, int k)
+{
+	for (size_t i = 0; i < c->nturn; i++) {
+		const struct attrec_turn *t = &c->turn[i];
+		if ((k >= 0 && t->addr != k) || (k < 0 && t->addr >= 0))
+			continue;
+		if (t->command)
+			text_lines(b, "            > ", t->command);
+		text_lines(b, "            < ", t->reply);
+	}
+}
+
 static void
 text_addrs(struct buf *b, const struct attrec_view *v)
 {
@@ -825,6 +876,7 @@ text_addrs(struct buf *b, const struct attrec_view *v)
 			text_str(b, t->error);
 			buf_adds(b, "\n");
 		}
+		text_turns(b, c, (int)i);
 	}
 	if (c && c->addr_cut)
 		buf_addf(b, "        (%u more addresses left out)\n",
@@ -845,12 +897,13 @@ attrec_text(const struct attrec_view *v, struct buf *out)
 	buf_adds(out, "\n");
 	text_dns(out, v->dns);
 	text_addrs(out, v);
-	if (c && c->nturn)
-		buf_adds(out, "        dialogue:\n");
 	for (size_t i = 0; c && i < c->nturn; i++) {
-		if (c->turn[i].command)
-			text_lines(out, "          > ", c->turn[i].command);
-		text_lines(out, "          < ", c->turn[i].reply);
+		if (c->turn[i].addr < 0) {
+			buf_adds(out,
+				 "        dialogue at no recorded address:\n");
+			text_turns(out, c, -1);
+			break;
+		}
 	}
 	if (c && c->turn_cut)
 		buf_addf(out, "        (%u dialogue lines left out)\n",

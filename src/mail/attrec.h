@@ -106,8 +106,14 @@ struct attrec_addr {
 	struct attrec_tls tls;
 };
 
+/* attrec_turn.addr before its address's outcome is known, or when that
+ * address was left out */
+#define ATTREC_ADDR_PENDING (-1)
+#define ATTREC_ADDR_NONE (-2)
+
 struct attrec_turn {
 	uint64_t seq;  /* command sequence number (pairing), internal */
+	int32_t addr;  /* index into addr[] of the address it went to */
 	char *command; /* NULL: nothing was sent (the greeting) */
 	char *reply;   /* NULL: no reply came */
 	uint8_t cut;   /* the reply or command was cut */

@@ -91,7 +91,8 @@
  *                (mail/attrec.h attrec_put_conn): u32 addresses left
  *                out, u32 n x (str host, str address, u32 port, u8
  *                family, str outcome, opt detail, tls), u32 turns left
- *                out, u32 n x (opt command, opt reply, u8 cut); opt is
+ *                out, u32 n x (opt command, opt reply, u8 cut, u32 address
+ *                index (-1 pending, -2 none)); opt is
  *                u8 present + str; tls is u8 state, u8 verified, opt
  *                version, cipher, policy, verify, name, error
  *

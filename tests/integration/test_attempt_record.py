@@ -116,6 +116,9 @@ def test_record_of_an_attempt_across_four_mx_hosts(todoku, dns, smtp_peer, tmp_w
     (mail,) = [p for p in pairs if p[0] and p[0].startswith("MAIL FROM:<someone@localhost>")]
     assert mail[1].startswith("250"), pairs
     assert rec["truncated"] == {"dns": 0, "addresses": 0, "dialogue": 0}, rec
+    # each turn names the address (index into addresses) it went to
+    assert [t["address"] for t in rec["dialogue"]] == \
+        [2] + [3] * (len(rec["dialogue"]) - 1), rec["dialogue"]
 
     # the result, and when and why the next attempt comes
     assert rec["result"] == {"result": "deferred", "status": "4.5.0", "reply": BUSY,
@@ -134,7 +137,9 @@ def test_record_of_an_attempt_across_four_mx_hosts(todoku, dns, smtp_peer, tmp_w
                  "%s  ttl 321" % last.addr,
                  "address mx1.rec.test %s:25 (pref 10): refused" % dead,
                  "address mx2.rec.test %s:25 (pref 20): no-greeting" % silent.addr,
-                 "address mx3.rec.test %s:25 (pref 30): greeting-4xx" % busy_greeting.addr,
+                 "address mx3.rec.test %s:25 (pref 30): greeting-4xx: service closing: "
+                 "421 4.3.2 mx3 is too busy\n            < 421 4.3.2 mx3 is too busy\n"
+                 % busy_greeting.addr,
                  "address mx4.rec.test %s:25 (pref 40): ok" % last.addr,
                  "certificate not verified (tls may, verify none)",
                  "> STARTTLS",

@@ -125,6 +125,7 @@ test_pairing(void **state)
 	assert_string_equal(c.turn[4].command, "DATA");
 	assert_string_equal(c.turn[5].command, "QUIT");
 	assert_null(c.turn[5].reply);
+	assert_int_equal(c.turn[5].addr, ATTREC_ADDR_PENDING);
 	/* a new connection: the unanswered QUIT gets no reply */
 	attrec_conn_connected(&c);
 	reply(&c, "220 second");
@@ -225,12 +226,16 @@ test_conn_ipc(void **state)
 	assert_string_equal(b.addr[1].tls.cipher, "TLS_AES_256_GCM_SHA384");
 	assert_int_equal(b.nturn, 2);
 	assert_null(b.turn[0].command);
+	/* both turns went to the second address (the first refused) */
+	assert_int_equal(b.turn[0].addr, 1);
+	assert_int_equal(b.turn[1].addr, 1);
 	assert_string_equal(b.turn[1].command, "RCPT TO:<u@example.test>");
 	ipc_out_free(&o);
 	/* append copies */
 	attrec_conn_append(&b, &a);
 	assert_int_equal(b.naddr, 4);
 	assert_int_equal(b.nturn, 4);
+	assert_int_equal(b.turn[3].addr, 3);
 	attrec_conn_free(&a);
 	attrec_conn_free(&b);
 }
@@ -274,8 +279,9 @@ test_output(void **state)
 	assert_non_null(strstr(b.data, "\"outcome\": \"refused\""));
 	assert_non_null(strstr(b.data, "\"tls\": {\"result\": \"ok\", "
 				       "\"version\": \"TLSv1.3\""));
-	assert_non_null(strstr(b.data, "\"command\": null, \"reply\": \"220 "
-				       "\\u001b[2Jevil\\ufffd\""));
+	assert_non_null(strstr(
+	    b.data, "{\"address\": 1, \"command\": null, \"reply\": \"220 "
+		    "\\u001b[2Jevil\\ufffd\""));
 	assert_non_null(strstr(b.data,
 			       "\"reply\": \"450-4.5.0 busy\\u000d\\u000a450 "
 			       "4.5.0 \\\"later\\\"\""));
@@ -299,9 +305,14 @@ test_output(void **state)
 				       "certificate not verified (tls may, "
 				       "verify none)"));
 	assert_non_null(strstr(b.data, "< 220 \\x1b[2Jevil\\xff\n"));
-	assert_non_null(strstr(b.data, "> RCPT TO:<u@example.test>\n"
-				       "          < 450-4.5.0 busy\n"
-				       "          < 450 4.5.0 \"later\"\n"));
+	/* the dialogue under the address it went to */
+	assert_non_null(strstr(b.data,
+			       "verify none)\n"
+			       "            < 220 \\x1b[2Jevil\\xff\n"
+			       "            > RCPT TO:<u@example.test>\n"
+			       "            < 450-4.5.0 busy\n"
+			       "            < 450 4.5.0 \"later\"\n"));
+	assert_null(strstr(b.data, "dialogue at no recorded address"));
 	assert_non_null(strstr(b.data, "next attempt 2023-11-14T22:18:20Z: "
 				       "retry schedule step 1 of 3"));
 	buf_free(&b);
