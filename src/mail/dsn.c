@@ -36,6 +36,7 @@
  */
 #include "mail/dsn.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +51,7 @@
 #define DSN_INDENT "    "
 #define DSN_MIME_BOUNDARY_MAX 70 /* RFC 2046 §5.1.1 */
 #define DSN_CTYPE_MAX 2048	 /* unfolded Content-Type looked at */
+#define DSN_ORCPT_TEXT_MAX 1024	 /* a decoded ORCPT address */
 
 /* What part 3 carries (decided once, before anything is written). */
 struct dsn_orig {
@@ -67,7 +69,8 @@ struct dsn_ctx {
 	struct buf *out;
 	char boundary[DSN_BOUNDARY_MAX];
 	struct dsn_orig o;
-	int rc; /* -1 once any append failed */
+	int text8; /* the text part is UTF-8 (an address needs it) */
+	int rc;	   /* -1 once any append failed */
 };
 
 static void
@@ -140,6 +143,42 @@ put_addr(struct dsn_ctx *c, const char *s)
 			put_str(c, "?");
 		else
 			put(c, p, 1);
+	}
+}
+
+static long dsn_utf8_cp(const unsigned char *u, size_t *k);
+
+/* A printable code point for the text part (no C0, DEL or C1)? */
+static int
+dsn_cp_printable(long cp)
+{
+	return cp >= 0xA0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+}
+
+/*
+ * An address in the text part: like put_addr, but when the text part is
+ * UTF-8, a well-formed printable non-ASCII character is written as it
+ * is (people read it); anything else unsafe is still '?'.
+ */
+static void
+put_addr_text(struct dsn_ctx *c, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k;
+	long cp;
+
+	if (s == NULL)
+		return;
+	while (*u != '\0') {
+		k = 1;
+		cp = *u >= 0x80 && c->text8 ? dsn_utf8_cp(u, &k) : -1;
+		if (*u >= 0x80 && dsn_cp_printable(cp))
+			put(c, u, k);
+		else if (*u == '<' || *u == '>' || dsn_is_unsafe(*u))
+			put_str(c, "?");
+		else
+			put(c, u, 1);
+		u += k;
 	}
 }
 
@@ -646,11 +685,21 @@ dsn_put_text_rcpt(struct dsn_ctx *c, const struct dsn_rcpt *r)
 {
 	const char *st = dsn_status(r);
 
+	char orig[DSN_ORCPT_TEXT_MAX];
+
 	put_str(c, "\r\n<");
-	put_addr(c, r->final_rcpt);
+	put_addr_text(c, r->final_rcpt);
 	put_str(c, ">: ");
 	put_str(c, dsn_what_happened(r));
-	putf(c, "\r\n" DSN_INDENT "Status code: %s\r\n", st);
+	put_str(c, "\r\n");
+	if (r->orig_rcpt != NULL &&
+	    dsn_orcpt_display(r->orig_rcpt, orig, sizeof(orig)) > 0 &&
+	    (r->final_rcpt == NULL || strcasecmp(orig, r->final_rcpt) != 0)) {
+		put_str(c, DSN_INDENT "Original recipient: <");
+		put_addr_text(c, orig);
+		put_str(c, ">\r\n");
+	}
+	putf(c, DSN_INDENT "Status code: %s\r\n", st);
 	if (r->remote_mta != NULL && *r->remote_mta != '\0') {
 		put_str(c, DSN_INDENT "Remote server: ");
 		put_token(c, r->remote_mta, "unknown");
@@ -676,7 +725,10 @@ dsn_put_text(struct dsn_ctx *c)
 	const struct dsn_msg *m = c->m;
 	size_t i;
 
-	dsn_put_delim(c, "text/plain; charset=us-ascii");
+	dsn_put_delim(c, c->text8 ? "text/plain; charset=utf-8"
+				  : "text/plain; charset=us-ascii");
+	if (c->text8)
+		put_str(c, "Content-Transfer-Encoding: 8bit\r\n");
 	put_str(c, "Content-Description: Notification\r\n\r\n"
 		   "This is the mail system at ");
 	put_token(c, m->reporting_mta, "localhost");
@@ -704,10 +756,12 @@ dsn_put_text(struct dsn_ctx *c)
 
 /* ---- part 2: message/delivery-status ---- */
 
-/* One UTF-8 code point at u (*k its length), or -1 when ill-formed. */
+/* One UTF-8 code point at u (NUL-terminated; *k its length), or -1 when
+ * ill-formed (overlong, surrogate, above U+10FFFF, cut short). */
 static long
 dsn_utf8_cp(const unsigned char *u, size_t *k)
 {
+	static const long min[5] = {0, 0, 0x80, 0x800, 0x10000};
 	size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC2 ? 2 : 0;
 	long cp = n == 4 ? u[0] & 0x07 : n == 3 ? u[0] & 0x0F : u[0] & 0x1F;
 
@@ -718,6 +772,8 @@ dsn_utf8_cp(const unsigned char *u, size_t *k)
 			return -1;
 		cp = (cp << 6) | (u[i] & 0x3F);
 	}
+	if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return -1;
 	*k = n;
 	return cp;
 }
@@ -764,8 +820,18 @@ dsn_put_status_rcpt(struct dsn_ctx *c, const struct dsn_rcpt *r)
 {
 	put_str(c, "\r\n");
 	if (r->orig_rcpt != NULL && *r->orig_rcpt != '\0') {
+		const char *semi = strchr(r->orig_rcpt, ';');
+
+		/* a UTF-8 address (the one named in an SMTPUTF8 RCPT) in
+		 * RFC 6533's 7-bit form; stored utf-8 ORCPTs already are */
 		put_str(c, "Original-Recipient: ");
-		put_clean(c, r->orig_rcpt);
+		if (semi != NULL &&
+		    dsn_has_8bit(r->orig_rcpt, strlen(r->orig_rcpt))) {
+			put_str(c, "utf-8;");
+			put_utf8_addr(c, semi + 1);
+		} else {
+			put_clean(c, r->orig_rcpt);
+		}
 		put_str(c, "\r\n");
 	}
 	if (r->final_rcpt != NULL &&
@@ -897,6 +963,38 @@ dsn_put_orig(struct dsn_ctx *c)
 		putf(c, "--%s--\r\n", o->close);
 }
 
+/* Does an address shown in the text part need UTF-8 (a well-formed
+ * printable non-ASCII character in it)? */
+static int
+dsn_addr_utf8(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k;
+
+	for (; s != NULL && *u != '\0'; u++)
+		if (*u >= 0x80 && dsn_cp_printable(dsn_utf8_cp(u, &k)))
+			return 1;
+	return 0;
+}
+
+static int
+dsn_text_needs_utf8(const struct dsn_msg *m)
+{
+	char orig[DSN_ORCPT_TEXT_MAX];
+
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		const struct dsn_rcpt *r = &m->rcpts[i];
+
+		if (dsn_addr_utf8(r->final_rcpt))
+			return 1;
+		if (r->orig_rcpt != NULL &&
+		    dsn_orcpt_display(r->orig_rcpt, orig, sizeof(orig)) > 0 &&
+		    dsn_addr_utf8(orig))
+			return 1;
+	}
+	return 0;
+}
+
 int
 dsn_compose(const struct dsn_msg *m, struct buf *out)
 {
@@ -909,8 +1007,9 @@ dsn_compose(const struct dsn_msg *m, struct buf *out)
 	c.out = out;
 	c.rc = 0;
 	dsn_plan_orig(m, &c.o);
+	c.text8 = dsn_text_needs_utf8(m);
 	dsn_make_boundary(m, c.boundary, sizeof c.boundary);
-	dsn_put_header(&c, c.o.eightbit);
+	dsn_put_header(&c, c.o.eightbit || c.text8);
 	dsn_put_text(&c);
 	dsn_put_status(&c);
 	dsn_put_orig(&c);
@@ -1083,4 +1182,87 @@ dsn_multipart_boundary(const char *hdr, size_t n, char *out, size_t size)
 		memcpy(out, val, len + 1);
 		return len;
 	}
+}
+
+/* ---- an ORCPT for people ---- */
+
+/* UTF-8 form of code point cp into d (room for 4); its length. */
+static size_t
+dsn_utf8_put(long cp, char *d)
+{
+	if (cp < 0x80) {
+		d[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		d[0] = (char)(0xC0 | (cp >> 6));
+		d[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (char)(0xE0 | (cp >> 12));
+		d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		d[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	d[0] = (char)(0xF0 | (cp >> 18));
+	d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	d[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/* A \x{HEX} escape at s: its code point and length (*k), or -1 when it
+ * is not 1 to 6 hex digits naming a scalar value. */
+static long
+dsn_embedded_cp(const char *s, size_t *k)
+{
+	long cp = 0;
+	size_t i;
+
+	if (s[0] != '\\' || s[1] != 'x' || s[2] != '{')
+		return -1;
+	for (i = 3; i < 9 && isxdigit((unsigned char)s[i]); i++)
+		cp =
+		    cp * 16 + (isdigit((unsigned char)s[i])
+				   ? s[i] - '0'
+				   : (tolower((unsigned char)s[i]) - 'a' + 10));
+	if (i == 3 || s[i] != '}' || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return -1;
+	*k = i + 1;
+	return cp;
+}
+
+size_t
+dsn_orcpt_display(const char *orcpt, char *out, size_t size)
+{
+	const char *semi = strchr(orcpt, ';');
+	const char *p = semi ? semi + 1 : orcpt;
+	int utf8 = semi != NULL && semi - orcpt == 5 &&
+		   strncasecmp(orcpt, "utf-8", 5) == 0;
+	size_t o = 0, k, n;
+	char tmp[4];
+	long cp;
+
+	if (size == 0)
+		return 0;
+	while (*p != '\0') {
+		k = 1;
+		cp = utf8 ? dsn_embedded_cp(p, &k) : -1;
+		if (cp >= 0x20 && cp != 0x7F && !(cp >= 0x80 && cp < 0xA0)) {
+			n = dsn_utf8_put(cp, tmp);
+		} else {
+			k = 1;
+			tmp[0] = *p;
+			n = 1;
+		}
+		if (o + n >= size)
+			break;
+		memcpy(out + o, tmp, n);
+		o += n;
+		p += k;
+	}
+	out[o] = '\0';
+	return o;
 }

@@ -26,10 +26,14 @@
  * All header fields we write from envelope data are checked: CR, LF
  * and other control characters are replaced, never passed through.
  * Non-ASCII bytes in values and diagnostics become '?' (not xtext: the
- * text is for people). A multi-line diagnostic keeps one line per reply
- * line: indented in the text part, folded onto continuation lines in
- * Diagnostic-Code (RFC 3464 §2.1.1). The MIME boundary is derived from
- * boundary_seed and changed if it occurs in the original or a diagnostic.
+ * text is for people), except addresses in the text part: when one
+ * holds a well-formed UTF-8 character (an SMTPUTF8 recipient, a decoded
+ * RFC 6533 ORCPT) the text part is charset=utf-8, 8bit, and shows it.
+ * The Original-Recipient field keeps (or gets) the 7-bit RFC 6533 form. A
+ * multi-line diagnostic keeps one line per reply line: indented in the text
+ * part, folded onto continuation lines in Diagnostic-Code (RFC 3464 §2.1.1).
+ * The MIME boundary is derived from boundary_seed and changed if it occurs in
+ * the original or a diagnostic.
  */
 #ifndef TODOKU_MAIL_DSN_H
 #define TODOKU_MAIL_DSN_H
@@ -100,5 +104,13 @@ bool dsn_is_8bit(const char *report, size_t len);
  */
 size_t dsn_multipart_boundary(const char *hdr, size_t n, char *out,
 			      size_t size);
+/*
+ * The address of an ORCPT value ("type;address") for people: a "utf-8"
+ * one is RFC 6533 utf-8-addr-xtext, whose \x{HEX} escapes are decoded
+ * to UTF-8 (an escape of a control or a malformed one stays as it is
+ * written); "rfc822" and other types as they are. Writes at most size-1
+ * octets plus NUL, never splitting a character; returns the length.
+ */
+size_t dsn_orcpt_display(const char *orcpt, char *out, size_t size);
 
 #endif

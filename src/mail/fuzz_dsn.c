@@ -4,7 +4,8 @@
  * Input: byte 0 flags (bit 0 RET=FULL, bit 1 orig_total larger than what
  * was read), bytes 1-2 the RET=FULL cap, then the ORCPT value up to the
  * first NUL octet, then the original message. Invariants: a report is
- * always composed, it ends with its own close delimiter, the multipart
+ * always composed, it ends with its own close delimiter, the ORCPT shown
+ * to people is bounded and NUL-terminated, the multipart
  * boundary found in the original's header block is 1 to 70 bchars not
  * ending in a space.
  */
@@ -83,6 +84,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.orig_len = nul ? size - n - 1 : 0;
 	m.orig_total = (data[-3] & 2) ? m.orig_len + 100 : 0;
 	check_boundary(m.orig, m.orig_len);
+	{
+		char disp[700];
+		size_t k = dsn_orcpt_display(orcpt, disp, sizeof(disp));
+
+		if (k >= sizeof(disp) || strlen(disp) != k)
+			abort();
+	}
 	buf_init(&out, 8u << 20);
 	if (dsn_compose(&m, &out) != 0)
 		abort();

@@ -29,6 +29,7 @@
 #include "mail/smtp_cmd.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -245,10 +246,12 @@ smtp_hex(unsigned char c)
 /*
  * Decode xtext (RFC 3461 §4) into dst (room for max octets plus NUL).
  * Decoded octets must be printable ASCII or space, so no NUL or line
- * break can reach a stored envelope. Returns the length or -1.
+ * break can reach a stored envelope; with allow8, raw octets >= 0x80
+ * pass too (RFC 6533 utf-8-addr-unitext; the caller checks them).
+ * Returns the length or -1.
  */
 static int
-smtp_xtext_decode(const char *s, size_t n, char *dst, size_t max)
+smtp_xtext_decode(const char *s, size_t n, char *dst, size_t max, int allow8)
 {
 	size_t i, o = 0;
 	int hi, lo, c;
@@ -264,15 +267,113 @@ smtp_xtext_decode(const char *s, size_t n, char *dst, size_t max)
 				return -1;
 			c = hi * 16 + lo;
 			i += 2;
-		} else if (c < 33 || c > 126 || c == '=') {
+		} else if (c < 33 || c == 127 || (c > 127 && !allow8) ||
+			   c == '=') {
 			return -1;
 		}
-		if (c < 32 || c > 126 || o >= max)
+		if (c < 32 || c == 127 || (c > 127 && !allow8) || o >= max)
 			return -1;
 		dst[o++] = (char)c;
 	}
 	dst[o] = '\0';
 	return (int)o;
+}
+
+/* One UTF-8 scalar value at s (n octets left): its length in *k, or -1
+ * when ill-formed (overlong, surrogate, above U+10FFFF, cut short). */
+static long
+smtp_utf8_scalar(const unsigned char *s, size_t n, size_t *k)
+{
+	size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+	long cp = len == 4 ? s[0] & 0x07 : len == 3 ? s[0] & 0x0F : s[0] & 0x1F;
+	static const long min[5] = {0, 0, 0x80, 0x800, 0x10000};
+
+	if (len == 0 || s[0] > 0xF4 || len > n)
+		return -1;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return -1;
+	*k = len;
+	return cp;
+}
+
+/* A \x{HEX} escape at s (n octets left): its code point, length in *k;
+ * -1 unless 1 to 6 hex digits name a scalar value. */
+static long
+smtp_embedded_char(const char *s, size_t n, size_t *k)
+{
+	size_t i;
+	long cp = 0;
+	int h;
+
+	if (n < 5 || s[0] != '\\' || s[1] != 'x' || s[2] != '{')
+		return -1;
+	for (i = 3; i < n && i < 10 && s[i] != '}'; i++) {
+		if ((h = smtp_hex((unsigned char)s[i])) < 0)
+			return -1;
+		cp = cp * 16 + h;
+	}
+	if (i == 3 || i >= n || s[i] != '}' || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return -1;
+	*k = i + 1;
+	return cp;
+}
+
+/*
+ * RFC 6533 §3: the address of a "utf-8" ORCPT, given as
+ * utf-8-addr-xtext (\x{HEX} for what is not a QCHAR) or, under SMTPUTF8,
+ * utf-8-addr-unitext (raw UTF-8), normalised in place to the 7-bit
+ * utf-8-addr-xtext form: every non-ASCII character and '\\', '+', '='
+ * as \x{HEX} (upper-case, no leading zeros). Controls (C0, DEL, C1) and
+ * spaces are refused, as in every other stored value. -1 when malformed
+ * or when the normalised form would not fit max octets.
+ */
+static int
+smtp_orcpt_utf8(char *s, size_t max)
+{
+	char in[SMTP_ORCPT_MAX + 1];
+	size_t n = strlen(s), i = 0, o = 0, k;
+	long cp;
+
+	if (n == 0 || n >= sizeof(in))
+		return -1;
+	memcpy(in, s, n + 1);
+	while (i < n) {
+		unsigned char c = (unsigned char)in[i];
+		char tmp[12];
+		int len;
+
+		if (c > 0x20 && c < 0x7f && c != '\\' && c != '+' && c != '=') {
+			if (o + 1 > max)
+				return -1;
+			s[o++] = (char)c;
+			i++;
+			continue;
+		}
+		k = 1;
+		cp = c == '\\'	 ? smtp_embedded_char(in + i, n - i, &k)
+		     : c >= 0x80 ? smtp_utf8_scalar(
+				       (const unsigned char *)in + i, n - i, &k)
+		     : (c == '+' || c == '=') ? c
+					      : -1;
+		if (cp < 0x21 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+			return -1;
+		len = snprintf(tmp, sizeof(tmp), "\\x{%lX}", (unsigned long)cp);
+		if (cp < 0x7f && cp != '\\' && cp != '+' && cp != '=')
+			len = snprintf(tmp, sizeof(tmp), "%c", (int)cp);
+		if (o + (size_t)len > max)
+			return -1;
+		memcpy(s + o, tmp, (size_t)len);
+		o += (size_t)len;
+		i += k;
+	}
+	s[o] = '\0';
+	return 0;
 }
 
 static int
@@ -345,7 +446,7 @@ smtp_param_envid(const struct smtp_param *p, void *args, struct smtp_reply *err)
 	struct smtp_mail_args *m = args;
 
 	if (p->val == NULL || smtp_xtext_decode(p->val, p->vallen, m->envid,
-						SMTP_ENVID_MAX) < 0) {
+						SMTP_ENVID_MAX, 0) < 0) {
 		m->envid[0] = '\0';
 		return smtp_syntax(err, "Invalid ENVID value");
 	}
@@ -397,7 +498,8 @@ smtp_param_notify(const struct smtp_param *p, void *args,
  * ORCPT=addr-type;xtext, stored as "addr-type;decoded". The whole
  * parameter value is at most 500 octets as sent (RFC 3461 §4.2); the
  * addr-type must be one we can report back: "rfc822" or "utf-8" (RFC
- * 6533; its \x{...} escapes are kept as they are, not decoded).
+ * 6533: stored in its 7-bit utf-8-addr-xtext form, see
+ * smtp_orcpt_utf8; the DSN decodes it for people).
  */
 static int
 smtp_param_orcpt(const struct smtp_param *p, void *args, struct smtp_reply *err)
@@ -405,19 +507,22 @@ smtp_param_orcpt(const struct smtp_param *p, void *args, struct smtp_reply *err)
 	struct smtp_rcpt_args *r = args;
 	const char *semi;
 	size_t tlen;
+	int utf8;
 
 	semi = p->val != NULL ? memchr(p->val, ';', p->vallen) : NULL;
 	if (semi == NULL || semi + 1 == p->val + p->vallen ||
 	    p->vallen > SMTP_ORCPT_MAX)
 		return smtp_syntax(err, "Invalid ORCPT value");
 	tlen = (size_t)(semi - p->val);
-	if (!smtp_word_eq(p->val, tlen, "rfc822") &&
-	    !smtp_word_eq(p->val, tlen, "utf-8"))
+	utf8 = smtp_word_eq(p->val, tlen, "utf-8");
+	if (!smtp_word_eq(p->val, tlen, "rfc822") && !utf8)
 		return smtp_syntax(err, "ORCPT address type not supported");
 	memcpy(r->orcpt, p->val, tlen + 1);
 	if (smtp_xtext_decode(semi + 1, p->vallen - tlen - 1,
-			      r->orcpt + tlen + 1,
-			      SMTP_ORCPT_MAX - tlen - 1) < 0) {
+			      r->orcpt + tlen + 1, SMTP_ORCPT_MAX - tlen - 1,
+			      utf8) < 0 ||
+	    (utf8 && smtp_orcpt_utf8(r->orcpt + tlen + 1,
+				     SMTP_ORCPT_MAX - tlen - 1) < 0)) {
 		r->orcpt[0] = '\0';
 		return smtp_syntax(err, "Invalid ORCPT value");
 	}

@@ -274,6 +274,26 @@ def test_envid_and_orcpt_in_a_bounce(todoku, dns, smtp_peer):
     assert rcpts[0].get("action") == "failed", rcpts
 
 
+
+def test_utf8_orcpt_decoded_for_people_kept_encoded_in_the_report(todoku, dns, smtp_peer):
+    """RFC 6533: ORCPT=utf-8;J\\x{F6}rg... is shown as Jörg in the text
+    part and stays in its 7-bit form in Original-Recipient."""
+    _peer_world(dns, smtp_peer, "hard.test",
+                replies={"RCPT": ["550 5.1.1 no such user here"]})
+    d = todoku(dns_servers=[dns.addr])
+    qid = _txn(d, "someone@localhost",
+               [("gone@hard.test", "ORCPT=utf-8;J\\x{f6}rg+2Bx@b\\x{E4}r.test")])
+    d.wait_delivered("someone", 1, timeout=20)
+    raw = _reports(d)[0]
+    m, _, rcpts, _ = _parse(raw)
+    assert rcpts[0].get("original-recipient") == "utf-8;J\\x{F6}rg\\x{2B}x@b\\x{E4}r.test", rcpts
+    text = m.get_payload()[0]
+    assert text.get_content_charset() == "utf-8", text
+    shown = text.get_payload(decode=True).decode("utf-8")
+    assert "Original recipient: <J\u00f6rg+x@b\u00e4r.test>" in shown, shown
+    assert "<gone@hard.test>" in shown, shown
+
+
 def test_notify_success_local_delivery_reports_delivered(todoku):
     d = todoku()
     _txn(d, "someone@localhost",

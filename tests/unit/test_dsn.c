@@ -990,6 +990,67 @@ test_multipart_boundary(void **state)
 	assert_false(dsn_is_8bit("abc\r\n", 5));
 }
 
+/* RFC 6533 ORCPT: decoded for people in the text part (UTF-8), kept in
+ * its 7-bit form in Original-Recipient. */
+static void
+test_utf8_orcpt(void **state)
+{
+	struct dsn_rcpt rc = failed_rcpt();
+	struct dsn_msg m = base_msg(&rc, 1);
+	struct report r;
+	const char *blk;
+	size_t n;
+	char out[64];
+
+	rc.orig_rcpt = "utf-8;J\\x{F6}rg@b\\x{E4}r.example";
+	compose(&m, &r);
+	expect_field(r.parts[0].hdr, r.parts[0].hdr_len, "Content-Type",
+		     "text/plain; charset=utf-8");
+	expect_field(r.parts[0].hdr, r.parts[0].hdr_len,
+		     "Content-Transfer-Encoding", "8bit");
+	expect_field(r.hdr, r.hdr_len, "Content-Transfer-Encoding", "8bit");
+	assert_non_null(memmem(r.parts[0].body, r.parts[0].body_len,
+			       "    Original recipient: <J\xc3\xb6rg@b\xc3\xa4r"
+			       ".example>\r\n",
+			       44));
+	status_block(&r.parts[1], 1, &blk, &n);
+	expect_field(blk, n, "Original-Recipient",
+		     "utf-8;J\\x{F6}rg@b\\x{E4}r.example");
+	assert_true(dsn_is_8bit(r.out.data, r.out.len));
+	buf_free(&r.out);
+
+	/* the fallback ORCPT (the address given in an SMTPUTF8 RCPT) gets
+	 * the 7-bit utf-8 form, not '?' */
+	rc.orig_rcpt = "rfc822;J\xc3\xb6rg@example.net";
+	compose(&m, &r);
+	status_block(&r.parts[1], 1, &blk, &n);
+	expect_field(blk, n, "Original-Recipient",
+		     "utf-8;J\\x{F6}rg@example.net");
+	buf_free(&r.out);
+
+	/* ASCII ORCPT equal to the final recipient: no extra line, us-ascii */
+	rc.orig_rcpt = "rfc822;BOB@example.net";
+	compose(&m, &r);
+	expect_field(r.parts[0].hdr, r.parts[0].hdr_len, "Content-Type",
+		     "text/plain; charset=us-ascii");
+	assert_null(memmem(r.parts[0].body, r.parts[0].body_len,
+			   "Original recipient", 18));
+	expect_field(r.hdr, r.hdr_len, "Content-Transfer-Encoding", NULL);
+	buf_free(&r.out);
+
+	/* decoding: controls and malformed escapes stay as written */
+	assert_int_equal(dsn_orcpt_display("utf-8;a\\x{7}\\x{D800}\\x{zz}"
+					   "\\x{1F600}\\x{5C}",
+					   out, sizeof out),
+			 strlen("a\\x{7}\\x{D800}\\x{zz}\xf0\x9f\x98\x80\\"));
+	assert_string_equal(out, "a\\x{7}\\x{D800}\\x{zz}\xf0\x9f\x98\x80\\");
+	dsn_orcpt_display("rfc822;a\\x{F6}@b", out, sizeof out);
+	assert_string_equal(out, "a\\x{F6}@b");
+	/* bounded, never a split character */
+	assert_int_equal(dsn_orcpt_display("utf-8;ab\\x{F6}", out, 4), 2);
+	assert_string_equal(out, "ab");
+}
+
 int
 main(void)
 {
@@ -999,6 +1060,7 @@ main(void)
 	    cmocka_unit_test(test_remote_addr),
 	    cmocka_unit_test(test_injection),
 	    cmocka_unit_test(test_utf8_rcpt),
+	    cmocka_unit_test(test_utf8_orcpt),
 	    cmocka_unit_test(test_ret_full),
 	    cmocka_unit_test(test_ret_full_cut),
 	    cmocka_unit_test(test_ret_full_cut_multipart),

@@ -390,6 +390,34 @@ test_rcpt_dsn(void **state)
 	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=UTF-8;b+40c", &ext_all, &a, &r),
 			 0);
 	assert_string_equal(a.orcpt, "UTF-8;b@c");
+	/* RFC 6533: stored as 7-bit utf-8-addr-xtext, escapes normalised,
+	 * '+' and '=' escaped */
+	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=utf-8;J\\x{f6}rg\\x{0041}"
+			      "+2Bx+3D@b\\x{1F600}.de",
+			      &ext_all, &a, &r),
+			 0);
+	assert_string_equal(a.orcpt,
+			    "utf-8;J\\x{F6}rgA\\x{2B}x\\x{3D}@b\\x{1F600}.de");
+	/* UTF-8 octets xtext-encoded are escaped too; raw 8-bit octets in a
+	 * parameter value are refused before (esmtp-value is ASCII) */
+	assert_int_equal(
+	    rcpt("TO:<a@b.c> ORCPT=utf-8;J+C3+B6rg@b.de", &ext_all, &a, &r), 0);
+	assert_string_equal(a.orcpt, "utf-8;J\\x{F6}rg@b.de");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{D800}@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{110000}@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{9}@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{85}@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{}@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\y@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;J\xc3\xb6rg@b.de", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a+C0+AFb@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a+ED+A0+80@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=rfc822;J\xc3\xb6rg@b.de", &ext_all, 501,
+		   "5.5.4");
 	/* 500 octets as sent, even when the decoded value is shorter */
 	for (int k = 0; k < 165; k++)
 		memcpy(val + 3 * k, "+41", 3);
