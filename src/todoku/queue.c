@@ -71,7 +71,7 @@ struct entry {
 	int at_local;	  /* L_DELIVER sent, no L_RESULT yet */
 	int warned;	  /* a delay warning went out */
 	int deleted;	  /* deleted by the operator while in flight */
-	unsigned crashes; /* attempts that died with the local role */
+	unsigned crashes; /* attempts that died with local or smtp-out */
 	unsigned notify;  /* DSN NOTIFY bits (smtp_cmd.h), 0: not given */
 	char *orcpt;	  /* DSN ORCPT or NULL: passed to the next hop */
 	int hop;	  /* how the last delivery went: QUEUE_HOP_* */
@@ -897,6 +897,44 @@ rjob_defer_until(struct queue *q, struct rjob *r, const char *status,
 	rjob_free(q, r);
 }
 
+/*
+ * The smtp-out process died with this attempt on its connection: the
+ * next hop may or may not have the message. Each recipient is deferred
+ * ("may be delivered twice") and counts a crash; after
+ * QUEUE_MAX_CRASHES such deaths the message is held, so one poison
+ * message cannot kill smtp-out forever (DESIGN §7), as for local.
+ */
+static void
+rjob_crashed(struct queue *q, struct rjob *r, const char *why)
+{
+	struct attrec_view v;
+	char via[ADDR_DOMAIN_MAX + 300];
+
+	rjob_view(r, NULL, &v, via, sizeof(via));
+	for (size_t i = 0; i < r->n; i++) {
+		struct attempt *a;
+		q->last_attempt = NULL;
+		q->defer_submit = 1;
+		queue_finish_ex(q, r->ents[i], MAILDIR_TEMP, "4.3.0", "smtp",
+				why, r->facts, NULL, &v);
+		q->defer_submit = 0;
+		a = q->last_attempt;
+		if (a == NULL)
+			continue; /* deleted meanwhile: dropped */
+		a->e->crashes++;
+		a->res.crashed = 1;
+		if (a->e->crashes >= QUEUE_MAX_CRASHES) {
+			a->res.hold = 1;
+			snprintf(a->reply, sizeof(a->reply),
+				 "held after %u deliveries that crashed the "
+				 "smtp-out role; inspect it, then release it",
+				 a->e->crashes);
+		}
+		attempt_submit(q, a);
+	}
+	rjob_free(q, r);
+}
+
 static void
 dest_log_limit(const struct dest *d, const char *why)
 {
@@ -1597,8 +1635,7 @@ queue_rjobs_lost(struct queue *q, int phase, struct qpeer *out, const char *why)
 		     (r->phase != 2 || r->s == NULL || r->s->peer != out)))
 			continue;
 		if (phase == 2) {
-			rjob_finish_all(q, r, MAILDIR_TEMP, "4.3.0", "smtp",
-					why);
+			rjob_crashed(q, r, why);
 			continue;
 		}
 		for (size_t i = 0; i < r->n; i++) {
