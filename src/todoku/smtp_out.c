@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -1099,7 +1100,23 @@ conn_start_tls(struct conn *cn)
 
 /* ---- body --------------------------------------------------------------- */
 
-/* Stream the body through the dot-stuffer; returns when it must wait. */
+/* The body could not be sent: the engine records the loss. */
+static void
+conn_body_lost(struct conn *cn, const char *why)
+{
+	smtp_client_lost(cn->c, why);
+	cn->in_body = 0;
+	conn_pump(cn);
+}
+
+/*
+ * Send the message (trace headers, then the stored body) dot-stuffed.
+ * Bytes are gathered into writes of SMTPO_BODY_CHUNK, the terminator
+ * with the last of them: a small message is one write. Separate small
+ * writes would each be a segment, and without TCP_NODELAY the second
+ * would wait for the peer's delayed ACK (40 ms on Linux) per message.
+ * Returns when it must wait for the socket.
+ */
 static void
 conn_body(struct conn *cn)
 {
@@ -1107,18 +1124,20 @@ conn_body(struct conn *cn)
 	char in[SMTPO_BODY_CHUNK];
 
 	for (;;) {
-		int f = conn_flush(cn);
 		ssize_t r;
 		size_t used = 0;
 
-		if (f < 0) {
-			smtp_client_lost(cn->c, "write failed during DATA");
-			cn->in_body = 0;
-			conn_pump(cn);
-			return;
+		/* one write per chunk, the end of data in the write of the
+		 * last bytes (TCP_NODELAY: each write is sent at once) */
+		if (cn->out.len >= SMTPO_BODY_CHUNK || cn->body_end_pending) {
+			int f = conn_flush(cn);
+			if (f < 0) {
+				conn_body_lost(cn, "write failed during DATA");
+				return;
+			}
+			if (f == 0)
+				return;
 		}
-		if (f == 0)
-			return;
 		if (cn->body_end_pending) {
 			cn->in_body = 0;
 			cn->body_end_pending = 0;
@@ -1136,13 +1155,16 @@ conn_body(struct conn *cn)
 				  cn->body_off - (off_t)j->prepend.len);
 		}
 		if (r < 0) {
-			smtp_client_lost(cn->c, "cannot read the stored body");
-			cn->in_body = 0;
-			conn_pump(cn);
+			conn_body_lost(cn, "cannot read the stored body");
 			return;
 		}
 		if (r == 0) {
-			smtp_dotstuff_end(&cn->ds, &cn->out);
+			if (smtp_dotstuff_end(&cn->ds, &cn->out) < 0 &&
+			    (conn_flush(cn) != 1 ||
+			     smtp_dotstuff_end(&cn->ds, &cn->out) < 0)) {
+				conn_body_lost(cn, "output buffer full");
+				return;
+			}
 			cn->body_end_pending = 1;
 			continue;
 		}
@@ -1683,6 +1705,13 @@ conn_connect(struct conn *cn)
 	cn->replies = 0;
 	cn->fd =
 	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cn->fd >= 0) {
+		/* we batch our own writes (a pipelined group, a body chunk);
+		 * Nagle would hold each one until the previous is ACKed */
+		int one = 1;
+		(void)setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
+	}
 	if (cn->fd >= 0 && conn_bind_source(cn, t->family) < 0) {
 		char why[128];
 		snprintf(why, sizeof(why), "bind to source address: %s",

@@ -1,0 +1,96 @@
+"""How smtp-out puts a message on the wire (issue 3, docs/performance.md
+"Session 3: the 4 KiB drain").
+
+A message that went out as several small writes (trace headers, body,
+end of data) waited at each one for the peer's delayed ACK under Nagle's
+algorithm: about 40 ms per message on Linux, which capped delivery over
+one connection at ~25 messages/s. smtp-out now disables Nagle on its
+sockets and gathers the message and its terminator into writes of up to
+SMTPO_BODY_CHUNK. Proved with strace, not with a clock: the outbound
+socket gets TCP_NODELAY before it connects, and a small message is one
+write() from its first byte to the final dot.
+"""
+import re
+
+from world import make_message, queue_id
+
+SENDER = "someone@localhost"
+SOCKET_RE = re.compile(r"^(\d+)\s+socket\(.*\) = (\d+)<")
+CALL_RE = re.compile(r"^(\d+)\s+(\w+)\((\d+)<((?:->|[^>])*)>(.*)$")
+
+
+def _send(d, rcpt, subject, body):
+    c = d.smtp()
+    c.ehlo()
+    r = c.sendmail(SENDER, [rcpt], make_message(subject=subject, body=body,
+                                                sender=SENDER, to=rcpt))
+    c.quit()
+    assert r.code == 250, r
+    return queue_id(r.text)
+
+
+def _socket_calls(trace, peer_addr):
+    """-> [(call, arguments)] on the socket smtp-out connected to
+    peer_addr:25, from socket() on (strace -f -yy output)."""
+    calls = {}       # (pid, fd) -> calls since that fd's socket()
+    found = None
+    for ln in open(trace, errors="replace"):
+        ln = ln.rstrip("\n")
+        m = SOCKET_RE.match(ln)
+        if m:
+            key = (m.group(1), m.group(2))
+            if key == found:
+                break           # the fd now names another socket
+            calls[key] = []
+            continue
+        m = CALL_RE.match(ln)
+        if not m or m.group(2) not in ("setsockopt", "connect", "write"):
+            continue
+        key = (m.group(1), m.group(3))
+        if key not in calls:
+            continue
+        calls[key].append((m.group(2), m.group(5)))
+        if found is None and m.group(2) == "connect" \
+                and 'inet_addr("%s")' % peer_addr in m.group(5) \
+                and "htons(25)" in m.group(5):
+            found = key
+    assert found, "no connect() to %s:25 in the trace" % peer_addr
+    return calls[found]
+
+
+def test_small_message_is_one_write_on_a_nodelay_socket(todoku, dns, smtp_peer, tmp_world):
+    peer = smtp_peer(port=25)
+    dns.zone("wire.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    trace = tmp_world / "strace.out"
+    d = todoku(dns_servers=[dns.addr],
+               wrapper=["strace", "-f", "-qq", "-yy", "-s", "20000",
+                        "-e", "trace=socket,setsockopt,connect,write",
+                        "-o", str(trace)])
+    body = "".join("line %04d of a four kilobyte message, more or less\n" % i
+                   for i in range(80))
+    qid = _send(d, "user@wire.test", "one write", body)
+    assert qid
+    peer.wait_messages(1)
+    assert b"line 0079 of a four kilobyte message" in peer.messages[0]["data"]
+    d.stop()
+
+    calls = _socket_calls(trace, peer.addr)
+    names = [n for n, _ in calls]
+    assert any(n == "setsockopt" and "TCP_NODELAY, [1]" in a
+               for n, a in calls[:names.index("connect")]), \
+        "no TCP_NODELAY on smtp-out's socket before connect(): %r" % \
+        [(n, a[:120]) for n, a in calls[:3]]
+    writes = [a for n, a in calls if n == "write"]
+    data_at = [i for i, w in enumerate(writes) if "DATA\\r\\n" in w]
+    assert data_at, "no DATA command in the writes to the peer: %r" % \
+        [w[:120] for w in writes]
+    after = writes[data_at[0] + 1:]
+    assert after, [w[:120] for w in writes]
+    msg = after[0]
+    # the whole message and its terminator in one write: the string is
+    # complete (no "..." truncation) and ends with CRLF . CRLF
+    assert "line 0000 of a four" in msg and "line 0079 of a four" in msg, msg[:300]
+    assert re.search(r'\\r\\n\.\\r\\n", \d+\) = \d+$', msg), msg[-200:]
+    # and what follows is a command again (RSET or QUIT), not more data
+    assert len(after) == 1 or re.match(r'"(RSET|QUIT)\\r\\n"', after[1].lstrip(", ")), \
+        [w[:120] for w in after[:3]]
