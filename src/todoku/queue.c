@@ -75,7 +75,7 @@ struct entry {
 	unsigned notify;  /* DSN NOTIFY bits (smtp_cmd.h), 0: not given */
 	char *orcpt;	  /* DSN ORCPT or NULL: passed to the next hop */
 	int hop;	  /* how the last delivery went: QUEUE_HOP_* */
-	struct entry *next;
+	struct entry *next, *prev; /* q->entries */
 };
 
 /* Where a delivered recipient went, for its success report (RFC 3461
@@ -129,6 +129,8 @@ struct queue {
 	struct entry *entries;
 	unsigned inflight;
 	struct event *tick;
+	struct event *kick; /* queue_kick: one decision per loop pass */
+	int kicked;
 	int ctl_fd;
 	struct event *ctl_ev;
 	int stopping;
@@ -140,6 +142,7 @@ struct queue {
 };
 
 static void queue_dispatch(struct queue *q);
+static void queue_kick(struct queue *q);
 
 /* ---- scheduler entries ---------------------------------------------- */
 
@@ -170,6 +173,8 @@ entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
 	e->next_attempt = next;
 	e->arrival = arrival;
 	e->next = q->entries;
+	if (e->next != NULL)
+		e->next->prev = e;
 	q->entries = e;
 	q->wake_at = 0; /* decide at the next tick at the latest */
 	return e;
@@ -178,12 +183,12 @@ entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
 static void
 entry_remove(struct queue *q, struct entry *e)
 {
-	for (struct entry **pp = &q->entries; *pp; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		q->entries = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
 	xfree(e->sender);
 	xfree(e->addr);
 	xfree(e->orcpt);
@@ -259,6 +264,9 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 			e->attempts++;
 			e->next_attempt = r->next_attempt;
 			e->in_flight = 0;
+			/* waiting again: the next decision is due by then */
+			if (e->next_attempt < q->wake_at)
+				q->wake_at = e->next_attempt;
 		}
 	}
 	xfree(a->detail);
@@ -267,7 +275,7 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 	xfree(a->record);
 	xfree(a->record_text);
 	xfree(a);
-	queue_dispatch(q);
+	queue_kick(q);
 }
 
 /* Where a DSN for this message goes: never to <>. */
@@ -538,6 +546,7 @@ queue_on_body(void *arg, int err, int body_fd, const char *prepend,
 		e->next_attempt = clock_now() + (err ? 60 : 1);
 		q->wake_at = 0;
 		q->inflight--;
+		queue_kick(q);
 		xfree(d);
 		if (e->deleted)
 			entry_remove(q, e);
@@ -709,6 +718,7 @@ rjob_free(struct queue *q, struct rjob *r)
 		}
 	}
 	q->inflight--;
+	queue_kick(q); /* a slot is free: its result need not be committed */
 	if (r->body_fd >= 0)
 		close(r->body_fd);
 	for (size_t i = 0; i < r->nt; i++)
@@ -1840,6 +1850,42 @@ queue_on_tick(evutil_socket_t fd, short what, void *arg)
 		queue_dispatch(q);
 }
 
+/* The deferred decision queue_kick asked for. With every slot taken
+ * and no wake-up due, nothing can start: only ready jobs join sessions
+ * (expiries of jobs waiting for a slot are at the wake-up, which the
+ * tick does not skip). */
+static void
+queue_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	(void)fd;
+	(void)what;
+	q->kicked = 0;
+	if (spool_failed(q->spool))
+		return; /* the role restarts (queue_on_spool_failed) */
+	if (q->inflight >= QUEUE_MAX_INFLIGHT && clock_now() < q->wake_at)
+		dest_pump_all(q);
+	else
+		queue_dispatch(q);
+}
+
+/*
+ * Decide once the callbacks of this event loop pass have run, not in
+ * each: a group commit hands back up to hundreds of results at once,
+ * and each decision sorts every waiting recipient. Events that free a
+ * slot (a result arrives; its commit comes later: a crash before it
+ * means a possible duplicate, which DESIGN §7 allows) or add work kick.
+ */
+static void
+queue_kick(struct queue *q)
+{
+	if (q->kicked || q->kick == NULL)
+		return;
+	q->kicked = 1;
+	event_active(q->kick, EV_TIMEOUT, 1);
+}
+
 static struct entry *
 queue_find_entry(struct queue *q, uint64_t rcpt_id)
 {
@@ -1869,6 +1915,7 @@ queue_on_local_result(struct queue *q, const struct ipc_hdr *h,
 	q->inflight--;
 	e->at_local = 0;
 	queue_finish(q, e, result, status, where, reason);
+	queue_kick(q);
 }
 
 /*
@@ -2077,7 +2124,7 @@ queue_on_committed(void *arg, int err, struct spool_msg *m)
 	t->msg = NULL;
 	txn_free(q, t);
 	if (!spool_failed(q->spool))
-		queue_dispatch(q);
+		queue_kick(q);
 }
 
 /*
@@ -2731,6 +2778,18 @@ queue_dmarc_queued(void *arg, struct spool_msg *m)
 	queue_dispatch(q);
 }
 
+/* Environment knobs for the integration tests only:
+ * TODOKU_SPOOL_LAZY_MS stretches how long delivery results wait for a
+ * commit (test_outbound_wire.py: slots must not wait for it). */
+static void
+queue_test_knobs(struct queue *q)
+{
+	const char *lazy = getenv("TODOKU_SPOOL_LAZY_MS");
+
+	if (lazy != NULL)
+		spool_set_lazy_ms(q->spool, (unsigned)strtoul(lazy, NULL, 10));
+}
+
 int
 queue_main(struct role_env *env)
 {
@@ -2747,6 +2806,7 @@ queue_main(struct role_env *env)
 		log_fatal("%s", err);
 	spool_set_bounce_max(q.spool, env->conf->bounce_size_limit);
 	spool_set_on_fail(q.spool, queue_on_spool_failed, &q);
+	queue_test_knobs(&q);
 	n = spool_load_pending(q.spool, queue_load_one, &q);
 	if (n > 0)
 		log_info("recovered %d undelivered recipient(s) from the spool",
@@ -2763,6 +2823,7 @@ queue_main(struct role_env *env)
 			   queue_master_close, &q);
 	q.tick = event_new(env->base, -1, EV_PERSIST, queue_on_tick, &q);
 	event_add(q.tick, &one);
+	q.kick = event_new(env->base, -1, 0, queue_on_kick, &q);
 	event_base_dispatch(env->base);
 	return 0;
 }
