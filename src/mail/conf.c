@@ -36,6 +36,7 @@
 
 #include "mail/addr.h"
 #include "mail/srs.h"
+#include "mail/v6health.h"
 
 #define DEF_SPOOL "var/spool"
 #define DEF_USER "todoku"
@@ -1099,6 +1100,8 @@ static const struct key domain_keys[] = {
 static const struct key delivery_keys[] = {
     {"helo", set_opt_hostname, OFF_C(delivery_helo), 0, 0,
      "a host name like mx.example.com, or \"\" for [server] hostname"},
+    {"helo-ipv6", set_opt_hostname, OFF_C(delivery_helo6), 0, 0,
+     "a host name like mx6.example.com, or \"\" for helo"},
     {"tls", set_tls, OFF_C(delivery_tls), 0, 0, "none, may or must"},
     {"verify", set_verify, OFF_C(delivery_verify), 0, 0, "none or ca"},
     {"ca", set_path, OFF_C(delivery_ca), 1, 0,
@@ -1122,6 +1125,12 @@ static const struct key delivery_keys[] = {
     {"timeout-command", set_duration, OFF_C(delivery_timeout_command), 1, DAY,
      "a duration like 5m, from 1s to 1d"},
     {"timeout-data-end", set_duration, OFF_C(delivery_timeout_data_end), 1, DAY,
+     "a duration like 10m, from 1s to 1d"},
+    {"max-attempt-time", set_duration, OFF_C(delivery_max_attempt_time), 1, DAY,
+     "a duration like 10m, from 1s to 1d"},
+    {"ipv6-suspend-after", set_uint, OFF_C(delivery_v6_suspend_after), 0,
+     V6H_DISTINCT_MAX, "a number from 0 (never) to 64"},
+    {"ipv6-suspend-for", set_duration, OFF_C(delivery_v6_suspend_for), 1, DAY,
      "a duration like 10m, from 1s to 1d"},
     {"destination-concurrency", set_uint, OFF_C(delivery_dest_conc), 1, 1000,
      "a number from 1 to 1000"},
@@ -1151,6 +1160,8 @@ static const struct key route_keys[] = {
      "a PEM file of CA certificates or a hashed directory"},
     {"helo", set_opt_hostname, OFF_R(helo), 0, 0,
      "a host name like mx.example.com"},
+    {"helo-ipv6", set_opt_hostname, OFF_R(helo6), 0, 0,
+     "a host name like mx6.example.com"},
     {"ip", set_ip, OFF_R(ip), 0, 0,
      "any, prefer-ipv4, prefer-ipv6, ipv4-only or ipv6-only"},
     {"source-ipv4", set_source4, OFF_R(source4), 0, 0,
@@ -1258,6 +1269,9 @@ conf_new(struct parser *p)
 	c->delivery_timeout_greeting = 5 * 60;
 	c->delivery_timeout_command = 5 * 60;
 	c->delivery_timeout_data_end = 10 * 60;
+	c->delivery_max_attempt_time = 10 * 60;
+	c->delivery_v6_suspend_after = 5;
+	c->delivery_v6_suspend_for = 10 * 60;
 	c->delivery_dest_conc = 5;
 	c->delivery_dest_conc_max = 20;
 	c->delivery_dead_after = 3;
@@ -1300,6 +1314,7 @@ conf_free(struct conf *c)
 	xfree(c->path);
 	xfree(c->hostname);
 	xfree(c->delivery_helo);
+	xfree(c->delivery_helo6);
 	xfree(c->delivery_ca);
 	xfree(c->dns_trust_anchor);
 	xfree(c->dns_root_hints);
@@ -1336,6 +1351,7 @@ conf_free(struct conf *c)
 		xfree(r->via);
 		xfree(r->host);
 		xfree(r->helo);
+		xfree(r->helo6);
 		xfree(r->ca);
 		xfree(r->source4);
 		xfree(r->source6);
@@ -2689,6 +2705,7 @@ dump_delivery(const struct conf *c, struct buf *b)
 	int r = buf_adds(b, "\n[delivery]\n");
 
 	r = r ? r : dump_opt(b, "helo", c->delivery_helo);
+	r = r ? r : dump_opt(b, "helo-ipv6", c->delivery_helo6);
 	r = r ? r : dump_kv(b, "tls", conf_tls_names[c->delivery_tls]);
 	r = r ? r : dump_kv(b, "verify", conf_verify_names[c->delivery_verify]);
 	r = r ? r : dump_kv(b, "ca", c->delivery_ca);
@@ -2710,6 +2727,15 @@ dump_delivery(const struct conf *c, struct buf *b)
 	r = r ? r
 	      : dump_duration(b, "timeout-data-end",
 			      c->delivery_timeout_data_end);
+	r = r ? r
+	      : dump_duration(b, "max-attempt-time",
+			      c->delivery_max_attempt_time);
+	r = r ? r
+	      : dump_uint(b, "ipv6-suspend-after",
+			  c->delivery_v6_suspend_after);
+	r = r ? r
+	      : dump_duration(b, "ipv6-suspend-for",
+			      c->delivery_v6_suspend_for);
 	r = r ? r
 	      : dump_uint(b, "destination-concurrency", c->delivery_dest_conc);
 	r = r ? r
@@ -2796,6 +2822,7 @@ conf_dump(const struct conf *c, struct buf *out)
 		if (rt->ca)
 			r = r ? r : dump_kv(out, "ca", rt->ca);
 		r = r ? r : dump_opt(out, "helo", rt->helo);
+		r = r ? r : dump_opt(out, "helo-ipv6", rt->helo6);
 		r = r ? r : dump_kv(out, "ip", conf_ip_names[rt->ip]);
 		r = r ? r : dump_opt(out, "source-ipv4", rt->source4);
 		r = r ? r : dump_opt(out, "source-ipv6", rt->source6);

@@ -127,6 +127,7 @@ struct conf_route {
 	int verify;		 /* enum conf_verify (default [delivery]) */
 	char *ca;		 /* NULL: [delivery] ca */
 	char *helo;		 /* NULL: [delivery] helo */
+	char *helo6;		 /* over IPv6; NULL: helo, then [delivery] */
 	int ip;			 /* enum conf_ip */
 	char *source4, *source6; /* NULL: [delivery] source-ipv4/6 */
 	char *auth_user;
@@ -195,11 +196,12 @@ struct conf {
 	char *dmarc_report_from;	/* NULL: postmaster@hostname */
 
 	/* [delivery]: outbound SMTP (MX delivery) */
-	char *delivery_helo; /* NULL: hostname */
-	int delivery_tls;    /* enum conf_tls */
-	int delivery_verify; /* enum conf_verify */
-	char *delivery_ca;   /* CA file or hashed directory (verify = ca) */
-	int delivery_ip;     /* enum conf_ip, same order as mx.h's policy */
+	char *delivery_helo;  /* NULL: hostname */
+	char *delivery_helo6; /* over IPv6 (helo-ipv6); NULL: delivery_helo */
+	int delivery_tls;     /* enum conf_tls */
+	int delivery_verify;  /* enum conf_verify */
+	char *delivery_ca;    /* CA file or hashed directory (verify = ca) */
+	int delivery_ip;      /* enum conf_ip, same order as mx.h's policy */
 	unsigned delivery_port;
 	unsigned delivery_max_addresses;
 	unsigned smtp_out_procs;
@@ -209,6 +211,10 @@ struct conf {
 	uint64_t delivery_timeout_greeting;
 	uint64_t delivery_timeout_command;
 	uint64_t delivery_timeout_data_end;
+	uint64_t delivery_max_attempt_time; /* max-attempt-time, seconds */
+	/* IPv6 family health (mail/v6health) */
+	unsigned delivery_v6_suspend_after; /* ipv6-suspend-after, 0: off */
+	uint64_t delivery_v6_suspend_for;   /* ipv6-suspend-for */
 	/* destinations and sessions (DESIGN §7; mail/schedule) */
 	unsigned delivery_dest_conc;	 /* destination-concurrency */
 	unsigned delivery_dest_conc_max; /* destination-concurrency-max */

@@ -74,7 +74,7 @@
  *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
  *                u32 port, u8 tls (conf_tls), u8 implicit TLS,
  *                u8 verify (conf_verify), str CA file or directory, str helo,
- *                str auth user, str auth password, str source IPv4,
+ *                str helo over IPv6, str auth user, str auth password, str source IPv4,
  *                str source IPv6, data prepend headers, u32 nrcpt x (u64 rcpt
  * id, str address, u32 notify, str orcpt), u32 ntargets x (u8 family, data
  * address, str host), u64 session (0: none; jobs with the same session share
@@ -82,7 +82,8 @@
  * [address]:port), str attempt record (addresses tried, TLS, ...), u32 n x (u64
  * rcpt id, u8 result (smtpc_result), str status, str reply verbatim, str
  * command answered), u8 verdict (SMTPO_V_*: 1 ok, 2 no address gave a session,
- * 3 connection failure in the transaction, 4 untried), u8 IPv4 retry (1: make
+ * 3 connection failure in the transaction or max-attempt-time reached, 4
+ * untried), u8 IPv4 retry (1: make
  *                the destination IPv4-first), str the IPv6 reply
  *                verbatim, data one octet per recipient (1: delivered to
  *                a server that offered DSN). A recipient result of 0 (PENDING)

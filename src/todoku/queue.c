@@ -1319,12 +1319,29 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	ipc_put_u8(&o, r->route != NULL);
 	ipc_put_u8(&o, (uint8_t)(r->route ? r->route->ip : c->delivery_ip));
 	ipc_put_u32(&o, c->delivery_max_addresses);
-	ipc_put_u32(&o, c->delivery_helo ? 2 : 1);
+	ipc_put_u32(&o, 1 + (c->delivery_helo != NULL) +
+			    (c->delivery_helo6 != NULL));
 	ipc_put_str(&o, c->hostname);
 	if (c->delivery_helo)
 		ipc_put_str(&o, c->delivery_helo);
+	if (c->delivery_helo6)
+		ipc_put_str(&o, c->delivery_helo6);
 	ipc_send(q->lookup->ipc, R_ROUTE, r->id, -1, &o);
 	ipc_out_free(&o);
+}
+
+/* The HELO name over IPv6: the route's helo-ipv6, its helo, then
+ * [delivery] helo-ipv6, helo, [server] hostname. */
+static const char *
+rjob_helo6(const struct conf *c, const struct conf_route *rt)
+{
+	if (rt && rt->helo6)
+		return rt->helo6;
+	if (rt && rt->helo)
+		return rt->helo;
+	if (c->delivery_helo6)
+		return c->delivery_helo6;
+	return c->delivery_helo ? c->delivery_helo : c->hostname;
 }
 
 /* How to talk to the next hop: [delivery] for MX, the route otherwise. */
@@ -1340,6 +1357,7 @@ rjob_put_session(const struct conf *c, const struct conf_route *rt,
 	ipc_put_u8(o, (uint8_t)(rt ? rt->verify : c->delivery_verify));
 	ipc_put_str(o, rt && rt->ca ? rt->ca : c->delivery_ca);
 	ipc_put_str(o, rt && rt->helo ? rt->helo : helo);
+	ipc_put_str(o, rjob_helo6(c, rt));
 	ipc_put_str(o, rt ? rt->auth_user : NULL);
 	ipc_put_str(o, rt ? rt->auth_password : NULL);
 	ipc_put_str(o, rt && rt->source4 ? rt->source4 : c->delivery_source4);
@@ -1362,6 +1380,7 @@ rjob_conn_key(const struct conf *c, const struct conf_route *rt)
 	const char *f[] = {
 	    rt && rt->ca ? rt->ca : c->delivery_ca,
 	    rt && rt->helo ? rt->helo : helo,
+	    rjob_helo6(c, rt),
 	    rt && rt->auth_user ? rt->auth_user : "",
 	    rt && rt->auth_password ? rt->auth_password : "",
 	    rt && rt->source4	  ? rt->source4

@@ -30,6 +30,7 @@
 #include "mail/conf.h"
 #include "mail/smtp_client.h"
 #include "mail/smtp_reply.h"
+#include "mail/v6health.h"
 #include "todoku/proto.h"
 #include "todoku/role.h"
 
@@ -60,9 +61,10 @@ struct sess {
 	unsigned port;
 	int tls; /* enum conf_tls */
 	int implicit_tls;
-	int verify; /* enum conf_verify */
-	char *ca;   /* CA store for verify = ca */
-	char *helo, *auth_user, *auth_pass;
+	int verify;	    /* enum conf_verify */
+	char *ca;	    /* CA store for verify = ca */
+	char *helo, *helo6; /* EHLO name over IPv4, over IPv6 */
+	char *auth_user, *auth_pass;
 	char *source4, *source6; /* "" or the address to bind */
 };
 
@@ -119,6 +121,8 @@ struct conn {
 	int body_end_pending;
 	int implicit_pending;	/* smtps: handshake before the engine runs */
 	time_t born;		/* connected (monotonic) */
+	uint64_t started;	/* the attempt's first address (mono_ms) */
+	int time_up;		/* max-attempt-time stopped the addresses */
 	unsigned msgs;		/* transactions started on this connection */
 	int conn_failed;	/* reconnects are not tried after this */
 	struct buf trace;	/* not yet handed to a job */
@@ -157,6 +161,15 @@ mono_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- address health memory -------------------------------------------- */
@@ -234,25 +247,128 @@ health_dead(const struct target *t, unsigned port)
 	return h != NULL && h->until > time(NULL);
 }
 
-/* Move recently dead addresses behind the live ones, order kept. */
-static void
-health_order(struct conn *j)
-{
-	struct target live[SMTPO_TARGETS_MAX], dead[SMTPO_TARGETS_MAX];
-	size_t nl = 0, nd = 0;
+/* ---- IPv6 family health memory ----------------------------------------- */
 
-	for (size_t i = 0; i < j->nt; i++) {
-		if (health_dead(&j->t[i], j->s.port))
-			dead[nd++] = j->t[i];
-		else
-			live[nl++] = j->t[i];
-	}
-	if (nd == 0 || nl == 0)
+/*
+ * DESIGN §7: IPv6 is suspended after network-level connect failures at
+ * [delivery] ipv6-suspend-after distinct IPv6 addresses (mail/v6health);
+ * while suspended, IPv4 addresses go first. This process's memory only:
+ * each smtp-out process keeps its own, a restart forgets it.
+ */
+static struct v6h v6health;
+
+static struct v6h_params
+v6h_params_of(const struct conf *c)
+{
+	struct v6h_params p = {
+	    .suspend_after = c->delivery_v6_suspend_after,
+	    .suspend_for = c->delivery_v6_suspend_for,
+	    /* a probe's IPv6 outcome is known within a connect timeout */
+	    .probe_window = c->delivery_timeout_connect,
+	};
+	return p;
+}
+
+/* A connect to the current address failed with err (errno). */
+static void
+v6_connect_failed(struct conn *cn, int err, const char *why)
+{
+	const struct target *t = &cn->t[cn->ti];
+	struct v6h_params p = v6h_params_of(cn->o->env->conf);
+	char what[V6H_WHY_MAX];
+
+	if (t->family != 6 || !v6h_network_errno(err))
 		return;
-	memcpy(j->t, live, nl * sizeof(*live));
-	memcpy(j->t + nl, dead, nd * sizeof(*dead));
-	buf_addf(&j->trace, "  %zu address(es) failed recently; tried last\n",
-		 nd);
+	snprintf(what, sizeof(what), "%.200s: %.90s", cn->where, why);
+	switch (v6h_failed(&v6health, &p, t->addr, what, mono_now())) {
+	case V6H_EV_SUSPENDED:
+		log_warn("IPv6 suspended for %llus: network-level connection "
+			 "failures at %u IPv6 addresses and no IPv6 connection "
+			 "in between (last: %s); IPv4 addresses are tried "
+			 "first until a probe over IPv6 connects",
+			 (unsigned long long)p.suspend_for, v6health.nfail,
+			 what);
+		break;
+	case V6H_EV_STILL_DOWN:
+		log_info("IPv6 still failing (%s); suspended for another %llus",
+			 what, (unsigned long long)p.suspend_for);
+		break;
+	default:
+		break;
+	}
+}
+
+/* A TCP connection to the current address was established. */
+static void
+v6_connected(struct conn *cn)
+{
+	if (cn->t[cn->ti].family != 6)
+		return;
+	if (v6h_ok(&v6health) == V6H_EV_RESUMED)
+		log_info("IPv6 resumed: %s accepted a connection", cn->where);
+}
+
+/* The plan for this connection's addresses; only an attempt that has
+ * addresses of both families takes one (so the probe is one that can
+ * fall back to IPv4). */
+static enum v6h_plan
+conn_v6_plan(struct conn *cn)
+{
+	struct v6h_params p = v6h_params_of(cn->o->env->conf);
+	size_t n4 = 0, n6 = 0;
+
+	for (size_t i = 0; i < cn->nt; i++) {
+		n4 += cn->t[i].family == 4;
+		n6 += cn->t[i].family == 6;
+	}
+	if (n4 == 0 || n6 == 0)
+		return V6H_PLAN_NORMAL;
+	return v6h_take_plan(&v6health, &p, mono_now());
+}
+
+/*
+ * The attempt's address order: the lookup's (the queue moved IPv4 first
+ * for an IPv4-first destination), then, stable, IPv4 before IPv6 while
+ * IPv6 is suspended, and recently dead addresses behind live ones.
+ */
+static void
+conn_order(struct conn *cn)
+{
+	struct target t[SMTPO_TARGETS_MAX];
+	int fam[SMTPO_TARGETS_MAX];
+	bool dead[SMTPO_TARGETS_MAX];
+	size_t perm[SMTPO_TARGETS_MAX], nd = 0;
+	enum v6h_plan plan = conn_v6_plan(cn);
+	const char *msg = cn->wait ? cn->wait->msg : "-";
+
+	for (size_t i = 0; i < cn->nt; i++) {
+		fam[i] = cn->t[i].family;
+		dead[i] = health_dead(&cn->t[i], cn->s.port);
+		nd += dead[i];
+	}
+	v6h_order(fam, dead, cn->nt, plan == V6H_PLAN_V6_LAST, perm);
+	for (size_t i = 0; i < cn->nt; i++)
+		t[i] = cn->t[perm[i]];
+	memcpy(cn->t, t, cn->nt * sizeof(*t));
+	if (nd > 0 && nd < cn->nt)
+		buf_addf(&cn->trace,
+			 "  %zu address(es) failed recently; tried last\n", nd);
+	if (plan == V6H_PLAN_V6_LAST) {
+		unsigned long long left = v6h_remaining(&v6health, mono_now());
+		buf_addf(&cn->trace,
+			 "  IPv6 suspended (%llus left; last failure: %s): "
+			 "IPv4 addresses first\n",
+			 left, v6health.last);
+		log_info("%s: IPv6 suspended (%llus left): IPv4 addresses "
+			 "first",
+			 msg, left);
+	} else if (plan == V6H_PLAN_PROBE) {
+		buf_addf(&cn->trace, "  IPv6 suspended; this attempt probes "
+				     "it (addresses in their usual order)\n");
+		log_info("%s: IPv6 suspension time over: this attempt probes "
+			 "IPv6",
+			 msg);
+	}
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -331,6 +447,7 @@ sess_copy(struct sess *d, const struct sess *s)
 	d->verify = s->verify;
 	d->ca = xstrdup(s->ca);
 	d->helo = xstrdup(s->helo);
+	d->helo6 = xstrdup(s->helo6);
 	d->auth_user = xstrdup(s->auth_user);
 	d->auth_pass = xstrdup(s->auth_pass);
 	d->source4 = xstrdup(s->source4);
@@ -341,6 +458,7 @@ static void
 sess_free(struct sess *s)
 {
 	xfree(s->helo);
+	xfree(s->helo6);
 	xfree(s->ca);
 	xfree(s->source4);
 	xfree(s->source6);
@@ -351,18 +469,32 @@ sess_free(struct sess *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* The source address and HELO name of a session over this family. */
+static const char *
+sess_source(const struct sess *s, int family)
+{
+	return family == 6 ? s->source6 : s->source4;
+}
+
+static const char *
+sess_helo(const struct sess *s, int family)
+{
+	return family == 6 ? s->helo6 : s->helo;
+}
+
 /* The connection cache key, DESIGN §7: address, port, source address,
- * HELO, TLS policy, SASL identity (the verify name: conn_find_idle). */
+ * HELO (both of the family), TLS policy, SASL identity (the verify
+ * name: conn_find_idle). */
 static int
 sess_same(const struct sess *a, const struct sess *b, int family)
 {
 	return a->port == b->port && a->tls == b->tls &&
 	       a->implicit_tls == b->implicit_tls && a->verify == b->verify &&
-	       strcmp(a->ca, b->ca) == 0 && strcmp(a->helo, b->helo) == 0 &&
+	       strcmp(a->ca, b->ca) == 0 &&
+	       strcmp(sess_helo(a, family), sess_helo(b, family)) == 0 &&
 	       strcmp(a->auth_user, b->auth_user) == 0 &&
 	       strcmp(a->auth_pass, b->auth_pass) == 0 &&
-	       strcmp(family == 6 ? a->source6 : a->source4,
-		      family == 6 ? b->source6 : b->source4) == 0;
+	       strcmp(sess_source(a, family), sess_source(b, family)) == 0;
 }
 
 static int
@@ -472,16 +604,24 @@ job_send_result(struct job *j, const char *fallback_status,
 	ipc_out_free(&o);
 }
 
-/* Connection-level failure before this message was tried anywhere. */
 /* No address gave a session. A certificate that failed verification
- * is the reason that matters (4.7.5, RFC 3463): it is quoted first. */
+ * is the reason that matters (4.7.5, RFC 3463): it is quoted first.
+ * limit: why the addresses stopped early ("": they ran out). */
 static void
-job_fail_conn(struct job *j, const char *domain, const char *last_fail,
-	      const char *verify_fail)
+job_fail_conn(struct job *j, const char *domain, const char *limit,
+	      const char *last_fail, const char *verify_fail)
 {
 	char reply[1600];
 
-	if (verify_fail[0])
+	if (limit[0])
+		snprintf(reply, sizeof(reply),
+			 "%s of %s (max-attempt-time %llus); last: %s%s%.600s",
+			 limit, domain,
+			 (unsigned long long)
+			     j->o->env->conf->delivery_max_attempt_time,
+			 last_fail[0] ? last_fail : "none",
+			 verify_fail[0] ? "; certificate: " : "", verify_fail);
+	else if (verify_fail[0])
 		snprintf(reply, sizeof(reply),
 			 "no address of %s gave a verified TLS session for "
 			 "this message: %s%s%s",
@@ -494,8 +634,11 @@ job_fail_conn(struct job *j, const char *domain, const char *last_fail,
 			 "message%s%s",
 			 domain, last_fail[0] ? "; last error: " : "",
 			 last_fail);
+	/* the time limit ends the attempt: recorded, not handed back to
+	 * the destination for another round (a connection failure all the
+	 * same for its slow start) */
 	if (j->verdict == SMTPO_V_NONE)
-		j->verdict = SMTPO_V_CONN_FAILED;
+		j->verdict = limit[0] ? SMTPO_V_FAILED : SMTPO_V_CONN_FAILED;
 	job_send_result(j, verify_fail[0] ? "4.7.5" : "4.4.1", reply);
 	job_free(j);
 }
@@ -601,17 +744,32 @@ conn_new(struct smtpo *o, const struct job *j, int only_family)
 	buf_init(&cn->in, 256 * 1024);
 	cn->timer = evtimer_new(o->env->base, conn_on_timeout, cn);
 	cn->io = IO_DONE;
+	cn->started = mono_ms();
 	cn->next = o->conns;
 	o->conns = cn;
 	return cn;
 }
 
-/* Every address failed: the jobs waiting on this connection are done. */
+/* Every address tried failed (or max-attempt-time stopped them): the
+ * jobs waiting on this connection are done. */
 static void
 conn_give_up(struct conn *cn)
 {
 	struct job *j;
-	char domain[256];
+	char domain[256], limit[200] = "";
+
+	if (cn->time_up) {
+		snprintf(limit, sizeof(limit),
+			 "attempt time limit reached after %zu of %zu "
+			 "addresses",
+			 cn->ti, cn->nt);
+		log_info("%s: %s (max-attempt-time %llus); last: %s; deferred",
+			 cn->wait ? cn->wait->msg : "-", limit,
+			 (unsigned long long)
+			     cn->o->env->conf->delivery_max_attempt_time,
+			 cn->last_fail);
+		buf_addf(&cn->trace, "  %s\n", limit);
+	}
 
 	while ((j = conn_wait_pop(cn)) != NULL) {
 		snprintf(domain, sizeof(domain), "%s", j->domain);
@@ -631,7 +789,7 @@ conn_give_up(struct conn *cn)
 			job_free(j);
 			continue;
 		}
-		job_fail_conn(j, domain, cn->last_fail, cn->verify_fail);
+		job_fail_conn(j, domain, limit, cn->last_fail, cn->verify_fail);
 	}
 	conn_free(cn);
 }
@@ -677,6 +835,7 @@ conn_reconnect(struct conn *cn)
 	cn->ti = 0;
 	cn->msgs = 0;
 	cn->born = 0;
+	cn->started = mono_ms();
 	conn_connect(cn);
 }
 
@@ -1290,7 +1449,7 @@ job_v4_retry(struct job *j, int family)
 	cn = conn_new(j->o, j, 4);
 	cn->session = 0;
 	conn_wait_push(cn, j, 0);
-	health_order(cn);
+	conn_order(cn);
 	conn_connect(cn);
 	return 1;
 }
@@ -1588,6 +1747,7 @@ conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (cn->io == IO_CONNECT) {
+		v6_connect_failed(cn, ETIMEDOUT, "connection timed out");
 		conn_next_target(cn, "connection timed out");
 		return;
 	}
@@ -1607,6 +1767,18 @@ conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connecting --------------------------------------------------------- */
 
+/* connect() (or bind, socket) failed with err: the family health
+ * memory hears of it, then the next address. */
+static void
+conn_connect_failed(struct conn *cn, int err, const char *what)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "%s: %s", what, strerror(err));
+	v6_connect_failed(cn, err, why);
+	conn_next_target(cn, why);
+}
+
 static void
 conn_on_connected(evutil_socket_t fd, short what, void *arg)
 {
@@ -1614,15 +1786,16 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
 	struct smtp_client_params p = {0};
 	int err = 0;
 	socklen_t sl = sizeof(err);
-	char why[256];
 
 	evtimer_del(cn->timer);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0 || err != 0) {
-		snprintf(why, sizeof(why), "connect: %s", strerror(err));
-		conn_next_target(cn, why);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+		err = errno;
+	if (err != 0) {
+		conn_connect_failed(cn, err, "connect");
 		return;
 	}
-	p.helo = cn->s.helo;
+	v6_connected(cn);
+	p.helo = sess_helo(&cn->s, cn->t[cn->ti].family);
 	p.tls = cn->s.tls == CONF_TLS_MUST   ? SMTPC_TLS_MUST
 		: cn->s.tls == CONF_TLS_NONE ? SMTPC_TLS_OFF
 					     : SMTPC_TLS_MAY;
@@ -1651,7 +1824,7 @@ conn_on_connected(evutil_socket_t fd, short what, void *arg)
 static int
 conn_bind_source(struct conn *cn, int family)
 {
-	const char *src = family == 6 ? cn->s.source6 : cn->s.source4;
+	const char *src = sess_source(&cn->s, family);
 	struct sockaddr_storage ss = {0};
 	socklen_t sl;
 
@@ -1680,6 +1853,15 @@ conn_connect(struct conn *cn)
 	char addr[64];
 
 	if (cn->ti >= cn->nt) {
+		conn_give_up(cn);
+		return;
+	}
+	/* DESIGN §7: at most max-addresses within max-attempt-time; the
+	 * address in progress runs to its own timeouts, no new one starts */
+	if (cn->ti > 0 &&
+	    mono_ms() - cn->started >=
+		cn->o->env->conf->delivery_max_attempt_time * 1000) {
+		cn->time_up = 1;
 		conn_give_up(cn);
 		return;
 	}
@@ -1713,17 +1895,12 @@ conn_connect(struct conn *cn)
 				 sizeof(one));
 	}
 	if (cn->fd >= 0 && conn_bind_source(cn, t->family) < 0) {
-		char why[128];
-		snprintf(why, sizeof(why), "bind to source address: %s",
-			 strerror(errno));
-		conn_next_target(cn, why);
+		conn_connect_failed(cn, errno, "bind to source address");
 		return;
 	}
 	if (cn->fd < 0 || (connect(cn->fd, (struct sockaddr *)&ss, sl) < 0 &&
 			   errno != EINPROGRESS)) {
-		char why[128];
-		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
-		conn_next_target(cn, why);
+		conn_connect_failed(cn, errno, "connect");
 		return;
 	}
 	cn->ev = event_new(cn->o->env->base, cn->fd, EV_WRITE,
@@ -1863,6 +2040,7 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->s.verify = ipc_get_u8(in);
 	j->s.ca = xstrdup(ipc_get_str(in));
 	j->s.helo = xstrdup(ipc_get_str(in));
+	j->s.helo6 = xstrdup(ipc_get_str(in));
 	j->s.auth_user = xstrdup(ipc_get_str(in));
 	j->s.auth_pass = xstrdup(ipc_get_str(in));
 	j->s.source4 = xstrdup(ipc_get_str(in));
@@ -1908,7 +2086,7 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	job_shape(j);
 	buf_init(&j->trace, SMTPO_TRACE_MAX);
 	if (j->nt == 0 || n == 0) {
-		job_fail_conn(j, j->domain, "", "");
+		job_fail_conn(j, j->domain, "", "", "");
 		return;
 	}
 	/* the queue's session: the connection it already carries */
@@ -1922,7 +2100,7 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	}
 	cn = conn_new(o, j, 0);
 	conn_wait_push(cn, j, 0);
-	health_order(cn);
+	conn_order(cn);
 	conn_connect(cn);
 }
 

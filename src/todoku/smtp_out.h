@@ -43,7 +43,18 @@
  *
  * IPv6 (DESIGN §7): recipients refused with 4.7.x/5.7.x over IPv6 are
  * retried once over the job's IPv4 addresses on another connection in
- * the same attempt; the result says so and quotes the IPv6 reply.
+ * the same attempt; the result says so and quotes the IPv6 reply. The
+ * process keeps an IPv6 family health memory (mail/v6health): after
+ * network-level connect failures at [delivery] ipv6-suspend-after
+ * distinct IPv6 addresses, IPv4 addresses go first for ipv6-suspend-for,
+ * then one attempt probes; its memory only (per process, lost on
+ * restart). Each session binds the source address and says the HELO
+ * name of its address family (source-ipv4/helo, source-ipv6/helo-ipv6).
+ *
+ * Time: an attempt starts no new address after [delivery]
+ * max-attempt-time; its jobs are deferred 4.4.1 "attempt time limit
+ * reached after N of M addresses ..." (verdict SMTPO_V_FAILED, so the
+ * queue records the attempt instead of handing it back).
  *
  * IPC fields appended to the end of the payloads listed in proto.h:
  *   O_DELIVER  ... u64 session (0: none; else jobs with the same value
@@ -77,8 +88,8 @@
 #define SMTPO_V_OK 1	      /* a session that worked */
 #define SMTPO_V_CONN_FAILED 2 /* no address gave a usable session */
 #define SMTPO_V_FAILED                                                         \
-	3		  /* connection failure in the transaction             \
-			     (421, timeout, lost, TLS) */
+	3 /* connection failure in the transaction (421, timeout, lost,        \
+	     TLS), or max-attempt-time reached: recorded, not reparked */
 #define SMTPO_V_UNTRIED 4 /* not attempted (connection ended first) */
 
 #endif
