@@ -3,8 +3,8 @@
 
 A connection is reused only for mail that would open the very same
 connection: same address and port, source address, HELO, TLS policy and
-verify name, SASL identity. Two routes to one relay that differ in one of
-these never share a connection; two identical ones do (they are one
+verify name, SASL identity. Two routes to one relay that differ in HELO,
+TLS policy, AUTH user or source address never share a connection; two identical ones do (they are one
 destination: the smarthost).
 
 Domains whose MX hosts are the same host are one destination: they share
@@ -20,7 +20,7 @@ import re
 
 import pytest
 
-from world import make_message, queue_id, self_signed
+from world import alloc_addr, make_message, queue_id, self_signed
 from world.roles import wait_for
 
 SENDER = "someone@localhost"
@@ -48,7 +48,7 @@ def _auth_user(session):
 
 
 def _identity(session):
-    return (session.helo, session.tls, _auth_user(session))
+    return (session.helo, session.tls, _auth_user(session), session.peer_addr[0])
 
 
 def _passwords(tmp_world):
@@ -67,6 +67,7 @@ VARIANTS = {
     "helo": ({"helo": "a-side.example"}, {"helo": "b-side.example"}),
     "tls": ({"tls": "none"}, {"tls": "may"}),
     "sasl": ({"tls": "must", "auth-user": "alice"}, {"tls": "must", "auth-user": "bob"}),
+    "source": ({}, {"source-ipv4": "SOURCE"}),
 }
 
 
@@ -79,7 +80,10 @@ def test_connection_shared_only_with_the_same_key(variant, todoku, smtp_peer, tm
                       replies={"AUTH": "235 2.7.0 Authentication successful"})
     pw = _passwords(tmp_world)
     a, b = (dict(x) for x in VARIANTS[variant])
+    source = alloc_addr(ports=())
     for conf in (a, b):
+        if conf.get("source-ipv4") == "SOURCE":
+            conf["source-ipv4"] = source
         if "auth-user" in conf:
             conf["auth-password-file"] = pw[conf["auth-user"]]
     via = "smtp://[%s]:2525" % relay.addr
@@ -116,9 +120,11 @@ def test_connection_shared_only_with_the_same_key(variant, todoku, smtp_peer, tm
         assert (ida[0], idb[0]) == ("a-side.example", "b-side.example")
     elif variant == "tls":
         assert (ida[1], idb[1]) == (False, True)
-    else:
+    elif variant == "sasl":
         assert (ida[2], idb[2]) == ("alice", "bob")
         assert ida[1] and idb[1]
+    else:
+        assert ida[3] != source and idb[3] == source, (ida, idb)
 
 
 def test_domains_sharing_mx_hosts_share_the_limit(todoku, dns, smtp_peer):
