@@ -577,10 +577,19 @@ dsn_put_intro(struct dsn_ctx *c)
 			  "delayed.\n"
 			  "The mail system is still trying; you do not "
 			  "need to send\nthe message again.");
-	if (dsn_kind(m) == DSN_DELIVERED && !dsn_any(m, DSN_RELAYED))
+	if (dsn_kind(m) == DSN_DELIVERED && !dsn_any(m, DSN_RELAYED) &&
+	    !dsn_any(m, DSN_EXPANDED))
 		put_lines(c, "",
 			  "Your message was delivered to the "
 			  "recipients listed below.");
+	if (dsn_kind(m) == DSN_DELIVERED && dsn_any(m, DSN_EXPANDED))
+		put_lines(c, "",
+			  "Your message reached the addresses listed below. "
+			  "Each of them\nstands for several other addresses, "
+			  "and the message has been\npassed on to all of "
+			  "them. You get no success report for each\nof "
+			  "those; failures are still reported if you asked "
+			  "for them.");
 	if (dsn_kind(m) == DSN_DELIVERED && dsn_any(m, DSN_RELAYED))
 		put_lines(c, "",
 			  "Your message was passed on to the next mail system "
@@ -602,7 +611,7 @@ dsn_what_happened(const struct dsn_rcpt *r)
 	case DSN_RELAYED:
 		return "passed on to a system that sends no further reports.";
 	case DSN_EXPANDED:
-		return "delivered and forwarded to further addresses.";
+		return "an alias: passed on to the addresses it stands for.";
 	}
 	return "could not be delivered.";
 }

@@ -27,6 +27,7 @@
 #include "mail/resolve.h"
 #include "mail/schedule.h"
 #include "mail/smtp_client.h"
+#include "mail/smtp_cmd.h"
 #include "mail/smtp_reply.h"
 #include "mail/srs.h"
 #include "todoku/ctl.h"
@@ -276,6 +277,25 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 	xfree(a->record_text);
 	xfree(a);
 	queue_kick(q);
+}
+
+/* Where a report to sender goes (a local alias resolved to its first
+ * address), allocated; NULL if sender (not <>) does not parse. */
+static char *
+queue_report_target(struct queue *q, const char *sender)
+{
+	struct mailaddr m;
+	struct resolve_list l = {0};
+	char out[ADDR_PATH_MAX + 2];
+
+	if (addr_parse_mailbox(sender, strlen(sender), ADDR_F_UTF8, &m) !=
+	    ADDR_OK)
+		return NULL;
+	snprintf(out, sizeof(out), "%s", sender);
+	if (resolve_expand(q->env->conf, &m, &l) == 0 && l.n > 0)
+		addr_format(&l.items[0].addr, out, sizeof(out));
+	resolve_list_free(&l);
+	return xstrdup(out);
 }
 
 /* Where a DSN for this message goes: never to <>. */
@@ -2040,6 +2060,15 @@ queue_expand_rcpt(struct queue *q, struct spool_msg *m, const char *rcpt,
 	if (addr_parse_mailbox(rcpt, strlen(rcpt), ADDR_F_UTF8, &a) ==
 		ADDR_OK &&
 	    resolve_expand(q->env->conf, &a, &l) == 0) {
+		/* RFC 3461 §6.2.7.3: an alias for several addresses that was
+		 * asked for SUCCESS reports "expanded" itself; its addresses
+		 * get the NOTIFY without SUCCESS (NEVER if nothing is left) */
+		if (l.n > 1 && (notify & SMTP_NOTIFY_SUCCESS) != 0) {
+			spool_msg_add_expanded(m, rcpt, orcpt, l.n);
+			notify &= ~(unsigned)SMTP_NOTIFY_SUCCESS;
+			if (notify == 0)
+				notify = SMTP_NOTIFY_NEVER;
+		}
 		for (size_t i = 0; i < l.n; i++) {
 			addr_format(&l.items[i].addr, fin, sizeof(fin));
 			spool_msg_add_rcpt(m, fin, orig, orcpt, notify);
@@ -2076,6 +2105,10 @@ queue_on_open(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 	m->client = xmalloc(strlen(cname) + strlen(caddr) + 4);
 	snprintf(m->client, strlen(cname) + strlen(caddr) + 4, "%s [%s]", cname,
 		 caddr);
+	if (*sender != '\0') {
+		m->report_to = queue_report_target(q, sender);
+		m->reporting_mta = q->env->conf->hostname;
+	}
 	n = ipc_get_u32(in);
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		const char *rcpt = ipc_get_str(in), *orcpt = ipc_get_str(in);
@@ -2137,6 +2170,18 @@ queue_on_committed(void *arg, int err, struct spool_msg *m)
 			e->notify = m->rcpts[i].notify;
 			if (m->rcpts[i].orcpt != NULL)
 				e->orcpt = xstrdup(m->rcpts[i].orcpt);
+		}
+		for (size_t i = 0; i < m->nexpanded; i++) {
+			const struct spool_expanded *x = &m->expanded[i];
+
+			if (x->dsn_id[0] == '\0')
+				continue;
+			log_info("%s: <%s> expanded to %zu addresses: "
+				 "report %s to <%s>",
+				 m->id, x->alias, x->count, x->dsn_id,
+				 m->report_to);
+			entry_add(q, x->dsn_rcpt_id, x->dsn_id, "",
+				  m->report_to, m->arrival, m->arrival);
 		}
 		queue_reply(t->peer, t->id, 250, "2.0.0", text);
 	}

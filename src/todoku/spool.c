@@ -390,6 +390,81 @@ exec_dmarc_load(struct spool *sp, struct job *j)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+static size_t spool_read_orig(struct spool *sp, const char *id, int body_file,
+			      const void *blob, size_t bloblen,
+			      struct buf *out);
+static int spool_insert_dsn(struct spool *sp, struct spool_result *res,
+			    const struct buf *dsn);
+
+/*
+ * The "expanded" report (RFC 3464 Action: expanded, RFC 3461 §6.2.7.3)
+ * for one alias of a message being committed: a success report, so the
+ * header block only (RFC 3461 §4.3), queued in the same commit. A
+ * report that cannot be composed is logged and left out; the message
+ * itself is not held up.
+ */
+static int
+exec_expanded(struct spool *sp, struct spool_msg *m, struct spool_expanded *x)
+{
+	struct spool_result res = {0};
+	struct dsn_rcpt dr = {0};
+	struct dsn_msg dm = {0};
+	struct buf orig, dsn;
+	char diag[128], *orcpt = NULL;
+	int rc = SQLITE_OK;
+
+	buf_init(&orig, SPOOL_HDR_READ);
+	spool_read_orig(sp, m->id, m->body_fd >= 0,
+			m->inline_body.data ? m->inline_body.data : "",
+			m->inline_body.len, &orig);
+	if (x->orcpt != NULL) {
+		orcpt = xstrdup(x->orcpt);
+	} else {
+		struct buf b;
+
+		buf_init(&b, 1024);
+		buf_addf(&b, "rfc822;%s", x->alias);
+		orcpt = b.data;
+	}
+	snprintf(diag, sizeof(diag),
+		 "the address is an alias here; the message was passed on to "
+		 "the %zu addresses it stands for",
+		 x->count);
+	dr.final_rcpt = x->alias;
+	dr.orig_rcpt = orcpt;
+	dr.action = DSN_EXPANDED;
+	dr.status = "2.0.0";
+	dr.diag_type = "x-local";
+	dr.diag = diag;
+	dr.last_attempt = m->arrival;
+	dm.reporting_mta = m->reporting_mta;
+	dm.queue_id = m->id;
+	dm.envid = m->envid && *m->envid ? m->envid : NULL;
+	dm.sender = m->sender;
+	dm.arrival = m->arrival;
+	dm.now = m->arrival;
+	dm.rcpts = &dr;
+	dm.nrcpts = 1;
+	dm.orig = orig.data ? orig.data : "";
+	dm.orig_len = orig.len;
+	dm.boundary_seed = x->alias;
+	res.time = m->arrival;
+	res.bounce_to = m->report_to;
+	buf_init(&dsn, SPOOL_DSN_MAX + SPOOL_HDR_READ);
+	if (dsn_compose(&dm, &dsn) == 0 &&
+	    (rc = spool_insert_dsn(sp, &res, &dsn)) == SQLITE_OK) {
+		memcpy(x->dsn_id, res.bounce_id, sizeof(x->dsn_id));
+		x->dsn_rcpt_id = res.bounce_rcpt_id;
+	} else if (rc == SQLITE_OK) {
+		log_err("%s: cannot compose the expanded report for <%s>",
+			m->id, x->alias);
+	}
+	xfree(orcpt);
+	buf_free(&orig);
+	buf_free(&dsn);
+	return rc;
+}
+
 static int
 exec_commit(struct spool *sp, struct job *j)
 {
@@ -436,6 +511,9 @@ exec_commit(struct spool *sp, struct job *j)
 			return rc;
 		r->id = (uint64_t)sqlite3_last_insert_rowid(sp->db);
 	}
+	for (size_t i = 0; i < m->nexpanded && m->report_to != NULL; i++)
+		if ((rc = exec_expanded(sp, m, &m->expanded[i])) != SQLITE_OK)
+			return rc;
 	if (m->dmarc && (rc = dmarc_insert(sp, m->dmarc)) != SQLITE_OK)
 		return rc;
 	return dmarc_delete(sp, m->dmarc_done, m->ndmarc_done);
@@ -1820,6 +1898,21 @@ spool_msg_add_rcpt(struct spool_msg *m, const char *addr, const char *orig,
 	return 0;
 }
 
+void
+spool_msg_add_expanded(struct spool_msg *m, const char *alias,
+		       const char *orcpt, size_t count)
+{
+	struct spool_expanded *x;
+
+	m->expanded =
+	    xrealloc(m->expanded, (m->nexpanded + 1) * sizeof(*m->expanded));
+	x = &m->expanded[m->nexpanded++];
+	memset(x, 0, sizeof(*x));
+	x->alias = xstrdup(alias);
+	x->orcpt = orcpt && *orcpt ? xstrdup(orcpt) : NULL;
+	x->count = count;
+}
+
 static int
 spool_msg_spill(struct spool *sp, struct spool_msg *m)
 {
@@ -1876,6 +1969,12 @@ spool_msg_free(struct spool_msg *m)
 	buf_free(&m->inline_body);
 	xfree(m->dmarc);
 	xfree(m->dmarc_done);
+	for (size_t i = 0; i < m->nexpanded; i++) {
+		xfree(m->expanded[i].alias);
+		xfree(m->expanded[i].orcpt);
+	}
+	xfree(m->expanded);
+	xfree(m->report_to);
 	xfree(m);
 }
 

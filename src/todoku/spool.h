@@ -63,6 +63,21 @@ struct spool_rcpt {
 	unsigned notify;
 };
 
+/*
+ * An alias that expanded to several addresses for a recipient whose
+ * NOTIFY asked for SUCCESS (RFC 3461 §6.2.7.3): an "expanded" report
+ * about it is composed and queued in the message's own commit.
+ */
+struct spool_expanded {
+	char *alias;  /* the recipient address that was expanded */
+	char *orcpt;  /* its ORCPT, or NULL */
+	size_t count; /* addresses it expanded to */
+	/* out (valid in the commit callback): the report's message and
+	 * recipient; dsn_id "" when none was made */
+	char dsn_id[SPOOL_ID_LEN + 1];
+	uint64_t dsn_rcpt_id;
+};
+
 /* A message being received. Fields are set by the owner before commit. */
 struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
@@ -87,6 +102,12 @@ struct spool_msg {
 	struct dmarc_rep_row *dmarc;
 	int64_t *dmarc_done;
 	size_t ndmarc_done;
+	/* "expanded" reports (spool_msg_add_expanded), made only when
+	 * report_to is set (never for the null sender) */
+	struct spool_expanded *expanded;
+	size_t nexpanded;
+	char *report_to;	   /* where reports go (owned) */
+	const char *reporting_mta; /* our host name (not owned) */
 };
 
 /* One recipient awaiting delivery, as loaded at start or after commit. */
@@ -184,6 +205,8 @@ void spool_close(struct spool *sp);
 int spool_load_pending(struct spool *sp, spool_pending_cb *each, void *arg);
 
 struct spool_msg *spool_msg_new(struct spool *sp, time_t arrival);
+void spool_msg_add_expanded(struct spool_msg *m, const char *alias,
+			    const char *orcpt, size_t count);
 int spool_msg_add_rcpt(struct spool_msg *m, const char *addr, const char *orig,
 		       const char *orcpt, unsigned notify);
 /* Append body bytes; spills to a file past inline_max. -1 with errno. */

@@ -330,6 +330,46 @@ def test_original_recipient_without_orcpt_is_what_the_client_gave(todoku):
     assert rcpts[0].get("final-recipient") == "rfc822; alice@localhost", rcpts
 
 
+
+def test_alias_to_several_addresses_reports_expanded(todoku, dns, smtp_peer):
+    """RFC 3461 §6.2.7.3 / RFC 3464 Action: expanded: a NOTIFY=SUCCESS
+    recipient that is an alias for several addresses gets one "expanded"
+    report; its addresses get the NOTIFY without SUCCESS (no "delivered"
+    report each), FAILURE still holds (a bounce for the one that fails)."""
+    _peer_world(dns, smtp_peer, "hard.test",
+                replies={"RCPT": ["550 5.1.1 no such user here"]})
+    d = todoku(dns_servers=[dns.addr],
+               aliases="team@localhost: alice@localhost, gone@hard.test\n"
+                       "solo@localhost: bob@localhost")
+    _txn(d, "someone@localhost",
+         [("team@localhost", "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Team+40localhost"),
+          ("solo@localhost", "NOTIFY=SUCCESS")],
+         mail_params="ENVID=exp-1")
+    d.wait_delivered("alice", 1, timeout=20)
+    d.wait_delivered("bob", 1, timeout=20)
+    d.wait_delivered("someone", 3, timeout=20)
+    d.wait_queue_settled(20)
+    got = {}
+    reports = _reports(d)
+    assert len(reports) == 3, [r[:400] for r in reports]  # none for alice
+    for raw in reports:
+        _, msg_fields, rcpts, third = _parse(raw)
+        assert len(rcpts) == 1, rcpts
+        assert msg_fields.get("original-envelope-id") == "exp-1", msg_fields
+        got[rcpts[0]["action"]] = (rcpts[0], third, raw)
+    assert sorted(got) == ["delivered", "expanded", "failed"], got.keys()
+    exp, third, raw = got["expanded"]
+    assert exp["final-recipient"] == "rfc822; team@localhost", exp
+    assert exp["original-recipient"] == "rfc822;Team@localhost", exp
+    assert exp["status"].startswith("2."), exp
+    assert third in (None, "text/rfc822-headers"), third
+    # the one-address alias is forwarding, not expansion: its final
+    # recipient's own "delivered" report, as before
+    assert got["delivered"][0]["final-recipient"] == "rfc822; bob@localhost"
+    assert got["failed"][0]["final-recipient"] == "rfc822; gone@hard.test"
+    assert got["failed"][0]["original-recipient"] == "rfc822;Team@localhost"
+
+
 def test_no_success_report_to_the_null_sender(todoku):
     d = todoku()
     _txn(d, "", [("alice@localhost", "NOTIFY=SUCCESS")])
