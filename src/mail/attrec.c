@@ -577,6 +577,64 @@ attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 	}
 }
 
+/* ---- storage ----------------------------------------------------------- */
+
+void
+attrec_pack(const struct attrec_view *v, struct ipc_out *o)
+{
+	ipc_put_u8(o, ATTREC_PACK_V1);
+	put_opt(o, v->route_kind);
+	put_opt(o, v->route_via);
+	put_opt(o, v->command && *v->command ? v->command : NULL);
+	ipc_put_i64(o, (int64_t)v->next_attempt);
+	put_opt(o, v->next_reason);
+	ipc_put_u8(o, v->dns != NULL);
+	if (v->dns)
+		attrec_put_dns(o, v->dns);
+	ipc_put_u8(o, v->conn != NULL);
+	if (v->conn)
+		attrec_put_conn(o, v->conn);
+}
+
+int
+attrec_unpack(const void *p, size_t n, struct attrec_unpacked *u)
+{
+	struct ipc_in in = {0};
+	struct attrec_view *v = &u->view;
+
+	memset(v, 0, sizeof(*v));
+	attrec_dns_init(&u->dns);
+	attrec_conn_init(&u->conn);
+	in.p = p;
+	in.len = n;
+	if (ipc_get_u8(&in) != ATTREC_PACK_V1)
+		return -1;
+	v->route_kind = get_opt(&in);
+	v->route_via = get_opt(&in);
+	v->command = get_opt(&in);
+	v->next_attempt = (time_t)ipc_get_i64(&in);
+	v->next_reason = get_opt(&in);
+	if (ipc_get_u8(&in)) {
+		attrec_dns_free(&u->dns);
+		attrec_get_dns(&in, &u->dns);
+		v->dns = &u->dns;
+	}
+	if (ipc_get_u8(&in)) {
+		attrec_conn_free(&u->conn);
+		attrec_get_conn(&in, &u->conn);
+		v->conn = &u->conn;
+	}
+	return in.err || in.off != in.len ? -1 : 0;
+}
+
+void
+attrec_unpacked_free(struct attrec_unpacked *u)
+{
+	attrec_dns_free(&u->dns);
+	attrec_conn_free(&u->conn);
+	memset(&u->view, 0, sizeof(u->view));
+}
+
 /* ---- JSON ------------------------------------------------------------ */
 
 /* The MX preference of host in the record's MX answers; -1 unknown. */

@@ -187,6 +187,30 @@ void attrec_conn_append(struct attrec_conn *dst, const struct attrec_conn *src);
 void attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c);
 void attrec_get_conn(struct ipc_in *in, struct attrec_conn *c);
 
+/* ---- storage (spool: attempt.rec) ---- */
+/*
+ * The record as the spool stores it: only what the attempt row's own
+ * columns (time, result, status, reply, where) do not hold, in the IPC
+ * encoding above: u8 format (ATTREC_PACK_V1), opt route kind, opt route
+ * via, opt command, i64 next attempt, opt next reason, u8 has DNS +
+ * attrec_put_dns, u8 has connection + attrec_put_conn.
+ */
+#define ATTREC_PACK_V1 1
+void attrec_pack(const struct attrec_view *v, struct ipc_out *o);
+
+/* A decoded stored record; view borrows dns and conn from it. */
+struct attrec_unpacked {
+	struct attrec_dns_set dns;
+	struct attrec_conn conn;
+	struct attrec_view view;
+};
+/* Decode n octets (bounded: reads never pass p + n). 0, or -1 when p is
+ * not a complete record of a known format (u->view then holds what was
+ * read). The view's strings point into p. attrec_unpacked_free after
+ * either. The caller sets the row's time, result, status, reply, where. */
+int attrec_unpack(const void *p, size_t n, struct attrec_unpacked *u);
+void attrec_unpacked_free(struct attrec_unpacked *u);
+
 /* ---- output (queue) ---- */
 int attrec_json(const struct attrec_view *v, struct buf *out);
 int attrec_text(const struct attrec_view *v, struct buf *out);

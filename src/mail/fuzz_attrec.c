@@ -4,10 +4,11 @@
  * The input is decoded as the IPC fields of an attempt record (DNS
  * answers, then connection facts: what lookup and smtp-out send queue)
  * and also fed, split at its first NUL, as a command and a reply of a
- * live dialogue. Both records are rendered. Invariants: the decoders
- * never read past the input, the JSON form is complete, valid UTF-8 and
- * free of control characters, and the text form holds no control
- * character but newlines.
+ * live dialogue, and decoded as a stored record (attrec_unpack: what the
+ * spool reads back from attempt.rec). All records are rendered.
+ * Invariants: the decoders never read past the input, the JSON form is
+ * complete, valid UTF-8 and free of control characters, and the text
+ * form holds no control character but newlines.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,10 +47,24 @@ fuzz_check_text(const struct buf *b)
 }
 
 static void
+fuzz_view(const struct attrec_view *v)
+{
+	struct buf b;
+
+	buf_init(&b, 1u << 22);
+	if (attrec_json(v, &b) != 0)
+		abort();
+	fuzz_check_json(&b);
+	buf_reset(&b);
+	attrec_text(v, &b);
+	fuzz_check_text(&b);
+	buf_free(&b);
+}
+
+static void
 fuzz_render(const struct attrec_dns_set *d, const struct attrec_conn *c)
 {
 	struct attrec_view v = {0};
-	struct buf b;
 
 	v.time = 1700000000;
 	v.route_kind = "mx";
@@ -59,14 +74,7 @@ fuzz_render(const struct attrec_dns_set *d, const struct attrec_conn *c)
 	v.result = "deferred";
 	v.next_attempt = 1700000300;
 	v.next_reason = "fuzz";
-	buf_init(&b, 1u << 22);
-	if (attrec_json(&v, &b) != 0)
-		abort();
-	fuzz_check_json(&b);
-	buf_reset(&b);
-	attrec_text(&v, &b);
-	fuzz_check_text(&b);
-	buf_free(&b);
+	fuzz_view(&v);
 }
 
 int
@@ -75,6 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ipc_in in = {0};
 	struct attrec_dns_set d;
 	struct attrec_conn c, live;
+	struct attrec_unpacked *u;
 	const uint8_t *nul = memchr(data, 0, size);
 	char *cmd, *reply;
 	size_t ncmd = nul ? (size_t)(nul - data) : size;
@@ -86,6 +95,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (in.off > in.len)
 		abort();
 	fuzz_render(&d, &c);
+
+	/* the same input as a stored record (spool attempt.rec) */
+	u = malloc(sizeof(*u));
+	if (u == NULL)
+		abort();
+	attrec_unpack(data, size, u);
+	fuzz_view(&u->view);
+	attrec_unpacked_free(u);
+	free(u);
 
 	attrec_conn_init(&live);
 	attrec_conn_connected(&live);

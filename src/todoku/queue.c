@@ -95,13 +95,12 @@ struct attempt {
 	char *remote_mta;
 	char *remote_addr;
 	/* the structured record: facts borrowed until attempt_submit, which
-	 * renders it (record, record_text) */
+	 * packs it (rec) */
 	struct attrec_view view;
 	char route_via[ADDR_DOMAIN_MAX + 300];
 	char command[16];
 	char next_reason[300];
-	char *record;
-	char *record_text;
+	struct ipc_out rec; /* the record, packed (attrec_pack) */
 };
 
 struct rjob;
@@ -273,8 +272,7 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 	xfree(a->detail);
 	xfree(a->remote_mta);
 	xfree(a->remote_addr);
-	xfree(a->record);
-	xfree(a->record_text);
+	ipc_out_free(&a->rec);
 	xfree(a);
 	queue_kick(q);
 }
@@ -390,12 +388,11 @@ attempt_set_facts(struct attempt *a, const struct attrec_view *facts,
 	a->view.time = now;
 }
 
-/* Render the record (the facts are borrowed only until here) and
- * store the attempt. */
+/* Pack the record (the facts are borrowed only until here) and store
+ * the attempt. */
 static void
 attempt_submit(struct queue *q, struct attempt *a)
 {
-	struct buf b;
 
 	if (a->res.hold)
 		snprintf(a->next_reason, sizeof(a->next_reason),
@@ -407,21 +404,13 @@ attempt_submit(struct queue *q, struct attempt *a)
 	a->view.next_attempt =
 	    a->res.new_state == SPOOL_DEFERRED ? a->res.next_attempt : 0;
 	a->view.next_reason = a->next_reason;
-	buf_init(&b, QUEUE_RECORD_MAX);
-	if (attrec_json(&a->view, &b) == 0)
-		a->record = buf_steal(&b);
-	else
-		log_warn("%s: to=<%s>: attempt record too large; not stored",
-			 a->e->msg, a->e->addr);
-	buf_free(&b);
-	buf_init(&b, QUEUE_RECORD_MAX);
-	if (a->record && attrec_text(&a->view, &b) == 0)
-		a->record_text = buf_steal(&b);
-	buf_free(&b);
+	/* stored once, packed; JSON and text are rendered when shown */
+	ipc_out_init(&a->rec);
+	attrec_pack(&a->view, &a->rec);
 	a->view.dns = NULL;
 	a->view.conn = NULL;
-	a->res.record = a->record;
-	a->res.record_text = a->record_text;
+	a->res.rec = a->rec.b.data;
+	a->res.nrec = a->rec.b.len;
 	spool_record(q->spool, &a->res, queue_on_recorded, a);
 }
 

@@ -27,7 +27,6 @@
 #define QUEUE_MAX_INFLIGHT 64
 #define QUEUE_CTL_TIMEOUT_S 30
 #define QUEUE_MAX_CRASHES 3
-#define QUEUE_RECORD_MAX (256 * 1024) /* one attempt record, rendered */
 
 /*
  * Outbound destinations (DESIGN §7; see "remote delivery" in queue.c).

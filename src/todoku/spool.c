@@ -21,18 +21,20 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "mail/attrec.h"
 #include "mail/dsn.h"
 
 #define SPOOL_DSN_MAX (2u * 1024 * 1024) /* a report without its original */
 #define SPOOL_HDR_READ (256u * 1024)
 #define SPOOL_BOUNCE_MAX_DEFAULT (1024u * 1024) /* conf.c's default too */
 #define SPOOL_QUERY_MAX (64u * 1024 * 1024)
-#define SPOOL_WAL_PASSIVE 1000 /* frames: checkpoint after a commit */
-#define SPOOL_WAL_ALARM 65536  /* frames: warn, something holds the WAL */
-#define SPOOL_IDLE_S 2	       /* idle this long: truncate the WAL */
-#define SPOOL_STMTS 64	       /* prepared statements kept for reuse */
-#define SPOOL_LAZY_MS 25       /* a delivery result waits at most this long */
-#define SPOOL_LAZY_MAX 256     /* ... or until this many are waiting */
+#define SPOOL_RECORD_MAX (256u * 1024) /* one attempt record, rendered */
+#define SPOOL_WAL_PASSIVE 1000	       /* frames: checkpoint after a commit */
+#define SPOOL_WAL_ALARM 65536 /* frames: warn, something holds the WAL */
+#define SPOOL_IDLE_S 2	      /* idle this long: truncate the WAL */
+#define SPOOL_STMTS 64	      /* prepared statements kept for reuse */
+#define SPOOL_LAZY_MS 25      /* a delivery result waits at most this long */
+#define SPOOL_LAZY_MAX 256    /* ... or until this many are waiting */
 
 enum job_kind {
 	JOB_COMMIT,
@@ -137,7 +139,7 @@ static const char spool_schema[] =
     " rcpt INTEGER NOT NULL REFERENCES rcpt(id) ON DELETE CASCADE,"
     " time INTEGER NOT NULL, where_ TEXT, result TEXT, status TEXT,"
     " reply TEXT, detail TEXT, repeats INTEGER NOT NULL DEFAULT 1,"
-    " record TEXT, record_text TEXT);"
+    " record TEXT, record_text TEXT, rec BLOB);"
     "CREATE INDEX IF NOT EXISTS attempt_rcpt ON attempt(rcpt);"
     "CREATE TABLE IF NOT EXISTS dmarc_row("
     " id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
@@ -860,8 +862,8 @@ exec_result(struct spool *sp, struct job *j)
 	 * same outcome (result, where, status, reply), so the bounded
 	 * history below still says "the same reply 57 times" (DESIGN §7) */
 	st = sql_prep(sp, "INSERT INTO attempt(rcpt, time, where_, result,"
-			  " status, reply, detail, record, record_text,"
-			  " repeats) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+			  " status, reply, detail, rec,"
+			  " repeats) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,"
 			  " COALESCE((SELECT"
 			  " CASE WHEN a.result IS ?4 AND a.where_ IS ?3 AND"
 			  " a.status IS ?5 AND a.reply IS ?6 THEN a.repeats + 1"
@@ -874,8 +876,11 @@ exec_result(struct spool *sp, struct job *j)
 	bind_text(st, 5, res->status);
 	bind_text(st, 6, res->reply);
 	bind_text(st, 7, res->detail);
-	bind_text(st, 8, res->record);
-	bind_text(st, 9, res->record_text);
+	if (res->rec != NULL && res->nrec > 0)
+		sqlite3_bind_blob(st, 8, res->rec, (int)res->nrec,
+				  SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 8);
 	if ((rc = sql_done(sp, st)) != SQLITE_OK)
 		return rc;
 	/* bounded history: the first 3 and the last 10 attempts */
@@ -955,12 +960,45 @@ query_indent(struct buf *b, const char *s)
 	}
 }
 
+/* The row's record rendered from its packed form (column 9, attempt.rec)
+ * and the row's own columns, appended to b whole; -1 when the row has
+ * none (older rows) or it does not decode. */
+static int
+query_record(sqlite3_stmt *st, struct buf *b, int json)
+{
+	const void *p = sqlite3_column_blob(st, 9);
+	int n = sqlite3_column_bytes(st, 9);
+	struct attrec_unpacked *u;
+	struct buf out;
+	int rc = -1;
+
+	if (p == NULL || n <= 0)
+		return -1;
+	u = xcalloc(1, sizeof(*u));
+	buf_init(&out, SPOOL_RECORD_MAX);
+	if (attrec_unpack(p, (size_t)n, u) == 0) {
+		u->view.time = (time_t)sqlite3_column_int64(st, 0);
+		u->view.result = col_text(st, 1);
+		u->view.where = col_text(st, 2);
+		u->view.status = col_text(st, 3);
+		u->view.reply = col_text(st, 4);
+		rc = json ? attrec_json(&u->view, &out)
+			  : attrec_text(&u->view, &out);
+	}
+	if (rc == 0 && out.len > 0)
+		rc = buf_add(b, out.data, out.len) < 0 ? -1 : 0;
+	buf_free(&out);
+	attrec_unpacked_free(u);
+	xfree(u);
+	return rc;
+}
+
 static void
 query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 {
 	sqlite3_stmt *st =
 	    sql_prep(sp, "SELECT time, result, where_, status, reply, detail,"
-			 " repeats, record, record_text FROM attempt"
+			 " repeats, record, record_text, rec FROM attempt"
 			 " WHERE rcpt = ? ORDER BY id");
 	int first = 1;
 
@@ -983,10 +1021,14 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 			json_str(b, col_text(st, 5));
 			buf_addf(b, ", \"repeats\": %lld",
 				 (long long)sqlite3_column_int64(st, 6));
-			/* the record as an object: the spool's own JSON,
-			 * written by mail/attrec; null for older rows */
-			buf_addf(b, ", \"record\": %s}",
-				 *col_text(st, 7) ? col_text(st, 7) : "null");
+			/* the record as an object, rendered from its
+			 * packed form; rows stored as JSON (before the
+			 * packed form) as they are; null for older rows */
+			buf_adds(b, ", \"record\": ");
+			if (query_record(st, b, 1) < 0)
+				buf_adds(b, *col_text(st, 7) ? col_text(st, 7)
+							     : "null");
+			buf_adds(b, "}");
 		} else {
 			buf_adds(b, "      ");
 			query_time(b, (time_t)sqlite3_column_int64(st, 0), 0);
@@ -999,10 +1041,13 @@ query_history(struct spool *sp, struct buf *b, sqlite3_int64 rcpt, int json)
 				    "        (the same outcome %lld "
 				    "attempts in a row)\n",
 				    (long long)sqlite3_column_int64(st, 6));
-			if (*col_text(st, 8))
-				buf_adds(b, col_text(st, 8));
-			else
-				query_indent(b, col_text(st, 5));
+			/* the packed record; else what older rows have */
+			if (query_record(st, b, 0) < 0) {
+				if (*col_text(st, 8))
+					buf_adds(b, col_text(st, 8));
+				else
+					query_indent(b, col_text(st, 5));
+			}
 		}
 		first = 0;
 	}
@@ -1643,8 +1688,9 @@ spool_add_column(struct spool *sp, const char *name, const char *alter)
 }
 
 /* Spools made before attempt.repeats existed get the column (1 each);
- * before the structured record (record, record_text), NULL: their rows
- * keep their text detail and show it as before. */
+ * before the structured record (record, record_text: JSON and text,
+ * written for a few hours; rec: the packed record written since), NULL:
+ * their rows keep what they have and show it as before. */
 static int
 spool_migrate(struct spool *sp)
 {
@@ -1656,7 +1702,9 @@ spool_migrate(struct spool *sp)
 		0 ||
 	    spool_add_column(sp, "record_text",
 			     "ALTER TABLE attempt ADD COLUMN record_text"
-			     " TEXT") < 0)
+			     " TEXT") < 0 ||
+	    spool_add_column(sp, "rec",
+			     "ALTER TABLE attempt ADD COLUMN rec BLOB") < 0)
 		return -1;
 	return 0;
 }

@@ -139,8 +139,10 @@ struct spool_result {
 	const char *status; /* enhanced status, "5.1.1" */
 	const char *reply;  /* reason / remote reply, verbatim */
 	const char *detail; /* free-text trace: DNS, addresses, TLS; or NULL */
-	const char *record; /* the attempt record as JSON (mail/attrec) */
-	const char *record_text; /* the same, readable; or NULL */
+	/* the attempt record as mail/attrec packs it (attrec_pack), or
+	 * NULL: stored once, rendered as JSON or text when shown */
+	const void *rec;
+	size_t nrec;
 	const char *remote_mta;	 /* remote host for the DSN, or NULL */
 	const char *remote_addr; /* its IP address (human text), or NULL */
 	time_t next_attempt;

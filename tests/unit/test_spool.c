@@ -29,6 +29,8 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/ipc.h"
+#include "mail/attrec.h"
 #include "mail/smtp_cmd.h"
 #include "todoku/spool.h"
 
@@ -1181,7 +1183,7 @@ test_attempt_repeats(void **state)
 
 static void
 record_rec(struct fx *f, uint64_t rid, const char *id, const char *reply,
-	   const char *detail, const char *rec, const char *text)
+	   const char *detail, const void *rec, size_t nrec)
 {
 	struct spool_result *r = &f->res;
 
@@ -1195,8 +1197,8 @@ record_rec(struct fx *f, uint64_t rid, const char *id, const char *reply,
 	r->status = "4.2.0";
 	r->reply = reply;
 	r->detail = detail;
-	r->record = rec;
-	r->record_text = text;
+	r->rec = rec;
+	r->nrec = nrec;
 	r->next_attempt = r->time + 600;
 	r->reporting_mta = "mx.example.net";
 	r->final_rcpt = "bob@example.net";
@@ -1207,47 +1209,103 @@ record_rec(struct fx *f, uint64_t rid, const char *id, const char *reply,
 	assert_int_equal(f->err, 0);
 }
 
-/* The structured record is embedded as a JSON object and its readable
- * form replaces the free-text detail; rows without one (older spools,
- * whose attempt table gets the columns when opened) show the detail. */
+static void
+db_exec(struct fx *f, const char *sql)
+{
+	char db[128];
+	sqlite3 *h;
+
+	spool_close(f->sp);
+	snprintf(db, sizeof db, "%s/queue.db", f->dir);
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	spool_up(f);
+}
+
+/* A packed record: an MX route, one answer, one refused address. */
+static void
+pack_rec(struct ipc_out *o)
+{
+	struct attrec_dns_set dns;
+	struct attrec_conn conn;
+	struct attrec_view v = {0};
+	struct attrec_dns *q;
+
+	attrec_dns_init(&dns);
+	q = attrec_dns_add(&dns, "example.net", "MX", "answer", "NOERROR", 0,
+			   NULL);
+	attrec_dns_rr(&dns, q, 300, 10, "mx.example.net");
+	attrec_conn_init(&conn);
+	attrec_conn_addr(&conn, "mx.example.net", "192.0.2.1", 25, 4, "refused",
+			 "connection refused");
+	v.route_kind = "mx";
+	v.route_via = "example.net";
+	v.dns = &dns;
+	v.conn = &conn;
+	v.next_attempt = 1800000000;
+	v.next_reason = "retry schedule step 1 of 1: 600 s";
+	ipc_out_init(o);
+	attrec_pack(&v, o);
+	attrec_conn_free(&conn);
+	attrec_dns_free(&dns);
+}
+
+/* The record is stored once, packed, and rendered as a JSON object or
+ * as text when shown; rows without one show what they have: the JSON
+ * and text of the first stored form, or (older spools, whose attempt
+ * table gets the columns when opened) the free-text detail. */
 static void
 test_attempt_record(void **state)
 {
 	struct fx *f = *state;
-	char id[SPOOL_ID_LEN + 1], db[128];
+	char id[SPOOL_ID_LEN + 1];
 	uint64_t rid;
-	sqlite3 *h;
+	struct ipc_out o;
 
 	commit_simple(f, "a@example.org", BODY_SMALL, "bob@example.net", NULL);
 	memcpy(id, f->id, sizeof id);
 	rid = f->rids[0];
 	/* a spool made before the record: no record columns, a text row */
-	spool_close(f->sp);
-	snprintf(db, sizeof db, "%s/queue.db", f->dir);
-	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h,
-				      "ALTER TABLE attempt DROP COLUMN record;"
-				      "ALTER TABLE attempt DROP COLUMN"
-				      " record_text;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(h);
-	spool_up(f);
-	record_rec(f, rid, id, "450 old", "  old trace line", NULL, NULL);
-	record_rec(f, rid, id, "450 new", "  new trace line",
-		   "{\"version\": 1, \"route\": {\"kind\": \"local\"}}",
-		   "        route local via /m\n");
+	db_exec(f, "ALTER TABLE attempt DROP COLUMN record;"
+		   "ALTER TABLE attempt DROP COLUMN record_text;"
+		   "ALTER TABLE attempt DROP COLUMN rec;");
+	record_rec(f, rid, id, "450 old", "  old trace line", NULL, 0);
+	/* a row of the first record form: JSON and text */
+	record_rec(f, rid, id, "450 json", "  json trace line", NULL, 0);
+	db_exec(f, "UPDATE attempt SET record = '{\"version\": 1, \"route\":"
+		   " {\"kind\": \"local\"}}', record_text = '        route"
+		   " local via /m\n' WHERE reply = '450 json'");
+	pack_rec(&o);
+	record_rec(f, rid, id, "450 new", "  new trace line", o.b.data,
+		   o.b.len);
+	ipc_out_free(&o);
+	/* a damaged packed record shows the row's detail */
+	record_rec(f, rid, id, "450 bad", "  bad trace line", "\001\002", 2);
 	assert_int_equal(query(f, SPOOL_SHOW, id, 1), 0);
 	if (!json_valid(f->out))
 		fail_msg("invalid JSON: %s", f->out);
-	assert_non_null(strstr(f->out, "\"record\": null}"));
+	assert_int_equal(count(f->out, "\"record\": null}"), 2);
 	assert_non_null(strstr(
 	    f->out,
 	    "\"record\": {\"version\": 1, \"route\": {\"kind\": \"local\"}}}"));
+	assert_non_null(strstr(f->out, "\"route\": {\"kind\": \"mx\", \"via\": "
+				       "\"example.net\"}"));
+	assert_non_null(strstr(f->out, "\"result\": {\"result\": \"deferred\", "
+				       "\"status\": \"4.2.0\", \"reply\": "
+				       "\"450 new\""));
+	assert_non_null(strstr(f->out, "\"outcome\": \"refused\""));
+	assert_non_null(strstr(f->out, "\"next_attempt\": "
+				       "\"2027-01-15T08:00:00Z\""));
 	assert_int_equal(query(f, SPOOL_SHOW, id, 0), 0);
 	assert_non_null(strstr(f->out, "|   old trace line"));
-	assert_null(strstr(f->out, "new trace line"));
+	assert_null(strstr(f->out, "json trace line"));
 	assert_non_null(strstr(f->out, "        route local via /m\n"));
+	assert_null(strstr(f->out, "new trace line"));
+	assert_non_null(strstr(f->out, "        route mx via example.net\n"));
+	assert_non_null(strstr(f->out, "address mx.example.net 192.0.2.1:25 "
+				       "(pref 10): refused"));
+	assert_non_null(strstr(f->out, "|   bad trace line"));
 }
 
 int
