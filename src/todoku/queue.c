@@ -1127,21 +1127,40 @@ osess_for(const struct conf *c, const struct rjob *r, struct osess *only,
 	return NULL;
 }
 
+/* Has d an open session (only: that one) that takes a job now? */
+static int
+dest_joinable(const struct conf *c, const struct dest *d,
+	      const struct osess *only, time_t now)
+{
+	for (const struct osess *s = only ? only : osessions; s; s = s->next) {
+		if (s->d == d && osess_joinable(c, s, now))
+			return 1;
+		if (only)
+			break;
+	}
+	return 0;
+}
+
 /* Ready jobs of d join its open sessions with their connection key
- * (connection reuse needs no new slot); with only set, that session. */
+ * (connection reuse needs no new slot); with only set, that session.
+ * Stops as soon as no session has room (a long backlog is not walked). */
 static void
 dest_join(struct queue *q, struct dest *d, struct osess *only, time_t now)
 {
+	const struct conf *c = q->env->conf;
 	struct rjob **pp = &d->ready;
 
-	while (*pp != NULL) {
+	while (*pp != NULL && dest_joinable(c, d, only, now)) {
 		struct rjob *r = *pp;
-		struct osess *s = osess_for(q->env->conf, r, only, now);
+		struct osess *s = osess_for(c, r, only, now);
 		if (s == NULL) {
 			pp = &r->dnext;
 			continue;
 		}
-		dest_unlink(d, r); /* *pp is now the job after r */
+		*pp = r->dnext; /* unlink r */
+		if (*pp == NULL)
+			d->ready_tail = pp;
+		r->dnext = NULL;
 		rjob_send(q, r, s);
 	}
 }
