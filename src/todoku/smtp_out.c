@@ -1970,6 +1970,48 @@ conn_find_idle(struct smtpo *o, const struct job *j, int family)
 	return NULL;
 }
 
+/*
+ * The first job of a new queue session may take an idle connection
+ * (SMTPO_LINGER) with the same key to the address this attempt would
+ * try first anyway: it meets the address order as a fresh connection
+ * would, without the connect, greeting and EHLO (DESIGN §7's connection
+ * cache, "reuse only after RSET gets 250": the next transaction on it
+ * starts with RSET). Not when the health memory or an IPv6 suspension
+ * could put another address first: those attempts connect afresh.
+ * Without this a destination whose mail leaves as fast as it arrives
+ * (one job per queue session) paid a connection per message.
+ */
+static struct conn *
+conn_adopt_idle(struct smtpo *o, const struct job *j)
+{
+	const struct target *first = &j->t[0];
+	struct conn *cn;
+
+	if (j->session == 0 || j->nt == 0 || health_dead(first, j->s.port))
+		return NULL;
+	if (first->family == 6)
+		for (size_t i = 1; i < j->nt; i++)
+			if (j->t[i].family == 4)
+				return NULL; /* the IPv6 plan decides */
+	for (cn = o->conns; cn; cn = cn->next) {
+		const struct target *t = &cn->t[cn->ti];
+		if (cn->io != IO_IDLE || cn->cur || cn->wait ||
+		    t->family != first->family ||
+		    memcmp(t->addr, first->addr, 16) != 0 ||
+		    !sess_same(&cn->s, &j->s, t->family) ||
+		    mono_now() - cn->born >=
+			(time_t)o->env->conf->delivery_conn_max_age)
+			continue;
+		/* verify = ca: the name checked is part of the key */
+		if (cn->s.verify != CONF_VERIFY_NONE &&
+		    strcasecmp(first->host, t->host) != 0)
+			continue;
+		cn->session = j->session;
+		return cn;
+	}
+	return NULL;
+}
+
 static void
 conn_add_job(struct conn *cn, struct job *j)
 {
@@ -2094,6 +2136,8 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 		for (cn = o->conns; cn; cn = cn->next)
 			if (cn->session == j->session)
 				break;
+	if (cn == NULL)
+		cn = conn_adopt_idle(o, j);
 	if (cn != NULL) {
 		conn_add_job(cn, j);
 		return;

@@ -31,12 +31,14 @@
  * session. When a connection runs out of jobs it stays open, idle, for
  * SMTPO_LINGER seconds (closed at once if the server speaks or closes)
  * for the next job of its session (the queue may add one before it saw
- * the last result). Only the IPv4 retry adopts an idle connection of
- * another session, with the same cache key (address among the job's
- * targets, port, source address, HELO, TLS policy, verify policy, CA
- * store and (verify = ca) host name, SASL identity); a
- * new attempt otherwise connects afresh, so every attempt of the retry
- * schedule meets the address order and health memory anew. A reused
+ * the last result). An idle connection with the same cache key
+ * (address, port, source address, HELO, TLS policy, verify policy, CA
+ * store and (verify = ca) host name, SASL identity) is taken by the IPv4
+ * retry, and by the first job of a new session when it is to the
+ * address that attempt would try first anyway (not dead in the health
+ * memory; not an IPv6 address while IPv4 ones exist, where the IPv6
+ * plan decides); other attempts connect afresh, so every attempt of
+ * the retry schedule meets the address order and health memory anew. A reused
  * connection that turns out unusable (closed, RSET refused) costs
  * nothing: the job reconnects from its first address. A connection that fails
  * in a transaction (421, timeout, lost) returns the jobs behind it untried.

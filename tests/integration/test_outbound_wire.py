@@ -125,3 +125,34 @@ def test_a_finished_attempt_frees_its_slot_before_its_result_is_committed(todoku
     peer.wait_messages(n, timeout=60)
     got = sorted(m["rcpts"][0] for m in peer.messages if m["rcpts"])
     assert got == sorted("user%d@slots.test" % i for i in range(n)), got
+
+
+def test_next_attempt_takes_the_idle_connection(todoku, dns, smtp_peer):
+    """Mail that leaves as fast as it arrives makes one queue session per
+    message. smtp-out keeps a finished connection idle for SMTPO_LINGER
+    (1 s); the next attempt to the same first address takes it (after
+    RSET) instead of connecting again. Each try below sends a message,
+    waits until it left the queue (its session is over), then sends the
+    next one; without the connection cache every message is a new
+    connection. Tried up to five times so that one slow moment of the
+    machine (over a second between the two) cannot fail it."""
+    from world.roles import wait_for
+    peer = smtp_peer(port=25)
+    dns.zone("idle.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr])
+    reused = False
+    for k in range(5):
+        qid = _send(d, "first%d@idle.test" % k, "first %d" % k, "x\n")
+        peer.wait_messages(2 * k + 1)
+        wait_for(lambda: qid not in {m["id"] for m in d.cli("queue", "list", "--json")},
+                 15, "%s gone from the queue" % qid)
+        before = len(peer.sessions)
+        _send(d, "second%d@idle.test" % k, "second %d" % k, "y\n")
+        peer.wait_messages(2 * k + 2)
+        if len(peer.sessions) == before:
+            reused = True
+            break
+    assert reused, "every message had its own connection: %r" % \
+        [s.commands for s in peer.sessions]
+    verbs = [c.split(" ", 1)[0].split(":", 1)[0].upper() for c in peer.all_commands()]
+    assert "RSET" in verbs, verbs      # reuse only after RSET (DESIGN §7)
