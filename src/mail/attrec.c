@@ -13,6 +13,7 @@
 
 static const char *const sec_names[] = {"unchecked", "insecure", "secure",
 					"bogus"};
+static const char *const v6plan_names[] = {"usual", "ipv4-first", "probe"};
 
 /* A private copy of at most max octets of s (NULL stays NULL); *cut
  * set when s was longer. Cuts never split a UTF-8 sequence. */
@@ -226,12 +227,17 @@ attrec_conn_clear(struct attrec_conn *c)
 	c->naddr = c->nturn = 0;
 	c->addr_cut = c->turn_cut = 0;
 	c->bytes = 0;
+	/* v6_plan and recent stay: how the live connection was chosen */
+	c->time_limit = 0;
+	c->tl_tried = c->tl_total = 0;
 }
 
 void
 attrec_conn_free(struct attrec_conn *c)
 {
 	attrec_conn_clear(c);
+	for (size_t i = 0; i < c->nrecent; i++)
+		xfree(c->recent[i]);
 	tls_free(&c->tls);
 	attrec_conn_init(c);
 }
@@ -279,7 +285,7 @@ conn_addr_put(struct attrec_conn *c, const char *host, const char *address,
 	return (int)(c->naddr - 1);
 }
 
-void
+int
 attrec_conn_addr(struct attrec_conn *c, const char *host, const char *address,
 		 uint32_t port, int family, const char *outcome,
 		 const char *detail)
@@ -292,6 +298,35 @@ attrec_conn_addr(struct attrec_conn *c, const char *host, const char *address,
 	for (size_t i = 0; i < c->nturn; i++)
 		if (c->turn[i].addr == ATTREC_ADDR_PENDING)
 			c->turn[i].addr = k >= 0 ? k : ATTREC_ADDR_NONE;
+	return k;
+}
+
+void
+attrec_conn_addr_note(struct attrec_conn *c, int k, unsigned flags,
+		      uint32_t message)
+{
+	if (k < 0 || (size_t)k >= c->naddr)
+		return;
+	c->addr[k].flags |= (uint8_t)flags;
+	c->addr[k].message = message;
+}
+
+void
+attrec_conn_recent(struct attrec_conn *c, const char *address)
+{
+	if (address == NULL || c->nrecent >= ATTREC_ADDR_MAX)
+		return;
+	for (size_t i = 0; i < c->nrecent; i++)
+		if (strcmp(c->recent[i], address) == 0)
+			return;
+	c->recent[c->nrecent++] = cap_dup(address, 64, NULL);
+}
+
+void
+attrec_conn_mark_v4_retry(struct attrec_conn *c, size_t from)
+{
+	for (size_t i = from; i < c->naddr; i++)
+		c->addr[i].flags |= ATTREC_AF_V4_RETRY;
 }
 
 static void
@@ -441,6 +476,16 @@ attrec_conn_append(struct attrec_conn *dst, const struct attrec_conn *src)
 		tls_copy(&t, &a->tls);
 		map[i] = conn_addr_put(dst, a->host, a->address, a->port,
 				       a->family, a->outcome, a->detail, &t, 1);
+		attrec_conn_addr_note(dst, map[i], a->flags, a->message);
+	}
+	if (src->v6_plan)
+		dst->v6_plan = src->v6_plan;
+	for (size_t i = 0; i < src->nrecent; i++)
+		attrec_conn_recent(dst, src->recent[i]);
+	if (src->time_limit) {
+		dst->time_limit = 1;
+		dst->tl_tried = src->tl_tried;
+		dst->tl_total = src->tl_total;
 	}
 	for (size_t i = 0; i < src->nturn; i++) {
 		const struct attrec_turn *s = &src->turn[i];
@@ -509,6 +554,13 @@ get_tls(struct ipc_in *in, struct attrec_tls *t)
 void
 attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c)
 {
+	ipc_put_u8(o, c->v6_plan);
+	ipc_put_u8(o, c->time_limit);
+	ipc_put_u32(o, c->tl_tried);
+	ipc_put_u32(o, c->tl_total);
+	ipc_put_u32(o, (uint32_t)c->nrecent);
+	for (size_t i = 0; i < c->nrecent; i++)
+		ipc_put_str(o, c->recent[i]);
 	ipc_put_u32(o, c->addr_cut);
 	ipc_put_u32(o, (uint32_t)c->naddr);
 	for (size_t i = 0; i < c->naddr; i++) {
@@ -520,6 +572,8 @@ attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c)
 		ipc_put_str(o, a->outcome);
 		put_opt(o, a->detail);
 		put_tls(o, &a->tls);
+		ipc_put_u8(o, a->flags);
+		ipc_put_u32(o, a->message);
 	}
 	ipc_put_u32(o, c->turn_cut);
 	ipc_put_u32(o, (uint32_t)c->nturn);
@@ -531,14 +585,24 @@ attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c)
 	}
 }
 
-void
-attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
+/* notes: 0 for format 1 of a stored record (no notes) */
+static void
+conn_get(struct ipc_in *in, struct attrec_conn *c, int notes)
 {
 	uint32_t n;
 	int map[ATTREC_ADDR_MAX];
 	size_t nmap = 0;
 
 	attrec_conn_init(c);
+	if (notes) {
+		c->v6_plan = ipc_get_u8(in) % 3;
+		c->time_limit = ipc_get_u8(in) != 0;
+		c->tl_tried = ipc_get_u32(in);
+		c->tl_total = ipc_get_u32(in);
+		n = ipc_get_u32(in);
+		for (uint32_t i = 0; i < n && !in->err; i++)
+			attrec_conn_recent(c, ipc_get_str(in));
+	}
 	c->addr_cut = ipc_get_u32(in);
 	n = ipc_get_u32(in);
 	for (uint32_t i = 0; i < n && !in->err; i++) {
@@ -552,6 +616,11 @@ attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 		get_tls(in, &t);
 		k = conn_addr_put(c, host, addr, port, family, outcome, detail,
 				  &t, 1);
+		if (notes) {
+			unsigned flags = ipc_get_u8(in);
+			uint32_t message = ipc_get_u32(in);
+			attrec_conn_addr_note(c, k, flags, message);
+		}
 		if (nmap < ATTREC_ADDR_MAX)
 			map[nmap++] = k;
 	}
@@ -577,12 +646,18 @@ attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 	}
 }
 
+void
+attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
+{
+	conn_get(in, c, 1);
+}
+
 /* ---- storage ----------------------------------------------------------- */
 
 void
 attrec_pack(const struct attrec_view *v, struct ipc_out *o)
 {
-	ipc_put_u8(o, ATTREC_PACK_V1);
+	ipc_put_u8(o, ATTREC_PACK_V2);
 	put_opt(o, v->route_kind);
 	put_opt(o, v->route_via);
 	put_opt(o, v->command && *v->command ? v->command : NULL);
@@ -601,13 +676,15 @@ attrec_unpack(const void *p, size_t n, struct attrec_unpacked *u)
 {
 	struct ipc_in in = {0};
 	struct attrec_view *v = &u->view;
+	int format;
 
 	memset(v, 0, sizeof(*v));
 	attrec_dns_init(&u->dns);
 	attrec_conn_init(&u->conn);
 	in.p = p;
 	in.len = n;
-	if (ipc_get_u8(&in) != ATTREC_PACK_V1)
+	format = ipc_get_u8(&in);
+	if (format != ATTREC_PACK_V1 && format != ATTREC_PACK_V2)
 		return -1;
 	v->route_kind = get_opt(&in);
 	v->route_via = get_opt(&in);
@@ -621,7 +698,7 @@ attrec_unpack(const void *p, size_t n, struct attrec_unpacked *u)
 	}
 	if (ipc_get_u8(&in)) {
 		attrec_conn_free(&u->conn);
-		attrec_get_conn(&in, &u->conn);
+		conn_get(&in, &u->conn, format >= ATTREC_PACK_V2);
 		v->conn = &u->conn;
 	}
 	return in.err || in.off != in.len ? -1 : 0;
@@ -747,6 +824,14 @@ json_addrs(struct json *j, const struct attrec_view *v)
 		json_str_m(j, "outcome", a->outcome);
 		json_str_m(j, "detail", a->detail);
 		json_tls(j, &a->tls);
+		json_bool_m(j, "failed_recently",
+			    (a->flags & ATTREC_AF_FAILED_RECENTLY) != 0);
+		json_bool_m(j, "ipv4_retry",
+			    (a->flags & ATTREC_AF_V4_RETRY) != 0);
+		if (a->message)
+			json_int_m(j, "message", a->message);
+		else
+			json_null_m(j, "message");
 		json_obj_close(j);
 	}
 	json_arr_close(j);
@@ -786,6 +871,19 @@ attrec_json(const struct attrec_view *v, struct buf *out)
 	json_str_m(&j, "via", v->route_via);
 	json_obj_close(&j);
 	json_dns(&j, v->dns);
+	json_str_m(&j, "ipv6_plan", v6plan_names[c ? c->v6_plan % 3 : 0]);
+	json_arr_open(&j, "failed_recently");
+	for (size_t i = 0; c && i < c->nrecent; i++)
+		json_str_m(&j, NULL, c->recent[i]);
+	json_arr_close(&j);
+	if (c && c->time_limit) {
+		json_obj_open(&j, "time_limit");
+		json_int_m(&j, "tried", c->tl_tried);
+		json_int_m(&j, "addresses", c->tl_total);
+		json_obj_close(&j);
+	} else {
+		json_null_m(&j, "time_limit");
+	}
 	json_addrs(&j, v);
 	json_dialogue(&j, c);
 	json_obj_open(&j, "truncated");
@@ -897,6 +995,44 @@ text_turns(struct buf *b, const struct attrec_conn *c, int k)
 }
 
 static void
+text_addr_notes(struct buf *b, const struct attrec_addr *a)
+{
+	if (a->flags & ATTREC_AF_FAILED_RECENTLY)
+		buf_adds(b, "          failed recently: ordered last\n");
+	if (a->flags & ATTREC_AF_V4_RETRY)
+		buf_adds(b, "          IPv4 retry after a policy refusal over "
+			    "IPv6\n");
+	if (a->message > 1)
+		buf_addf(b, "          connection reused: message %u on it\n",
+			 a->message);
+}
+
+/* How the addresses were ordered and why they stopped early. */
+static void
+text_conn_notes(struct buf *b, const struct attrec_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->v6_plan == ATTREC_V6_V4_FIRST)
+		buf_adds(b, "        IPv6 suspended: IPv4 addresses first\n");
+	else if (c->v6_plan == ATTREC_V6_PROBE)
+		buf_adds(b, "        IPv6 suspension over: this attempt probes "
+			    "IPv6\n");
+	for (size_t i = 0; i < c->nrecent; i++) {
+		buf_adds(b, i == 0 ? "        failed recently, ordered last: "
+				   : ", ");
+		text_str(b, c->recent[i]);
+		if (i + 1 == c->nrecent)
+			buf_adds(b, "\n");
+	}
+	if (c->time_limit)
+		buf_addf(b,
+			 "        attempt time limit reached after %u of %u "
+			 "addresses\n",
+			 c->tl_tried, c->tl_total);
+}
+
+static void
 text_addrs(struct buf *b, const struct attrec_view *v)
 {
 	const struct attrec_conn *c = v->conn;
@@ -917,6 +1053,7 @@ text_addrs(struct buf *b, const struct attrec_view *v)
 			text_str(b, a->detail);
 		}
 		buf_adds(b, "\n");
+		text_addr_notes(b, a);
 		if (t->state == ATTREC_TLS_OK)
 			buf_addf(b,
 				 "          tls %s %s, certificate %s "
@@ -954,6 +1091,7 @@ attrec_text(const struct attrec_view *v, struct buf *out)
 	}
 	buf_adds(out, "\n");
 	text_dns(out, v->dns);
+	text_conn_notes(out, c);
 	text_addrs(out, v);
 	for (size_t i = 0; c && i < c->nturn; i++) {
 		if (c->turn[i].addr < 0) {

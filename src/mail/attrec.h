@@ -96,6 +96,10 @@ struct attrec_tls {
 	char *error;  /* why the handshake failed */
 };
 
+/* attrec_addr.flags */
+#define ATTREC_AF_FAILED_RECENTLY 1u /* health memory: ordered last */
+#define ATTREC_AF_V4_RETRY 2u	     /* the IPv4 retry after 4.7/5.7 on v6 */
+
 struct attrec_addr {
 	char *host;
 	char *address;
@@ -104,6 +108,16 @@ struct attrec_addr {
 	char *outcome;	/* see docs/attempt-record.md */
 	char *detail;
 	struct attrec_tls tls;
+	uint8_t flags; /* ATTREC_AF_* */
+	uint32_t
+	    message; /* k: the k-th transaction on the connection; 0 none */
+};
+
+/* How the attempt ordered the families (DESIGN §7 IPv6 health). */
+enum attrec_v6plan {
+	ATTREC_V6_USUAL = 0, /* the usual order */
+	ATTREC_V6_V4_FIRST,  /* IPv6 suspended: IPv4 addresses first */
+	ATTREC_V6_PROBE,     /* suspension over: this attempt probes IPv6 */
 };
 
 /* attrec_turn.addr before its address's outcome is known, or when that
@@ -128,6 +142,13 @@ struct attrec_conn {
 	unsigned turn_cut;
 	struct attrec_turn turn[ATTREC_TURN_MAX];
 	size_t bytes;
+	/* addresses the health memory ordered last (failed recently),
+	 * tried or not */
+	size_t nrecent;
+	char *recent[ATTREC_ADDR_MAX];
+	uint8_t v6_plan;    /* enum attrec_v6plan */
+	uint8_t time_limit; /* max-attempt-time stopped the addresses */
+	uint32_t tl_tried, tl_total; /* ... after tried of total addresses */
 	/* pairing of replies with commands on the live connection */
 	uint64_t cseq, rseq;
 	struct attrec_tls tls; /* of the current address, not yet placed */
@@ -169,9 +190,18 @@ void attrec_conn_free(struct attrec_conn *c);
 void attrec_conn_clear(struct attrec_conn *c);
 /* A new connection: replies pair with commands sent on it only. */
 void attrec_conn_connected(struct attrec_conn *c);
-void attrec_conn_addr(struct attrec_conn *c, const char *host,
-		      const char *address, uint32_t port, int family,
-		      const char *outcome, const char *detail);
+/* The address's index in c->addr, or -1 when it was left out. */
+int attrec_conn_addr(struct attrec_conn *c, const char *host,
+		     const char *address, uint32_t port, int family,
+		     const char *outcome, const char *detail);
+/* Notes on address k (an index attrec_conn_addr returned; -1: none):
+ * ATTREC_AF_* flags, the transaction's number on its connection. */
+void attrec_conn_addr_note(struct attrec_conn *c, int k, unsigned flags,
+			   uint32_t message);
+/* An address the health memory ordered last (kept once, bounded). */
+void attrec_conn_recent(struct attrec_conn *c, const char *address);
+/* Mark the addresses from index `from` on as tried in the IPv4 retry. */
+void attrec_conn_mark_v4_retry(struct attrec_conn *c, size_t from);
 void attrec_conn_tls_ok(struct attrec_conn *c, const char *version,
 			const char *cipher, int verified, const char *policy,
 			const char *verify, const char *name);
@@ -191,11 +221,13 @@ void attrec_get_conn(struct ipc_in *in, struct attrec_conn *c);
 /*
  * The record as the spool stores it: only what the attempt row's own
  * columns (time, result, status, reply, where) do not hold, in the IPC
- * encoding above: u8 format (ATTREC_PACK_V1), opt route kind, opt route
+ * encoding above: u8 format (ATTREC_PACK_V2), opt route kind, opt route
  * via, opt command, i64 next attempt, opt next reason, u8 has DNS +
- * attrec_put_dns, u8 has connection + attrec_put_conn.
+ * attrec_put_dns, u8 has connection + attrec_put_conn. Format 1 (read,
+ * no longer written) had no address notes, family plan and time limit.
  */
 #define ATTREC_PACK_V1 1
+#define ATTREC_PACK_V2 2
 void attrec_pack(const struct attrec_view *v, struct ipc_out *o);
 
 /* A decoded stored record; view borrows dns and conn from it. */

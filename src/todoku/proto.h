@@ -74,11 +74,11 @@
  *                u64 size, u8 8bit, u8 smtputf8, u8 ret, str envid,
  *                u32 port, u8 tls (conf_tls), u8 implicit TLS,
  *                u8 verify (conf_verify), str CA file or directory, str helo,
- *                str helo over IPv6, str auth user, str auth password, str source IPv4,
- *                str source IPv6, data prepend headers, u32 nrcpt x (u64 rcpt
- * id, str address, u32 notify, str orcpt), u32 ntargets x (u8 family, data
- * address, str host), u64 session (0: none; jobs with the same session share
- * one connection, in order) smtp-out -> queue O_RESULT     str where (last host
+ *                str helo over IPv6, str auth user, str auth password, str
+ * source IPv4, str source IPv6, data prepend headers, u32 nrcpt x (u64 rcpt id,
+ * str address, u32 notify, str orcpt), u32 ntargets x (u8 family, data address,
+ * str host), u64 session (0: none; jobs with the same session share one
+ * connection, in order) smtp-out -> queue O_RESULT     str where (last host
  * [address]:port), str attempt record (addresses tried, TLS, ...), u32 n x (u64
  * rcpt id, u8 result (smtpc_result), str status, str reply verbatim, str
  * command answered), u8 verdict (SMTPO_V_*: 1 ok, 2 no address gave a session,
@@ -89,9 +89,14 @@
  *                a server that offered DSN). A recipient result of 0 (PENDING)
  * means "not attempted, dispatch again". See smtp_out.h.
  *                Last, the connection facts of the attempt record
- *                (mail/attrec.h attrec_put_conn): u32 addresses left
- *                out, u32 n x (str host, str address, u32 port, u8
- *                family, str outcome, opt detail, tls), u32 turns left
+ *                (mail/attrec.h attrec_put_conn): u8 IPv6 plan (0
+ *                usual, 1 IPv4 first, 2 probe), u8 time limit reached,
+ *                u32 addresses tried, u32 of how many, u32 n x str
+ *                address failed recently (ordered last), u32 addresses
+ *                left out, u32 n x (str host, str address, u32 port, u8
+ *                family, str outcome, opt detail, tls, u8 flags (1
+ *                failed recently, 2 IPv4 retry), u32 message number on
+ *                the connection (0 none)), u32 turns left
  *                out, u32 n x (opt command, opt reply, u8 cut, u32 address
  *                index (-1 pending, -2 none)); opt is
  *                u8 present + str; tls is u8 state, u8 verified, opt

@@ -40,6 +40,7 @@ struct target {
 	int family;
 	uint8_t addr[16];
 	char host[256];
+	uint8_t recent_fail; /* conn_order: failed recently, ordered last */
 };
 
 struct smtpo;
@@ -326,6 +327,8 @@ conn_v6_plan(struct conn *cn)
 	return v6h_take_plan(&v6health, &p, mono_now());
 }
 
+static void addr_text(const struct target *t, char *dst, size_t len);
+
 /*
  * The attempt's address order: the lookup's (the queue moved IPv4 first
  * for an IPv4-first destination), then, stable, IPv4 before IPv6 while
@@ -335,8 +338,8 @@ static void
 conn_order(struct conn *cn)
 {
 	struct target t[SMTPO_TARGETS_MAX];
-	int fam[SMTPO_TARGETS_MAX];
-	bool dead[SMTPO_TARGETS_MAX];
+	int fam[SMTPO_TARGETS_MAX] = {0};
+	bool dead[SMTPO_TARGETS_MAX] = {0};
 	size_t perm[SMTPO_TARGETS_MAX], nd = 0;
 	enum v6h_plan plan = conn_v6_plan(cn);
 	const char *msg = cn->wait ? cn->wait->msg : "-";
@@ -347,9 +350,21 @@ conn_order(struct conn *cn)
 		nd += dead[i];
 	}
 	v6h_order(fam, dead, cn->nt, plan == V6H_PLAN_V6_LAST, perm);
-	for (size_t i = 0; i < cn->nt; i++)
+	for (size_t i = 0; i < cn->nt; i++) {
 		t[i] = cn->t[perm[i]];
+		t[i].recent_fail = nd < cn->nt && dead[perm[i]];
+	}
 	memcpy(cn->t, t, cn->nt * sizeof(*t));
+	for (size_t i = 0; i < cn->nt; i++) {
+		char a[64];
+		if (!cn->t[i].recent_fail)
+			continue;
+		addr_text(&cn->t[i], a, sizeof(a));
+		attrec_conn_recent(&cn->rec, a);
+	}
+	cn->rec.v6_plan = plan == V6H_PLAN_V6_LAST ? ATTREC_V6_V4_FIRST
+			  : plan == V6H_PLAN_PROBE ? ATTREC_V6_PROBE
+						   : ATTREC_V6_USUAL;
 	if (nd > 0 && nd < cn->nt)
 		buf_addf(&cn->trace,
 			 "  %zu address(es) failed recently; tried last\n", nd);
@@ -427,9 +442,26 @@ rec_addr(struct conn *cn, const char *outcome, const char *detail)
 	char addr[64];
 	const struct target *t = &cn->t[cn->ti];
 
+	int k;
+
 	addr_text(t, addr, sizeof(addr));
-	attrec_conn_addr(&cn->rec, t->host, addr, cn->s.port, t->family,
-			 outcome, detail);
+	k = attrec_conn_addr(&cn->rec, t->host, addr, cn->s.port, t->family,
+			     outcome, detail);
+	attrec_conn_addr_note(&cn->rec, k,
+			      t->recent_fail ? ATTREC_AF_FAILED_RECENTLY : 0,
+			      cn->msgs);
+}
+
+/* Hand the connection's record to a job; the addresses of its IPv4
+ * retry are marked so. */
+static void
+rec_hand(struct job *j, const struct conn *cn)
+{
+	size_t from = j->rec.naddr;
+
+	attrec_conn_append(&j->rec, &cn->rec);
+	if (j->v4_retry)
+		attrec_conn_mark_v4_retry(&j->rec, from);
 }
 
 static const char *
@@ -769,6 +801,9 @@ conn_give_up(struct conn *cn)
 			     cn->o->env->conf->delivery_max_attempt_time,
 			 cn->last_fail);
 		buf_addf(&cn->trace, "  %s\n", limit);
+		cn->rec.time_limit = 1;
+		cn->rec.tl_tried = (uint32_t)cn->ti;
+		cn->rec.tl_total = (uint32_t)cn->nt;
 	}
 
 	while ((j = conn_wait_pop(cn)) != NULL) {
@@ -776,7 +811,7 @@ conn_give_up(struct conn *cn)
 		snprintf(j->where, sizeof(j->where), "%s", cn->where);
 		if (cn->trace.len)
 			buf_add(&j->trace, cn->trace.data, cn->trace.len);
-		attrec_conn_append(&j->rec, &cn->rec);
+		rec_hand(j, cn);
 		if (j->v4_retry) {
 			/* the IPv6 outcome stands; IPv4 was unreachable */
 			buf_addf(&j->trace, "  IPv4 retry: no address "
@@ -816,7 +851,7 @@ conn_auth_refused(struct conn *cn, const char *why)
 		snprintf(j->where, sizeof(j->where), "%s", cn->where);
 		if (cn->trace.len)
 			buf_add(&j->trace, cn->trace.data, cn->trace.len);
-		attrec_conn_append(&j->rec, &cn->rec);
+		rec_hand(j, cn);
 		j->verdict = SMTPO_V_OK;
 		job_send_result(j, "4.7.8", reply);
 		job_free(j);
@@ -1371,7 +1406,7 @@ job_collect(struct conn *cn, struct job *j)
 			 cn->msgs);
 		rec_addr(cn, rec_outcome(f, reason, cn->replies <= 1),
 			 *reason ? reason : d);
-		attrec_conn_append(&j->rec, &cn->rec);
+		rec_hand(j, cn);
 		attrec_conn_clear(&cn->rec);
 	}
 	{

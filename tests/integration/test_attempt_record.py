@@ -92,6 +92,13 @@ def test_record_of_an_attempt_across_four_mx_hosts(todoku, dns, smtp_peer, tmp_w
     assert "refused" in rec["addresses"][0]["detail"], rec["addresses"][0]
     assert "421 4.3.2 mx3 is too busy" in rec["addresses"][2]["detail"], rec
     assert [x["tls"] for x in rec["addresses"][:3]] == [None, None, None], rec
+    # a first attempt: usual order, nothing failed recently, no time
+    # limit, no IPv4 retry; the session carried its first message
+    assert (rec["ipv6_plan"], rec["failed_recently"], rec["time_limit"]) == \
+        ("usual", [], None), rec
+    assert [(x["failed_recently"], x["ipv4_retry"], x["message"])
+            for x in rec["addresses"]] == \
+        [(False, False, None)] * 3 + [(False, False, 1)], rec["addresses"]
 
     # TLS on the address that gave a session: STARTTLS, not verified
     tls = rec["addresses"][3]["tls"]
@@ -230,3 +237,28 @@ def test_record_route_kinds_implicit_and_smarthost(todoku, dns, smtp_peer):
     assert "STARTTLS" in x["detail"], x
     assert rec["result"]["result"] == "deferred", rec
     assert plain.messages == []
+
+
+def test_record_of_a_reused_connection(todoku, dns, smtp_peer):
+    """More messages to one destination than it gets connections: later
+    ones go over a connection that carried one before, and their record
+    says which message on the connection each was."""
+    peer = smtp_peer(port=25, greeting_delay=1.0, replies={"RCPT": [BUSY]})
+    dns.zone("reuse.test", ["@ MX 10 mx", "mx A %s" % peer.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1h"}})
+    n = 12
+    qids = [_send(d, ["u%d@reuse.test" % i]) for i in range(n)]
+    recs = {}
+    for i, qid in enumerate(qids):
+        rc = _recipients(d, qid, ["u%d@reuse.test" % i])["u%d@reuse.test" % i]
+        recs[qid] = rc["history"][0]["record"]
+    assert peer.connections < n, peer.transcript()
+    msgs = sorted(a["message"] for r in recs.values() for a in r["addresses"])
+    assert all(r["addresses"][-1]["outcome"] == "ok" for r in recs.values()), recs
+    # each connection's messages are numbered 1, 2, ... in the records
+    per = sorted(len(s.messages) for s in peer.sessions)
+    assert msgs == sorted(k for m in per for k in range(1, m + 1)), (msgs, per)
+    qid = [q for q, r in recs.items() if r["addresses"][-1]["message"] == 2][0]
+    assert "connection reused: message 2 on it" in d.cli("queue", "show", qid)
+    first = [q for q, r in recs.items() if r["addresses"][-1]["message"] == 1][0]
+    assert "connection reused" not in d.cli("queue", "show", first)

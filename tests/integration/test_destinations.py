@@ -197,6 +197,12 @@ def test_ipv6_policy_reject_is_retried_over_ipv4(todoku, dns, smtp_peer):
     assert rc["attempts"] == 1, rc
     assert len(rc["history"]) == 1, rc
     assert "[%s]" % v4.addr in rc["history"][0]["where"], rc
+    # the record: the IPv6 address, then the IPv4 retry, typed and in text
+    addrs = rc["history"][0]["record"]["addresses"]
+    assert [(a["family"], a["ipv4_retry"]) for a in addrs] == \
+        [(6, False), (4, True)], addrs
+    text = d.cli_run("queue", "show", qid).stdout.decode()
+    assert "IPv4 retry after a policy refusal over IPv6" in text, text
     assert v6.connections >= 1 and "RCPT TO:<user@six.test>" in v6.all_commands()
     assert [m["rcpts"] for m in _delivered(v4)] == [["user@six.test"]]
     log = d.log_text()

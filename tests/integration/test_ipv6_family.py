@@ -55,11 +55,11 @@ def netns(null_dns, todoku_user, world_base):
         os.close(orig)
 
 
-def _send(d, rcpt, subject):
+def _send(d, rcpt, subject, also=()):
     c = d.smtp()
     c.ehlo()
-    r = c.sendmail(SENDER, [rcpt], make_message(subject=subject, sender=SENDER,
-                                                to=rcpt))
+    r = c.sendmail(SENDER, [rcpt] + list(also),
+                   make_message(subject=subject, sender=SENDER, to=rcpt))
     c.quit()
     assert r.code == 250, r
     return queue_id(r.text)
@@ -69,14 +69,34 @@ def _got(peer, rcpt):
     return [m for m in list(peer.messages) if rcpt in m["rcpts"]]
 
 
+def _keep(s, line):
+    """Peers defer keep*@ so the message (and its record) stays queued."""
+    return ("450 4.2.0 keep me queued"
+            if line.upper().startswith("RCPT TO:<KEEP") else None)
+
+
+def _record(d, qid, rcpt, timeout=20):
+    """(the first attempt's record of rcpt, the text of queue show)."""
+    def first():
+        r = d.cli_run("queue", "show", qid, "--json")
+        if r.returncode != 0:
+            return None
+        for rc in json.loads(r.stdout)["recipients"]:
+            if rc["address"] == rcpt and rc["history"]:
+                return rc["history"][0]["record"]
+        return None
+    rec = wait_for(first, timeout, "a record for %s" % rcpt)
+    return rec, d.cli_run("queue", "show", qid).stdout.decode()
+
+
 # ---------------------------------------------------------------------------
 # the family health memory
 # ---------------------------------------------------------------------------
 
 def test_ipv6_suspended_after_network_failures_then_probed(netns, todoku, dns,
                                                            smtp_peer):
-    v4 = smtp_peer(port=25)
-    v6 = smtp_peer(addr="::1", port=25)
+    v4 = smtp_peer(port=25, on_command=_keep)
+    v6 = smtp_peer(addr="::1", port=25, on_command=_keep)
     # b1/b2: the IPv6 address is unreachable (no route), IPv4 works;
     # dual: both families work
     dns.zone("fam.test", ["b1 MX 10 mx1", "mx1 AAAA 100::1", "mx1 A %s" % v4.addr,
@@ -99,20 +119,29 @@ def test_ipv6_suspended_after_network_failures_then_probed(netns, todoku, dns,
     suspended_at = time.monotonic()
 
     # suspended: the dual-stack destination goes to IPv4, ::1 untouched
-    qid = _send(d, "c@dual.fam.test", "three")
+    qid = _send(d, "c@dual.fam.test", "three", also=["keep@dual.fam.test"])
     wait_for(lambda: _got(v4, "c@dual.fam.test"), 20, "c@dual over IPv4")
     assert v6.connections == 0, v6.transcript()
     assert re.search(r"%s: IPv6 suspended \(\d+s left\): IPv4 addresses first"
                      % qid, d.log_text())
+    # the attempt record says so, typed and in the text
+    rec, text = _record(d, qid, "keep@dual.fam.test")
+    assert rec["ipv6_plan"] == "ipv4-first", rec
+    assert [a["family"] for a in rec["addresses"]] == [4], rec
+    assert "IPv6 suspended: IPv4 addresses first" in text, text
 
     # after ipv6-suspend-for one attempt probes IPv6 (usual order: ::1 first)
     time.sleep(max(0.0, suspended_at + 9 - time.monotonic()))
     start = m.end()
-    qid = _send(d, "e@dual.fam.test", "four")
+    qid = _send(d, "e@dual.fam.test", "four", also=["keep2@dual.fam.test"])
     wait_for(lambda: _got(v6, "e@dual.fam.test"), 20, "e@dual over IPv6")
     assert not _got(v4, "e@dual.fam.test")
     wait_log(d, r"%s: IPv6 suspension time over: this attempt probes IPv6" % qid,
              10, start=start)
+    rec, text = _record(d, qid, "keep2@dual.fam.test")
+    assert rec["ipv6_plan"] == "probe", rec
+    assert rec["addresses"][0]["family"] == 6, rec
+    assert "IPv6 suspension over: this attempt probes IPv6" in text, text
     wait_log(d, r"IPv6 resumed: mx\.fam\.test \[::1\]:25 accepted a "
              r"connection", 10, start=start)
 
@@ -237,3 +266,11 @@ def test_max_attempt_time_stops_trying_addresses(todoku, dns, smtp_peer):
                      h["reply"]), h
     assert peers[0].connections == 1
     assert peers[2].connections == 0, "all three addresses were tried"
+    # typed in the record: how many of how many addresses were tried
+    rec = h["record"]
+    assert rec["time_limit"] == {"tried": len(rec["addresses"]),
+                                 "addresses": 3}, rec
+    assert rec["time_limit"]["tried"] in (1, 2), rec
+    text = d.cli_run("queue", "show", qid).stdout.decode()
+    assert re.search(r"attempt time limit reached after [12] of 3 addresses\n",
+                     text), text

@@ -8,10 +8,10 @@ from world import make_message, queue_id
 from world.net import alloc_addr
 
 
-def _send(d, subject):
+def _send(d, subject, rcpts=("friend@rr.test",)):
     c = d.smtp()
     c.ehlo()
-    r = c.sendmail("someone@localhost", ["friend@rr.test"],
+    r = c.sendmail("someone@localhost", list(rcpts),
                    make_message(subject=subject, sender="someone@localhost",
                                 to="friend@rr.test"))
     c.quit()
@@ -31,7 +31,10 @@ def _history(d, qid, timeout=15):
 
 def test_dead_address_is_tried_last_next_time(todoku, dns, smtp_peer):
     dead = alloc_addr(ports=(25,))  # nothing listens there
-    peer = smtp_peer(port=25)
+    # keep@ is deferred so the second message (and its record) stays
+    keep = lambda s, line: ("450 4.2.0 keep me queued"   # noqa: E731
+                            if line.upper().startswith("RCPT TO:<KEEP@") else None)
+    peer = smtp_peer(port=25, on_command=keep)
     # the preferred MX is dead: the first attempt must try it first
     dns.zone("rr.test", ["@ MX 10 mx1", "@ MX 20 mx2",
                          "mx1 A %s" % dead, "mx2 A %s" % peer.addr])
@@ -39,13 +42,28 @@ def test_dead_address_is_tried_last_next_time(todoku, dns, smtp_peer):
         "delivery": {"ip": "ipv4-only", "timeout-connect": "2s"}})
     first = _send(d, "one")
     _wait_peer(peer, 1)
-    second = _send(d, "two")
+    second = _send(d, "two", rcpts=("friend@rr.test", "keep@rr.test"))
     _wait_peer(peer, 2)
     failed = [l for l in d.log_text().splitlines()
               if "[%s]" % dead in l and "trying the next address" in l]
     assert any(first in l for l in failed), "first attempt tried mx1 first"
     assert not any(second in l for l in failed), \
         "the address that just refused us was tried first again"
+    # the second attempt's record names the address ordered last, typed
+    # and in the text, though it was never tried
+    end = time.monotonic() + 15
+    while True:
+        m = d.cli("queue", "show", second, "--json")
+        hist = [r for r in m["recipients"] if r["address"] == "keep@rr.test"][0]["history"]
+        if hist or time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    rec = hist[0]["record"]
+    assert rec["failed_recently"] == [dead], rec
+    assert [a["address"] for a in rec["addresses"]] == [peer.addr], rec
+    assert rec["addresses"][0]["failed_recently"] is False, rec
+    text = d.cli_run("queue", "show", second).stdout.decode()
+    assert "failed recently, ordered last: %s\n" % dead in text, text
 
 
 def _wait_peer(peer, n, timeout=15):

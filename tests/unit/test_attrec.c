@@ -320,6 +320,141 @@ test_output(void **state)
 	attrec_conn_free(&c);
 }
 
+/* The notes (failed recently, IPv4 retry, message on the connection,
+ * IPv6 plan, time limit) travel, survive a stored record (format 2),
+ * and show in both forms; a format 1 record (no notes) still decodes. */
+static void
+test_notes_and_storage(void **state)
+{
+	struct attrec_dns_set d;
+	struct attrec_conn c, a;
+	struct attrec_view v = {0};
+	struct attrec_unpacked u;
+	struct ipc_out o;
+	struct buf b;
+	int k;
+
+	make_dns(&d);
+	attrec_conn_init(&c);
+	k = attrec_conn_addr(&c, "mx1.example.test", "127.0.0.2", 25, 4,
+			     "refused", NULL);
+	attrec_conn_addr_note(&c, k, ATTREC_AF_FAILED_RECENTLY, 0);
+	c.v6_plan = ATTREC_V6_V4_FIRST;
+	attrec_conn_recent(&c, "127.0.0.2");
+	attrec_conn_recent(&c, "127.0.0.2");
+	c.time_limit = 1;
+	c.tl_tried = 1;
+	c.tl_total = 3;
+	attrec_conn_init(&a);
+	k = attrec_conn_addr(&a, "mx2.example.test", "127.0.0.3", 25, 4, "ok",
+			     NULL);
+	attrec_conn_addr_note(&a, k, 0, 2);
+	attrec_conn_append(&c, &a);
+	attrec_conn_mark_v4_retry(&c, 1);
+	attrec_conn_free(&a);
+	assert_int_equal(c.addr[0].flags, ATTREC_AF_FAILED_RECENTLY);
+	assert_int_equal(c.addr[1].flags, ATTREC_AF_V4_RETRY);
+	assert_int_equal(c.addr[1].message, 2);
+
+	v.route_kind = "mx";
+	v.route_via = "example.test";
+	v.command = "RCPT";
+	v.dns = &d;
+	v.conn = &c;
+	v.next_attempt = 1700000600;
+	v.next_reason = "retry schedule step 1 of 1: 600 s";
+	ipc_out_init(&o);
+	attrec_pack(&v, &o);
+	assert_int_equal(o.b.data[0], ATTREC_PACK_V2);
+	assert_int_equal(attrec_unpack(o.b.data, o.b.len, &u), 0);
+	assert_string_equal(u.view.route_via, "example.test");
+	assert_string_equal(u.view.command, "RCPT");
+	assert_int_equal(u.view.next_attempt, 1700000600);
+	assert_int_equal(u.dns.n, d.n);
+	assert_int_equal(u.conn.naddr, 2);
+	assert_int_equal(u.conn.v6_plan, ATTREC_V6_V4_FIRST);
+	assert_int_equal(u.conn.tl_total, 3);
+	assert_int_equal(u.conn.nrecent, 1);
+	assert_int_equal(u.conn.addr[1].message, 2);
+	u.view.time = 1700000000;
+	u.view.result = "deferred";
+	buf_init(&b, 1 << 20);
+	assert_int_equal(attrec_json(&u.view, &b), 0);
+	assert_non_null(strstr(b.data, "\"ipv6_plan\": \"ipv4-first\", "
+				       "\"failed_recently\": [\"127.0.0.2\"], "
+				       "\"time_limit\": {\"tried\": 1, "
+				       "\"addresses\": 3}"));
+	assert_non_null(strstr(b.data, "\"failed_recently\": true, "
+				       "\"ipv4_retry\": false, \"message\": "
+				       "null"));
+	assert_non_null(strstr(b.data, "\"failed_recently\": false, "
+				       "\"ipv4_retry\": true, \"message\": 2"));
+	buf_reset(&b);
+	attrec_text(&u.view, &b);
+	assert_non_null(
+	    strstr(b.data, "        IPv6 suspended: IPv4 addresses first\n"));
+	assert_non_null(strstr(b.data, "        failed recently, ordered "
+				       "last: 127.0.0.2\n"));
+	assert_non_null(strstr(b.data, "        attempt time limit reached "
+				       "after 1 of 3 addresses\n"));
+	assert_non_null(strstr(b.data, "refused\n          failed recently: "
+				       "ordered last\n"));
+	assert_non_null(strstr(b.data, "          IPv4 retry after a policy "
+				       "refusal over IPv6\n"));
+	assert_non_null(
+	    strstr(b.data, "          connection reused: message 2 on it\n"));
+	attrec_unpacked_free(&u);
+	/* truncated or of an unknown format: refused, nothing leaks */
+	assert_int_equal(attrec_unpack(o.b.data, o.b.len - 1, &u), -1);
+	attrec_unpacked_free(&u);
+	o.b.data[0] = 9;
+	assert_int_equal(attrec_unpack(o.b.data, o.b.len, &u), -1);
+	attrec_unpacked_free(&u);
+	ipc_out_free(&o);
+
+	/* format 1: the same fields without the notes */
+	ipc_out_init(&o);
+	ipc_put_u8(&o, ATTREC_PACK_V1);
+	ipc_put_u8(&o, 1);
+	ipc_put_str(&o, "local");
+	ipc_put_u8(&o, 0);
+	ipc_put_str(&o, "");
+	ipc_put_u8(&o, 0);
+	ipc_put_str(&o, "");
+	ipc_put_i64(&o, 0);
+	ipc_put_u8(&o, 0);
+	ipc_put_str(&o, "");
+	ipc_put_u8(&o, 0); /* no DNS */
+	ipc_put_u8(&o, 1); /* a connection: one address, no turns */
+	ipc_put_u32(&o, 0);
+	ipc_put_u32(&o, 1);
+	ipc_put_str(&o, "mx.example.test");
+	ipc_put_str(&o, "127.0.0.9");
+	ipc_put_u32(&o, 25);
+	ipc_put_u8(&o, 4);
+	ipc_put_str(&o, "ok");
+	ipc_put_u8(&o, 0);
+	ipc_put_str(&o, "");
+	ipc_put_u8(&o, 0); /* tls: none */
+	ipc_put_u8(&o, 0);
+	for (int i = 0; i < 6; i++) {
+		ipc_put_u8(&o, 0);
+		ipc_put_str(&o, "");
+	}
+	ipc_put_u32(&o, 0);
+	ipc_put_u32(&o, 0);
+	assert_int_equal(attrec_unpack(o.b.data, o.b.len, &u), 0);
+	assert_string_equal(u.view.route_kind, "local");
+	assert_int_equal(u.conn.naddr, 1);
+	assert_string_equal(u.conn.addr[0].address, "127.0.0.9");
+	assert_int_equal(u.conn.v6_plan, ATTREC_V6_USUAL);
+	attrec_unpacked_free(&u);
+	ipc_out_free(&o);
+	buf_free(&b);
+	attrec_conn_free(&c);
+	attrec_dns_free(&d);
+}
+
 int
 main(void)
 {
@@ -330,6 +465,7 @@ main(void)
 	    cmocka_unit_test(test_dialogue_bounds),
 	    cmocka_unit_test(test_conn_ipc),
 	    cmocka_unit_test(test_output),
+	    cmocka_unit_test(test_notes_and_storage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
