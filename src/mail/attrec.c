@@ -956,10 +956,15 @@ text_dns(struct buf *b, const struct attrec_dns_set *s)
 {
 	for (size_t i = 0; s && i < s->n; i++) {
 		const struct attrec_dns *q = &s->q[i];
-		buf_addf(b, "        dns %s ", q->qtype);
+		buf_adds(b, "        dns ");
+		text_str(b, q->qtype);
+		buf_adds(b, " ");
 		text_str(b, q->qname);
-		buf_addf(b, ": %s (%s, dnssec %s", q->result, q->rcode,
-			 sec_names[q->dnssec & 3]);
+		buf_adds(b, ": ");
+		text_str(b, q->result);
+		buf_adds(b, " (");
+		text_str(b, q->rcode);
+		buf_addf(b, ", dnssec %s", sec_names[q->dnssec & 3]);
 		if (q->why) {
 			buf_adds(b, ": ");
 			text_str(b, q->why);
@@ -992,6 +997,16 @@ text_turns(struct buf *b, const struct attrec_conn *c, int k)
 			text_lines(b, "            > ", t->command);
 		text_lines(b, "            < ", t->reply);
 	}
+}
+
+/* "tls POLICY, verify MODE" */
+static void
+text_tls_policy(struct buf *b, const struct attrec_tls *t)
+{
+	buf_adds(b, "tls ");
+	text_str(b, t->policy);
+	buf_adds(b, ", verify ");
+	text_str(b, t->verify);
 }
 
 static void
@@ -1043,31 +1058,32 @@ text_addrs(struct buf *b, const struct attrec_view *v)
 		long pref = view_pref(v, a->host);
 		buf_adds(b, "        address ");
 		text_str(b, a->host);
-		buf_addf(b, a->family == 6 ? " [%s]:%u" : " %s:%u", a->address,
-			 a->port);
+		buf_adds(b, a->family == 6 ? " [" : " ");
+		text_str(b, a->address);
+		buf_addf(b, a->family == 6 ? "]:%u" : ":%u", a->port);
 		if (pref >= 0)
 			buf_addf(b, " (pref %ld)", pref);
-		buf_addf(b, ": %s", a->outcome);
+		buf_adds(b, ": ");
+		text_str(b, a->outcome);
 		if (a->detail) {
 			buf_adds(b, ": ");
 			text_str(b, a->detail);
 		}
 		buf_adds(b, "\n");
 		text_addr_notes(b, a);
-		if (t->state == ATTREC_TLS_OK)
-			buf_addf(b,
-				 "          tls %s %s, certificate %s "
-				 "(tls %s, verify %s)\n",
-				 t->version ? t->version : "-",
-				 t->cipher ? t->cipher : "-",
-				 t->verified ? "verified" : "not verified",
-				 t->policy ? t->policy : "-",
-				 t->verify ? t->verify : "-");
-		else if (t->state == ATTREC_TLS_FAILED) {
-			buf_addf(b,
-				 "          tls failed (tls %s, verify %s): ",
-				 t->policy ? t->policy : "-",
-				 t->verify ? t->verify : "-");
+		if (t->state == ATTREC_TLS_OK) {
+			buf_adds(b, "          tls ");
+			text_str(b, t->version);
+			buf_adds(b, " ");
+			text_str(b, t->cipher);
+			buf_addf(b, ", certificate %s (",
+				 t->verified ? "verified" : "not verified");
+			text_tls_policy(b, t);
+			buf_adds(b, ")\n");
+		} else if (t->state == ATTREC_TLS_FAILED) {
+			buf_adds(b, "          tls failed (");
+			text_tls_policy(b, t);
+			buf_adds(b, "): ");
 			text_str(b, t->error);
 			buf_adds(b, "\n");
 		}
@@ -1084,7 +1100,8 @@ attrec_text(const struct attrec_view *v, struct buf *out)
 	const struct attrec_conn *c = v->conn;
 	char when[32];
 
-	buf_addf(out, "        route %s", v->route_kind ? v->route_kind : "-");
+	buf_adds(out, "        route ");
+	text_str(out, v->route_kind);
 	if (v->route_via) {
 		buf_adds(out, " via ");
 		text_str(out, v->route_via);
