@@ -2,6 +2,10 @@
 # Group commit on a simulated slow disk (DESIGN §7 "What the tests must
 # prove": at 16 sessions at most one fsync per 8 messages; at 1 session
 # p99 end-of-data -> 250 within 2x the measured fdatasync latency).
+# The last column compares the end-of-data p99 with twice the simulated
+# disk's fdatasync p99 (like with like: a message that arrives while a
+# commit is in flight waits for that fsync and then its own, and either may
+# be in the disk's tail) and, stricter, with twice its median.
 # Method and numbers: docs/performance.md, "Session 3".  Run as root
 # (`make bench-groupcommit`); todoku only, no Postfix.
 #
@@ -185,7 +189,7 @@ EOF
 			"$DELAY" "$FS_MED" "$FS_P99" \
 			"$(per "$N16" "$F_reuse")" "$A_reuse" "$(per "$N16" "$F_conn")" "$A_conn" \
 			"$LMED_deliver" "$LP99_deliver" "$LMED_rx" "$LP99_rx" \
-			"$(awk -v a="$LP99_deliver" -v b="$LP99_rx" -v m="$FS_MED" 'BEGIN { printf "%s/%s", (a <= 2 * m ? "met" : "NOT met"), (b <= 2 * m ? "met" : "NOT met") }')"
+			"$(awk -v a="$LP99_deliver" -v b="$LP99_rx" -v m="$FS_P99" -v md="$FS_MED" 'BEGIN { printf "%s/%s  %s/%s", (a <= 2 * m ? "met" : "NOT met"), (b <= 2 * m ? "met" : "NOT met"), (a <= 2 * md ? "met" : "NOT met"), (b <= 2 * md ? "met" : "NOT met") }')"
 	} >>"$REPORT"
 done
 
@@ -200,8 +204,8 @@ mkdir -p "$RESULTS"
 	echo "passes          16 sessions x $N16 msgs (smtp-source, -d = persistent connections, or a connection per message),"
 	echo "                local role stopped; 1 session x $NLAT msgs end of data -> 250 (local delivering / stopped)"
 	echo
-	echo "delay µs  fdatasync ms   | 16 s. persistent  | 16 s. conn/msg    | 1 s. EOD->250 ms  | 1 s. rx-only ms   | p99 <= 2x fdatasync"
-	echo "          median    p99  | msg/fsync  msg/s  | msg/fsync  msg/s  | median     p99    | median     p99    | median (deliver/rx)"
+	echo "delay µs  fdatasync ms   | 16 s. persistent  | 16 s. conn/msg    | 1 s. EOD->250 ms  | 1 s. rx-only ms   | EOD p99 <= 2x fdatasync"
+	echo "          median    p99  | msg/fsync  msg/s  | msg/fsync  msg/s  | median     p99    | median     p99    | p99 (deliver/rx)  median (deliver/rx)"
 	cat "$REPORT"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
