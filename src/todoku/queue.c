@@ -91,7 +91,6 @@ struct attempt {
 	char reply[4096];
 	char status[16];
 	char bounce_to[ADDR_PATH_MAX + 2];
-	char *detail;
 	char *remote_mta;
 	char *remote_addr;
 	/* the structured record: facts borrowed until attempt_submit, which
@@ -269,7 +268,6 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 				q->wake_at = e->next_attempt;
 		}
 	}
-	xfree(a->detail);
 	xfree(a->remote_mta);
 	xfree(a->remote_addr);
 	ipc_out_free(&a->rec);
@@ -422,8 +420,8 @@ attempt_submit(struct queue *q, struct attempt *a)
  */
 static void
 queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
-		const char *where, const char *reply, const char *detail,
-		const char *remote_mta, const struct attrec_view *facts)
+		const char *where, const char *reply, const char *remote_mta,
+		const struct attrec_view *facts)
 {
 	struct attempt *a;
 	const struct conf *c = q->env->conf;
@@ -445,11 +443,8 @@ queue_finish_ex(struct queue *q, struct entry *e, int kind, const char *status,
 	a = xcalloc(1, sizeof(*a));
 	a->q = q;
 	a->e = e;
-	if (detail && *detail)
-		a->detail = xstrdup(detail);
 	if (remote_mta && *remote_mta)
 		attempt_set_remote(a, remote_mta);
-	a->res.detail = a->detail;
 	a->res.remote_mta = a->remote_mta;
 	a->res.remote_addr = a->remote_addr;
 	snprintf(a->where, sizeof(a->where), "%s", where);
@@ -527,7 +522,7 @@ static void
 queue_finish(struct queue *q, struct entry *e, int kind, const char *status,
 	     const char *where, const char *reply)
 {
-	queue_finish_ex(q, e, kind, status, where, reply, NULL, NULL, NULL);
+	queue_finish_ex(q, e, kind, status, where, reply, NULL, NULL);
 }
 
 /* ---- local delivery -------------------------------------------------- */
@@ -783,8 +778,8 @@ rjob_finish_all(struct queue *q, struct rjob *r, int kind, const char *status,
 
 	rjob_view(r, NULL, &v, via, sizeof(via));
 	for (size_t i = 0; i < r->n; i++)
-		queue_finish_ex(q, r->ents[i], kind, status, where, reply,
-				r->facts, NULL, &v);
+		queue_finish_ex(q, r->ents[i], kind, status, where, reply, NULL,
+				&v);
 	rjob_free(q, r);
 }
 
@@ -901,7 +896,7 @@ rjob_defer_until(struct queue *q, struct rjob *r, const char *status,
 		q->last_attempt = NULL;
 		q->defer_submit = 1;
 		queue_finish_ex(q, r->ents[i], MAILDIR_TEMP, status, where,
-				reply, r->facts, NULL, &v);
+				reply, NULL, &v);
 		q->defer_submit = 0;
 		a = q->last_attempt;
 		if (a == NULL)
@@ -935,7 +930,7 @@ rjob_crashed(struct queue *q, struct rjob *r, const char *why)
 		q->last_attempt = NULL;
 		q->defer_submit = 1;
 		queue_finish_ex(q, r->ents[i], MAILDIR_TEMP, "4.3.0", "smtp",
-				why, r->facts, NULL, &v);
+				why, NULL, &v);
 		q->defer_submit = 0;
 		a = q->last_attempt;
 		if (a == NULL)
@@ -1575,11 +1570,12 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 		     struct ipc_in *in)
 {
 	struct rjob *r = rjob_find(q, h->id);
-	const char *where = ipc_get_str(in), *trace = ipc_get_str(in);
+	const char *where = ipc_get_str(in);
+	/* the free-text trace is no longer stored: the record holds it */
+	const char *trace_unused = ipc_get_str(in);
 	uint32_t n = ipc_get_u32(in);
 	const void *hopdsn = NULL;
 	size_t nhopdsn = 0;
-	struct buf detail;
 	char host[300];
 	const char *sp;
 	struct dest *d;
@@ -1590,6 +1586,7 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	struct attrec_view v;
 	char via[ADDR_DOMAIN_MAX + 300];
 
+	(void)trace_unused;
 	if (r == NULL) {
 		in->off = in->len;
 		return;
@@ -1641,8 +1638,6 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	}
 	in->off = off;
 	rjob_view(r, conn, &v, via, sizeof(via));
-	buf_init(&detail, 128 * 1024);
-	buf_addf(&detail, "%s%s", r->facts ? r->facts : "", trace);
 	/* "host [address]" of "host [address]:port ..." for the DSN text */
 	sp = strchr(where, ' ');
 	if (sp != NULL && sp[1] == '[' && strchr(sp, ']') != NULL)
@@ -1668,11 +1663,10 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 			r->ents[k]->hop = hop;
 			v.command = cmd;
 			queue_finish_ex(q, r->ents[k], kind, status, w, reply,
-					detail.data, host[0] ? host : NULL, &v);
+					host[0] ? host : NULL, &v);
 		}
 	}
 	in->off = in->len;
-	buf_free(&detail);
 	attrec_conn_free(conn);
 	xfree(conn);
 	rjob_free(q, r);

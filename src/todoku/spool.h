@@ -138,7 +138,9 @@ struct spool_result {
 	const char *result; /* "delivered" "deferred" "bounced" */
 	const char *status; /* enhanced status, "5.1.1" */
 	const char *reply;  /* reason / remote reply, verbatim */
-	const char *detail; /* free-text trace: DNS, addresses, TLS; or NULL */
+	/* free-text trace, or NULL: queue no longer writes it (the record
+	 * holds the facts); rows of older versions have it */
+	const char *detail;
 	/* the attempt record as mail/attrec packs it (attrec_pack), or
 	 * NULL: stored once, rendered as JSON or text when shown */
 	const void *rec;

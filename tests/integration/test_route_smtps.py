@@ -77,8 +77,10 @@ def test_smtps_route_delivers_over_implicit_tls(todoku, smtp_peer, tmp_world):
     # the default port of smtps:// is 465, and the record says TLS
     h = rc["history"][0]
     assert "[%s]:465" % relay.addr in h["where"], h
-    assert "TLS TLSv1." in h["detail"] and "certificate not verified (verify = none)" \
-        in h["detail"], h
+    tls = h["record"]["addresses"][0]["tls"]
+    assert tls["version"].startswith("TLSv1."), h
+    assert (tls["result"], tls["policy"], tls["verified"], tls["verify"]) == \
+        ("ok", "smtps", False, "none"), h
 
 
 def test_smtps_route_verify_ca(todoku, smtp_peer, tmp_world):
@@ -92,8 +94,9 @@ def test_smtps_route_verify_ca(todoku, smtp_peer, tmp_world):
     qid = _send(d, ["friend@example.org", "keep@example.org"])
     rc = _history(d, qid, "friend@example.org")
     assert rc["state"] == "delivered", rc
-    assert "certificate verified (verify = ca, name %s)" % relay.addr \
-        in rc["history"][0]["detail"], rc
+    tls = rc["history"][0]["record"]["addresses"][0]["tls"]
+    assert (tls["result"], tls["verified"], tls["verify"], tls["name"]) == \
+        ("ok", True, "ca", relay.addr), rc
     assert [m["rcpts"] for m in relay.messages] == [["friend@example.org"]]
 
 
@@ -122,7 +125,8 @@ def test_smtps_route_to_plaintext_relay_never_falls_back(todoku, smtp_peer):
     h = rc["history"][0]
     assert rc["state"] == "deferred", rc
     assert h["status"].startswith("4."), h
-    assert "TLS" in h["reply"] + h["detail"], h
+    assert "TLS" in h["reply"] + " ".join(
+        a["outcome"] + " " + (a["detail"] or "") for a in h["record"]["addresses"]), h
     # what the relay read: TLS records only, never an SMTP command (no
     # EHLO in clear, no envelope, no second plaintext connection)
     verbs = _verbs(relay)

@@ -79,11 +79,15 @@ def test_verify_ca_right_name_delivers_and_records_verified(todoku, dns, smtp_pe
     rc = _history(d, qid, "user@good.test")
     h = rc["history"][0]
     assert rc["state"] == "delivered", rc
-    assert re.search(r"TLS TLSv1\.[23] \S+, certificate verified \(verify = ca, "
-                     r"name mx\.good\.test\)", h["detail"]), h
-    assert re.search(r"first\.good\.test \[%s\].*certificate verification failed "
-                     r"\(verify = ca, name first\.good\.test\): hostname mismatch"
-                     % re.escape(wrong.addr), h["detail"]), h
+    first, last = h["record"]["addresses"]
+    assert re.match(r"TLSv1\.[23]$", last["tls"]["version"]), h
+    assert (last["host"], last["tls"]["result"], last["tls"]["verified"],
+            last["tls"]["verify"], last["tls"]["name"]) == \
+        ("mx.good.test", "ok", True, "ca", "mx.good.test"), h
+    assert (first["host"], first["address"], first["outcome"]) == \
+        ("first.good.test", wrong.addr, "tls-failed"), h
+    assert "certificate verification failed (verify = ca, name " \
+        "first.good.test): hostname mismatch" in first["tls"]["error"], h
     msgs = [m for m in right.messages if "user@good.test" in m["rcpts"]]
     assert len(msgs) == 1, right.transcript()
     assert all(s.tls for s in right.sessions if s.messages), right.transcript()
@@ -104,7 +108,7 @@ def test_verify_ca_wrong_name_defers_475(todoku, dns, smtp_peer, tmp_world):
     assert h["status"] == "4.7.5", h
     assert "certificate verification failed (verify = ca, name mx.wrong.test): " \
         "hostname mismatch" in h["reply"], h
-    assert "hostname mismatch" in h["detail"], h
+    assert "hostname mismatch" in h["record"]["addresses"][0]["tls"]["error"], h
     wait_log(d, r"mx\.wrong\.test \[%s\]:25: TLS handshake failed: certificate "
              r"verification failed \(verify = ca, name mx\.wrong\.test\): hostname "
              r"mismatch" % re.escape(peer.addr), 5)
@@ -152,8 +156,9 @@ def test_verify_none_self_signed_delivers_not_verified(todoku, dns, smtp_peer, t
     qid = _send(d, ["user@plain.test", "keep@plain.test"])
     rc = _history(d, qid, "user@plain.test")
     assert rc["state"] == "delivered", rc
-    assert re.search(r"TLS TLSv1\.[23] \S+, certificate not verified \(verify = none\)",
-                     rc["history"][0]["detail"]), rc
+    tls = rc["history"][0]["record"]["addresses"][0]["tls"]
+    assert re.match(r"TLSv1\.[23]$", tls["version"]) and tls["cipher"], rc
+    assert (tls["result"], tls["verified"], tls["verify"]) == ("ok", False, "none"), rc
     assert peer.sessions[0].tls and peer.sessions[0].sni == "mx.plain.test"
 
 
@@ -169,8 +174,9 @@ def test_route_verify_ca_checks_the_smarthost_address(todoku, smtp_peer, tmp_wor
     qid = _send(d, ["friend@example.org", "keep@example.org"])
     rc = _history(d, qid, "friend@example.org")
     assert rc["state"] == "delivered", rc
-    assert "certificate verified (verify = ca, name %s)" % relay.addr \
-        in rc["history"][0]["detail"], rc
+    tls = rc["history"][0]["record"]["addresses"][0]["tls"]
+    assert (tls["result"], tls["verified"], tls["verify"], tls["name"]) == \
+        ("ok", True, "ca", relay.addr), rc
     assert relay.sessions[0].sni is None   # no SNI for an address (RFC 6066)
 
 
