@@ -37,8 +37,8 @@ T_ADDR=127.0.0.79 T_PORT=2525
 RESULTS=$REPO/bench/results
 OUT=$RESULTS/groupcommit.txt
 
-die() { echo "bench: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (roles drop to user todoku)"
 [ -x "$BIN" ] || die "$BIN not found: run 'make build' first"
@@ -71,8 +71,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) print "n/a"; else printf "%.0f", n / d }'; }
 per() { awk -v n="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.1f", n / c; else print "inf" }'; }
 
 FSTYPE=$(df -T "$BASE" | awk 'NR == 2 { print $2 }')
@@ -113,25 +111,13 @@ for DELAY in $DELAYS; do
 	chmod 0777 "$SD"
 	chown todoku: "$TD/spool" "$TD/mail/bench.test"
 	LOG=$SD/fsync.log
-	cat >"$TD/todoku.conf" <<EOF
-[server]
-hostname = bench-todoku.test
-spool = $TD/spool
-user = todoku
-log-level = info
-trusted-networks = 127.0.0.0/8
-
-[smtp]
-max-message-size = 1M
-
-[listen "smtp"]
-address = $T_ADDR:$T_PORT
+	bench_todoku_conf "$TD/todoku.conf" "$TD" "$T_ADDR" "$T_PORT"
+	cat >>"$TD/todoku.conf" <<EOF
 
 [domain "bench.test"]
 mailboxes = $TD/mail/bench.test
 users = sink
 EOF
-	chmod 0644 "$TD/todoku.conf"
 	NEWDIR=$TD/mail/bench.test/sink/new
 
 	# the simulated disk's fdatasync latency: the probe under the same shim

@@ -34,8 +34,8 @@ RCPT=sink@sink.bench.test
 RESULTS=$REPO/bench/results
 OUT=$RESULTS/outbound-latest.txt
 
-die() { echo "bench: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (knotd on port 53, smtp-sink on port 25, Postfix, cgroups)"
 [ -x "$BIN" ] || die "$BIN not found: run 'make build' first"
@@ -137,9 +137,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) print "n/a"; else printf "%.0f", n / d }'; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # --- machine and filesystem ------------------------------------------------
@@ -206,19 +203,8 @@ $HELPER wait-port $SINK_ADDR $SINK_PORT 10 || die "smtp-sink did not listen on $
 TD=$BASE/todoku
 mkdir -m 0755 -p "$TD" "$TD/spool"
 chown todoku: "$TD/spool"
-cat >"$TD/todoku.conf" <<EOF
-[server]
-hostname = bench-todoku.test
-spool = $TD/spool
-user = todoku
-log-level = info
-trusted-networks = 127.0.0.0/8
-
-[smtp]
-max-message-size = 1M
-
-[listen "smtp"]
-address = $T_ADDR:$T_PORT
+bench_todoku_conf "$TD/todoku.conf" "$TD" "$T_ADDR" "$T_PORT"
+cat >>"$TD/todoku.conf" <<EOF
 
 [dns]
 servers = $DNS_ADDR
@@ -226,7 +212,6 @@ servers = $DNS_ADDR
 [delivery]
 port = $SINK_PORT
 EOF
-chmod 0644 "$TD/todoku.conf"
 # setsid: own process group and session, so cleanup can kill every role at once
 (cg_exec todoku setsid "$BIN" serve -f -c "$TD/todoku.conf") </dev/null >>"$TD/todoku.log" 2>&1 &
 TPID=$!

@@ -28,8 +28,8 @@ P_ADDR=127.0.0.78 P_PORT=2525
 RESULTS=$REPO/bench/results
 OUT=$RESULTS/latest.txt
 
-die() { echo "bench: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (roles drop to user todoku, Postfix needs root)"
 [ -x "$BIN" ] || die "$BIN not found: run 'make build' first"
@@ -76,9 +76,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) print "n/a"; else printf "%.0f", n / d }'; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # --- machine and filesystem ------------------------------------------------
 FSTYPE=$(df -T "$BASE" | awk 'NR == 2 { print $2 }')
@@ -113,25 +110,13 @@ run_source() {
 TD=$BASE/todoku
 mkdir -m 0755 -p "$TD" "$TD/spool" "$TD/mail/bench.test"
 chown todoku: "$TD/spool" "$TD/mail/bench.test"
-cat >"$TD/todoku.conf" <<EOF
-[server]
-hostname = bench-todoku.test
-spool = $TD/spool
-user = todoku
-log-level = info
-trusted-networks = 127.0.0.0/8
-
-[smtp]
-max-message-size = 1M
-
-[listen "smtp"]
-address = $T_ADDR:$T_PORT
+bench_todoku_conf "$TD/todoku.conf" "$TD" "$T_ADDR" "$T_PORT"
+cat >>"$TD/todoku.conf" <<EOF
 
 [domain "bench.test"]
 mailboxes = $TD/mail/bench.test
 users = sink
 EOF
-chmod 0644 "$TD/todoku.conf"
 NEWDIR=$TD/mail/bench.test/sink/new
 
 start_todoku() {
