@@ -11,7 +11,6 @@ deferred, never sent in clear, and no plaintext session is tried.
 
 HELO: [route] helo is what that relay sees in EHLO; routes without one use
 [delivery] helo."""
-import json
 
 from world import TestCA, alloc_addr, make_message, queue_id, self_signed
 from world.roles import wait_for
@@ -27,24 +26,6 @@ def _send(d, rcpts, subject="smtps"):
     c.quit()
     assert r.code == 250, r
     return queue_id(r.text)
-
-
-def _rcpt(d, qid, address):
-    r = d.cli_run("queue", "show", qid, "--json")
-    assert r.returncode == 0, (qid, r)
-    for rc in json.loads(r.stdout)["recipients"]:
-        if rc["address"] == address:
-            return rc
-    raise AssertionError("%s not in %s" % (address, qid))
-
-
-def _history(d, qid, address, n=1, timeout=30.0):
-    def probe():
-        rc = _rcpt(d, qid, address)
-        return rc if len(rc.get("history") or []) >= n else None
-    return wait_for(probe, timeout, "%d attempt(s) for %s" % (n, address))
-
-
 def _keep(session, line):
     """keep@ stays deferred, so the message and its record stay queued."""
     if line.upper().startswith("RCPT TO:<KEEP@"):
@@ -62,7 +43,7 @@ def test_smtps_route_delivers_over_implicit_tls(todoku, smtp_peer, tmp_world):
     d = todoku(overrides={'route "example.org"': {"via": "smtps://[%s]" % relay.addr},
                           "queue": {"retry": "1h"}})
     qid = _send(d, ["friend@example.org", "keep@example.org"])
-    rc = _history(d, qid, "friend@example.org")
+    rc = d.wait_history(qid, "friend@example.org")
     assert rc["state"] == "delivered", rc
     msgs = [m for m in relay.messages if m["rcpts"] == ["friend@example.org"]]
     assert len(msgs) == 1, relay.transcript()
@@ -92,7 +73,7 @@ def test_smtps_route_verify_ca(todoku, smtp_peer, tmp_world):
         "via": "smtps://[%s]:4650" % relay.addr, "verify": "ca", "ca": str(ca.cert)},
         "queue": {"retry": "1h"}})
     qid = _send(d, ["friend@example.org", "keep@example.org"])
-    rc = _history(d, qid, "friend@example.org")
+    rc = d.wait_history(qid, "friend@example.org")
     assert rc["state"] == "delivered", rc
     tls = rc["history"][0]["record"]["addresses"][0]["tls"]
     assert (tls["result"], tls["verified"], tls["verify"], tls["name"]) == \
@@ -107,7 +88,7 @@ def test_smtps_route_verify_ca_wrong_certificate_defers(todoku, smtp_peer, tmp_w
         "via": "smtps://[%s]" % relay.addr, "verify": "ca", "ca": str(ca.cert)},
         "queue": {"retry": "1h"}})
     qid = _send(d, ["friend@example.org"])
-    rc = _history(d, qid, "friend@example.org")
+    rc = d.wait_history(qid, "friend@example.org")
     h = rc["history"][0]
     assert rc["state"] == "deferred" and h["status"] == "4.7.5", rc
     assert "certificate verification failed (verify = ca, name %s)" % relay.addr \
@@ -121,7 +102,7 @@ def test_smtps_route_to_plaintext_relay_never_falls_back(todoku, smtp_peer):
     d = todoku(overrides={'route "example.org"': {"via": "smtps://[%s]" % relay.addr},
                           "queue": {"retry": "1h"}})
     qid = _send(d, ["friend@example.org"])
-    rc = _history(d, qid, "friend@example.org")
+    rc = d.wait_history(qid, "friend@example.org")
     h = rc["history"][0]
     assert rc["state"] == "deferred", rc
     assert h["status"].startswith("4."), h

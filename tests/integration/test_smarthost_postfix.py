@@ -5,7 +5,6 @@ the mail on to a scripted peer. todoku authenticates after STARTTLS and
 the peer gets the message; a wrong password keeps the mail (the reply is
 quoted in the attempt record); a Postfix without STARTTLS, even one that
 offers AUTH in plaintext, never sees AUTH or the envelope (deferred)."""
-import json
 import re
 import time
 
@@ -24,18 +23,6 @@ def _send(d, rcpts=(RCPT,)):
     c.quit()
     assert r.code == 250, r
     return queue_id(r.text)
-
-
-def _history(d, qid, address, n=1, timeout=40.0):
-    def probe():
-        r = d.cli_run("queue", "show", qid, "--json")
-        assert r.returncode == 0, (qid, r)
-        for rc in json.loads(r.stdout)["recipients"]:
-            if rc["address"] == address and len(rc.get("history") or []) >= n:
-                return rc
-        return None
-    return wait_for(probe, timeout, "%d attempt(s) for %s" % (n, address))
-
 
 def _route(pf, tmp_world, password, **extra):
     pw = tmp_world / "relay.password"
@@ -88,7 +75,7 @@ def test_wrong_password_keeps_the_mail_and_quotes_the_reply(todoku, postfix, smt
                  tls=ca.issue("relay.postfix.test"), sasl={"todoku": "right-one"})
     d = todoku(overrides=_route(pf, tmp_world, "wrong-one"))
     qid = _send(d)
-    rc = _history(d, qid, RCPT)
+    rc = d.wait_history(qid, RCPT, timeout=40.0)
     h = rc["history"][0]
     assert rc["state"] == "deferred", rc
     assert h["status"].startswith("4."), h
@@ -119,7 +106,7 @@ def test_postfix_without_starttls_never_gets_auth_in_clear(todoku, postfix, smtp
                  extra=dict(DEBUG_PEERS, smtpd_tls_auth_only="no"))
     d = todoku(overrides=_route(pf, tmp_world, "s3cret-pass"))
     qid = _send(d)
-    rc = _history(d, qid, RCPT)
+    rc = d.wait_history(qid, RCPT, timeout=40.0)
     assert rc["state"] == "deferred", rc
     addrs = rc["history"][0]["record"]["addresses"]
     assert "STARTTLS" in rc["history"][0]["reply"] + \

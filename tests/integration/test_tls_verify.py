@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from world import TestCA, alloc_addr, make_message, queue_id, self_signed
-from world.roles import wait_for, wait_log
+from world.roles import wait_log
 
 SENDER = "someone@localhost"
 
@@ -23,25 +23,6 @@ def _send(d, rcpts):
     c.quit()
     assert r.code == 250, r
     return queue_id(r.text)
-
-
-def _rcpt(d, qid, address):
-    import json
-    r = d.cli_run("queue", "show", qid, "--json")
-    assert r.returncode == 0, (qid, r)
-    for rc in json.loads(r.stdout)["recipients"]:
-        if rc["address"] == address:
-            return rc
-    raise AssertionError("%s not in %s" % (address, qid))
-
-
-def _history(d, qid, address, n=1, timeout=30.0):
-    def probe():
-        rc = _rcpt(d, qid, address)
-        return rc if len(rc.get("history") or []) >= n else None
-    return wait_for(probe, timeout, "%d attempt(s) for %s" % (n, address))
-
-
 def _zone_mx(dns, domain, hosts):
     recs = []
     for pref, label, addr in hosts:
@@ -76,7 +57,7 @@ def test_verify_ca_right_name_delivers_and_records_verified(todoku, dns, smtp_pe
     _zone_mx(dns, "good.test", [(10, "first", wrong.addr), (20, "mx", right.addr)])
     d = todoku(dns_servers=[dns.addr], overrides=_verifying(ca))
     qid = _send(d, ["user@good.test", "keep@good.test"])
-    rc = _history(d, qid, "user@good.test")
+    rc = d.wait_history(qid, "user@good.test")
     h = rc["history"][0]
     assert rc["state"] == "delivered", rc
     first, last = h["record"]["addresses"]
@@ -102,7 +83,7 @@ def test_verify_ca_wrong_name_defers_475(todoku, dns, smtp_peer, tmp_world):
     _zone_mx(dns, "wrong.test", [(10, "mx", peer.addr)])
     d = todoku(dns_servers=[dns.addr], overrides=_verifying(ca))
     qid = _send(d, ["user@wrong.test"])
-    rc = _history(d, qid, "user@wrong.test")
+    rc = d.wait_history(qid, "user@wrong.test")
     h = rc["history"][0]
     assert rc["state"] == "deferred", rc
     assert h["status"] == "4.7.5", h
@@ -124,7 +105,7 @@ def test_verify_ca_unknown_ca_defers_475(todoku, dns, smtp_peer, tmp_world):
     _zone_mx(dns, "rogue.test", [(10, "mx", peer.addr)])
     d = todoku(dns_servers=[dns.addr], overrides=_verifying(ours))
     qid = _send(d, ["user@rogue.test"])
-    rc = _history(d, qid, "user@rogue.test", n=1)
+    rc = d.wait_history(qid, "user@rogue.test", n=1)
     h = rc["history"][0]
     assert rc["state"] == "deferred", rc
     assert h["status"] == "4.7.5", h
@@ -140,7 +121,7 @@ def test_verify_ca_expired_certificate_defers_475(todoku, dns, smtp_peer, tmp_wo
     _zone_mx(dns, "old.test", [(10, "mx", peer.addr)])
     d = todoku(dns_servers=[dns.addr], overrides=_verifying(ca))
     qid = _send(d, ["user@old.test"])
-    rc = _history(d, qid, "user@old.test")
+    rc = d.wait_history(qid, "user@old.test")
     h = rc["history"][0]
     assert rc["state"] == "deferred" and h["status"] == "4.7.5", rc
     assert "certificate verification failed (verify = ca, name mx.old.test): " \
@@ -154,7 +135,7 @@ def test_verify_none_self_signed_delivers_not_verified(todoku, dns, smtp_peer, t
     _zone_mx(dns, "plain.test", [(10, "mx", peer.addr)])
     d = todoku(dns_servers=[dns.addr], overrides={"queue": {"retry": "1h"}})
     qid = _send(d, ["user@plain.test", "keep@plain.test"])
-    rc = _history(d, qid, "user@plain.test")
+    rc = d.wait_history(qid, "user@plain.test")
     assert rc["state"] == "delivered", rc
     tls = rc["history"][0]["record"]["addresses"][0]["tls"]
     assert re.match(r"TLSv1\.[23]$", tls["version"]) and tls["cipher"], rc
@@ -172,7 +153,7 @@ def test_route_verify_ca_checks_the_smarthost_address(todoku, smtp_peer, tmp_wor
                                        "verify": "ca", "ca": str(ca.cert)},
                           "queue": {"retry": "1h"}})
     qid = _send(d, ["friend@example.org", "keep@example.org"])
-    rc = _history(d, qid, "friend@example.org")
+    rc = d.wait_history(qid, "friend@example.org")
     assert rc["state"] == "delivered", rc
     tls = rc["history"][0]["record"]["addresses"][0]["tls"]
     assert (tls["result"], tls["verified"], tls["verify"], tls["name"]) == \

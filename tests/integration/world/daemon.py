@@ -362,6 +362,28 @@ class Todoku:
             return json.loads(r.stdout)
         return r.stdout.decode(errors="replace")
 
+    def recipient(self, qid, address):
+        """`queue show QID --json`'s entry for one recipient (the message
+        must still be queued)."""
+        r = self.cli_run("queue", "show", qid, "--json")
+        assert r.returncode == 0, (qid, r)
+        for rc in json.loads(r.stdout)["recipients"]:
+            if rc["address"] == address:
+                return rc
+        raise AssertionError("%s not in %s" % (address, qid))
+
+    def wait_history(self, qid, address, n=1, timeout=30.0):
+        """The recipient once it has at least n attempts in its history."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = self.recipient(qid, address)
+            if len(rc.get("history") or []) >= n:
+                return rc
+            if time.monotonic() > deadline:
+                raise AssertionError("%d attempt(s) for %s not reached within %.0fs"
+                                     % (n, address, timeout))
+            time.sleep(0.05)
+
     def queue_pending(self):
         """Recipients of queued messages that are not in a final state."""
         out = []
