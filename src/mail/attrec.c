@@ -227,7 +227,8 @@ attrec_conn_clear(struct attrec_conn *c)
 	c->naddr = c->nturn = 0;
 	c->addr_cut = c->turn_cut = 0;
 	c->bytes = 0;
-	/* v6_plan and recent stay: how the live connection was chosen */
+	/* v6_plan, recent and the address limit stay: how the live
+	 * connection was chosen */
 	c->time_limit = 0;
 	c->tl_tried = c->tl_total = 0;
 }
@@ -238,6 +239,8 @@ attrec_conn_free(struct attrec_conn *c)
 	attrec_conn_clear(c);
 	for (size_t i = 0; i < c->nrecent; i++)
 		xfree(c->recent[i]);
+	for (size_t i = 0; i < c->nskipped; i++)
+		xfree(c->skipped[i]);
 	tls_free(&c->tls);
 	attrec_conn_init(c);
 }
@@ -320,6 +323,31 @@ attrec_conn_recent(struct attrec_conn *c, const char *address)
 		if (strcmp(c->recent[i], address) == 0)
 			return;
 	c->recent[c->nrecent++] = cap_dup(address, 64, NULL);
+}
+
+/* One address left out by max-addresses (bounded, the rest counted). */
+static void
+conn_skipped(struct attrec_conn *c, const char *address)
+{
+	if (c->nskipped >= ATTREC_ADDR_MAX) {
+		c->al_cut++;
+		return;
+	}
+	c->skipped[c->nskipped++] = cap_dup(address ? address : "", 64, NULL);
+}
+
+void
+attrec_conn_addr_limit(struct attrec_conn *c, uint32_t max, uint32_t total,
+		       const char *const *skipped, size_t n)
+{
+	for (size_t i = 0; i < c->nskipped; i++)
+		xfree(c->skipped[i]);
+	c->nskipped = 0;
+	c->al_cut = 0;
+	c->al_max = max;
+	c->al_total = total;
+	for (size_t i = 0; i < n; i++)
+		conn_skipped(c, skipped[i]);
 }
 
 void
@@ -487,6 +515,12 @@ attrec_conn_append(struct attrec_conn *dst, const struct attrec_conn *src)
 		dst->tl_tried = src->tl_tried;
 		dst->tl_total = src->tl_total;
 	}
+	if (src->al_max) {
+		attrec_conn_addr_limit(dst, src->al_max, src->al_total,
+				       (const char *const *)src->skipped,
+				       src->nskipped);
+		dst->al_cut += src->al_cut;
+	}
 	for (size_t i = 0; i < src->nturn; i++) {
 		const struct attrec_turn *s = &src->turn[i];
 		struct attrec_turn *t =
@@ -561,6 +595,12 @@ attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c)
 	ipc_put_u32(o, (uint32_t)c->nrecent);
 	for (size_t i = 0; i < c->nrecent; i++)
 		ipc_put_str(o, c->recent[i]);
+	ipc_put_u32(o, c->al_max);
+	ipc_put_u32(o, c->al_total);
+	ipc_put_u32(o, c->al_cut);
+	ipc_put_u32(o, (uint32_t)c->nskipped);
+	for (size_t i = 0; i < c->nskipped; i++)
+		ipc_put_str(o, c->skipped[i]);
 	ipc_put_u32(o, c->addr_cut);
 	ipc_put_u32(o, (uint32_t)c->naddr);
 	for (size_t i = 0; i < c->naddr; i++) {
@@ -585,10 +625,26 @@ attrec_put_conn(struct ipc_out *o, const struct attrec_conn *c)
 	}
 }
 
-/* notes: 0 for format 1 of a stored record (no notes) */
+/* max-addresses: kept, of how many, and the addresses left out */
 static void
-conn_get(struct ipc_in *in, struct attrec_conn *c, int notes)
+conn_get_limit(struct ipc_in *in, struct attrec_conn *c)
 {
+	uint32_t n;
+
+	c->al_max = ipc_get_u32(in);
+	c->al_total = ipc_get_u32(in);
+	c->al_cut = ipc_get_u32(in);
+	n = ipc_get_u32(in);
+	for (uint32_t i = 0; i < n && !in->err; i++)
+		conn_skipped(c, ipc_get_str(in));
+}
+
+/* format: the stored record's (ATTREC_PACK_V*): V1 has no notes, V2 no
+ * address limit; IPC is always the newest */
+static void
+conn_get(struct ipc_in *in, struct attrec_conn *c, int format)
+{
+	int notes = format >= ATTREC_PACK_V2;
 	uint32_t n;
 	int map[ATTREC_ADDR_MAX];
 	size_t nmap = 0;
@@ -603,6 +659,8 @@ conn_get(struct ipc_in *in, struct attrec_conn *c, int notes)
 		for (uint32_t i = 0; i < n && !in->err; i++)
 			attrec_conn_recent(c, ipc_get_str(in));
 	}
+	if (format >= ATTREC_PACK_V3)
+		conn_get_limit(in, c);
 	c->addr_cut = ipc_get_u32(in);
 	n = ipc_get_u32(in);
 	for (uint32_t i = 0; i < n && !in->err; i++) {
@@ -649,7 +707,7 @@ conn_get(struct ipc_in *in, struct attrec_conn *c, int notes)
 void
 attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 {
-	conn_get(in, c, 1);
+	conn_get(in, c, ATTREC_PACK_V3);
 }
 
 /* ---- storage ----------------------------------------------------------- */
@@ -657,7 +715,7 @@ attrec_get_conn(struct ipc_in *in, struct attrec_conn *c)
 void
 attrec_pack(const struct attrec_view *v, struct ipc_out *o)
 {
-	ipc_put_u8(o, ATTREC_PACK_V2);
+	ipc_put_u8(o, ATTREC_PACK_V3);
 	put_opt(o, v->route_kind);
 	put_opt(o, v->route_via);
 	put_opt(o, v->command && *v->command ? v->command : NULL);
@@ -684,7 +742,7 @@ attrec_unpack(const void *p, size_t n, struct attrec_unpacked *u)
 	in.p = p;
 	in.len = n;
 	format = ipc_get_u8(&in);
-	if (format != ATTREC_PACK_V1 && format != ATTREC_PACK_V2)
+	if (format < ATTREC_PACK_V1 || format > ATTREC_PACK_V3)
 		return -1;
 	v->route_kind = get_opt(&in);
 	v->route_via = get_opt(&in);
@@ -698,7 +756,7 @@ attrec_unpack(const void *p, size_t n, struct attrec_unpacked *u)
 	}
 	if (ipc_get_u8(&in)) {
 		attrec_conn_free(&u->conn);
-		conn_get(&in, &u->conn, format >= ATTREC_PACK_V2);
+		conn_get(&in, &u->conn, format);
 		v->conn = &u->conn;
 	}
 	return in.err || in.off != in.len ? -1 : 0;
@@ -856,6 +914,26 @@ json_dialogue(struct json *j, const struct attrec_conn *c)
 	json_arr_close(j);
 }
 
+/* "address_limit": null, or {"max", "addresses", "skipped": [...],
+ * "skipped_unlisted"} */
+static void
+json_addr_limit(struct json *j, const struct attrec_conn *c)
+{
+	if (c == NULL || c->al_max == 0) {
+		json_null_m(j, "address_limit");
+		return;
+	}
+	json_obj_open(j, "address_limit");
+	json_int_m(j, "max", c->al_max);
+	json_int_m(j, "addresses", c->al_total);
+	json_arr_open(j, "skipped");
+	for (size_t i = 0; i < c->nskipped; i++)
+		json_str_m(j, NULL, c->skipped[i]);
+	json_arr_close(j);
+	json_int_m(j, "skipped_unlisted", c->al_cut);
+	json_obj_close(j);
+}
+
 int
 attrec_json(const struct attrec_view *v, struct buf *out)
 {
@@ -884,6 +962,7 @@ attrec_json(const struct attrec_view *v, struct buf *out)
 	} else {
 		json_null_m(&j, "time_limit");
 	}
+	json_addr_limit(&j, c);
 	json_addrs(&j, v);
 	json_dialogue(&j, c);
 	json_obj_open(&j, "truncated");
@@ -1022,6 +1101,26 @@ text_addr_notes(struct buf *b, const struct attrec_addr *a)
 			 a->message);
 }
 
+/* "max-addresses 2 of 4 addresses; skipped: a, b" */
+static void
+text_addr_limit(struct buf *b, const struct attrec_conn *c)
+{
+	if (c->al_max == 0)
+		return;
+	buf_addf(b,
+		 "        max-addresses %u of %u addresses in the attempt's "
+		 "order; skipped by the limit: ",
+		 c->al_max, c->al_total);
+	for (size_t i = 0; i < c->nskipped; i++) {
+		if (i > 0)
+			buf_adds(b, ", ");
+		text_str(b, c->skipped[i]);
+	}
+	if (c->al_cut)
+		buf_addf(b, "%s%u more", c->nskipped ? " and " : "", c->al_cut);
+	buf_adds(b, "\n");
+}
+
 /* How the addresses were ordered and why they stopped early. */
 static void
 text_conn_notes(struct buf *b, const struct attrec_conn *c)
@@ -1045,6 +1144,7 @@ text_conn_notes(struct buf *b, const struct attrec_conn *c)
 			 "        attempt time limit reached after %u of %u "
 			 "addresses\n",
 			 c->tl_tried, c->tl_total);
+	text_addr_limit(b, c);
 }
 
 static void

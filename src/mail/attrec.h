@@ -149,6 +149,12 @@ struct attrec_conn {
 	uint8_t v6_plan;    /* enum attrec_v6plan */
 	uint8_t time_limit; /* max-attempt-time stopped the addresses */
 	uint32_t tl_tried, tl_total; /* ... after tried of total addresses */
+	/* max-addresses cut the ordered list: al_max of al_total kept;
+	 * the addresses left out, in order (al_cut: not listed) */
+	uint32_t al_max, al_total;
+	size_t nskipped;
+	unsigned al_cut;
+	char *skipped[ATTREC_ADDR_MAX];
 	/* pairing of replies with commands on the live connection */
 	uint64_t cseq, rseq;
 	struct attrec_tls tls; /* of the current address, not yet placed */
@@ -200,6 +206,10 @@ void attrec_conn_addr_note(struct attrec_conn *c, int k, unsigned flags,
 			   uint32_t message);
 /* An address the health memory ordered last (kept once, bounded). */
 void attrec_conn_recent(struct attrec_conn *c, const char *address);
+/* max-addresses kept max of the total ordered addresses; skipped[0..n)
+ * are the ones left out (kept up to ATTREC_ADDR_MAX, the rest counted). */
+void attrec_conn_addr_limit(struct attrec_conn *c, uint32_t max, uint32_t total,
+			    const char *const *skipped, size_t n);
 /* Mark the addresses from index `from` on as tried in the IPv4 retry. */
 void attrec_conn_mark_v4_retry(struct attrec_conn *c, size_t from);
 void attrec_conn_tls_ok(struct attrec_conn *c, const char *version,
@@ -221,13 +231,15 @@ void attrec_get_conn(struct ipc_in *in, struct attrec_conn *c);
 /*
  * The record as the spool stores it: only what the attempt row's own
  * columns (time, result, status, reply, where) do not hold, in the IPC
- * encoding above: u8 format (ATTREC_PACK_V2), opt route kind, opt route
+ * encoding above: u8 format (ATTREC_PACK_V3), opt route kind, opt route
  * via, opt command, i64 next attempt, opt next reason, u8 has DNS +
- * attrec_put_dns, u8 has connection + attrec_put_conn. Format 1 (read,
- * no longer written) had no address notes, family plan and time limit.
+ * attrec_put_dns, u8 has connection + attrec_put_conn. Formats 1 and 2
+ * are read, no longer written: format 1 had no address notes, family
+ * plan and time limit; format 2 no address limit.
  */
 #define ATTREC_PACK_V1 1
 #define ATTREC_PACK_V2 2
+#define ATTREC_PACK_V3 3
 void attrec_pack(const struct attrec_view *v, struct ipc_out *o);
 
 /* A decoded stored record; view borrows dns and conn from it. */

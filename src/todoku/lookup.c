@@ -40,7 +40,6 @@ struct lk_req {
 	uint64_t id;
 	char domain[256];
 	enum mx_ip_policy pol;
-	uint32_t maxa;
 	char *self[8];
 	size_t nself;
 	struct mx_decision dec;
@@ -491,7 +490,9 @@ lk_finish(struct lk_req *r)
 		per[i].v6 = (const uint8_t(*)[16])r->hosts[i].v6;
 		per[i].nv6 = r->hosts[i].nv6;
 	}
-	mx_plan_addresses(&r->dec, per, r->pol, r->maxa, p);
+	/* every address, up to MX_ADDR_MAX: smtp-out applies max-addresses
+	 * to its final order (IPv6 health, dead addresses last) */
+	mx_plan_addresses(&r->dec, per, r->pol, MX_ADDR_MAX, p);
 	if (r->dec.warning[0])
 		log_warn("route %s: %s", r->domain, r->dec.warning);
 	log_info("route %s: %s", r->domain, p->explain);
@@ -541,7 +542,6 @@ lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
 	snprintf(r->domain, sizeof(r->domain), "%s", ipc_get_str(in));
 	r->host_mode = ipc_get_u8(in);
 	r->pol = (enum mx_ip_policy)ipc_get_u8(in);
-	r->maxa = ipc_get_u32(in);
 	nself = ipc_get_u32(in);
 	for (uint32_t i = 0; i < nself && !in->err; i++) {
 		const char *s = ipc_get_str(in);

@@ -43,8 +43,10 @@
  *                str prefix headers
  * queue -> lookup (id = route request)
  *   R_ROUTE      str domain (or relay host), u8 host mode (1: [route]
- *                smarthost, no MX), u8 ip policy (mx.h), u32 max addresses,
- *                u32 nself, nself x str (our own host names)
+ *                smarthost, no MX), u8 ip policy (mx.h), u32 nself,
+ *                nself x str (our own host names). The result lists
+ *                every address (at most MX_ADDR_MAX): smtp-out cuts it
+ *                at [delivery] max-addresses after its own ordering.
  * lookup -> queue
  *   R_ROUTE_RESULT u8 action (mx_action), str status, str explanation,
  *                str warnings, str DNS facts (one line per record),
@@ -92,7 +94,10 @@
  *                (mail/attrec.h attrec_put_conn): u8 IPv6 plan (0
  *                usual, 1 IPv4 first, 2 probe), u8 time limit reached,
  *                u32 addresses tried, u32 of how many, u32 n x str
- *                address failed recently (ordered last), u32 addresses
+ *                address failed recently (ordered last), u32
+ *                max-addresses (0: the list was not cut), u32 of how
+ *                many, u32 cut addresses not listed, u32 n x str
+ *                address cut, u32 addresses
  *                left out, u32 n x (str host, str address, u32 port, u8
  *                family, str outcome, opt detail, tls, u8 flags (1
  *                failed recently, 2 IPv4 retry), u32 message number on

@@ -1341,7 +1341,6 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	ipc_put_str(&o, r->route ? r->route->host : domain);
 	ipc_put_u8(&o, r->route != NULL);
 	ipc_put_u8(&o, (uint8_t)(r->route ? r->route->ip : c->delivery_ip));
-	ipc_put_u32(&o, c->delivery_max_addresses);
 	ipc_put_u32(&o, 1 + (c->delivery_helo != NULL) +
 			    (c->delivery_helo6 != NULL));
 	ipc_put_str(&o, c->hostname);

@@ -330,9 +330,42 @@ conn_v6_plan(struct conn *cn)
 static void addr_text(const struct target *t, char *dst, size_t len);
 
 /*
+ * DESIGN §7: one attempt tries at most max-addresses. The lookup hands
+ * over every address (up to SMTPO_TARGETS_MAX) so the cut falls on the
+ * final order: IPv4 moved forward while IPv6 is suspended, dead ones
+ * moved back, are not lost behind addresses that were cut first. The
+ * record names the ones left out.
+ */
+static void
+conn_cap(struct conn *cn)
+{
+	size_t max = cn->o->env->conf->delivery_max_addresses;
+	char a[SMTPO_TARGETS_MAX][64];
+	const char *skipped[SMTPO_TARGETS_MAX];
+
+	if (max == 0 || cn->nt <= max)
+		return;
+	for (size_t i = max; i < cn->nt; i++) {
+		addr_text(&cn->t[i], a[i - max], sizeof(a[0]));
+		skipped[i - max] = a[i - max];
+	}
+	attrec_conn_addr_limit(&cn->rec, (uint32_t)max, (uint32_t)cn->nt,
+			       skipped, cn->nt - max);
+	buf_addf(&cn->trace,
+		 "  max-addresses %zu: %zu of %zu addresses left out\n", max,
+		 cn->nt - max, cn->nt);
+	log_info("%s: max-addresses %zu: the last %zu of %zu addresses "
+		 "(first left out: %s) are not tried in this attempt",
+		 cn->wait ? cn->wait->msg : "-", max, cn->nt - max, cn->nt,
+		 a[0]);
+	cn->nt = max;
+}
+
+/*
  * The attempt's address order: the lookup's (the queue moved IPv4 first
  * for an IPv4-first destination), then, stable, IPv4 before IPv6 while
- * IPv6 is suspended, and recently dead addresses behind live ones.
+ * IPv6 is suspended, and recently dead addresses behind live ones; then
+ * the max-addresses cut.
  */
 static void
 conn_order(struct conn *cn)
@@ -384,6 +417,7 @@ conn_order(struct conn *cn)
 			 "IPv6",
 			 msg);
 	}
+	conn_cap(cn);
 }
 
 /* ---- helpers ------------------------------------------------------------ */

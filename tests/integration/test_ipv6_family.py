@@ -175,6 +175,46 @@ def test_refused_ipv6_port_is_not_a_network_failure(netns, todoku, dns,
              r"at 2 IPv6 addresses", 10)
 
 
+def test_max_addresses_cuts_the_final_order(netns, todoku, dns, smtp_peer):
+    """DESIGN §7: one attempt tries at most max-addresses. The cut falls
+    on smtp-out's final order: with IPv6 suspended the IPv4 address that
+    stood behind more than max-addresses IPv6 ones is moved first and
+    tried, instead of being cut before it could move forward."""
+    v4 = smtp_peer(port=25, on_command=_keep)
+    dns.zone("cap.test", ["b1 MX 10 mx1", "mx1 AAAA 100::1", "mx1 A %s" % v4.addr,
+                          "b2 MX 10 mx2", "mx2 AAAA 100::2", "mx2 A %s" % v4.addr,
+                          "many MX 10 mxm", "mxm AAAA 100::11",
+                          "mxm AAAA 100::12", "mxm AAAA 100::13",
+                          "mxm A %s" % v4.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "queue": {"retry": "1h"},
+        "delivery": {"ip": "prefer-ipv6", "max-addresses": "2",
+                     "ipv6-suspend-after": "2", "processes": "1"}})
+    _send(d, "a@b1.cap.test", "one")
+    wait_for(lambda: _got(v4, "a@b1.cap.test"), 20, "a@b1 over IPv4")
+    _send(d, "b@b2.cap.test", "two")
+    wait_for(lambda: _got(v4, "b@b2.cap.test"), 20, "b@b2 over IPv4")
+    wait_log(d, r"IPv6 suspended for \d+s", 10)
+
+    # three IPv6 addresses ahead of the IPv4 one, max-addresses 2
+    qid = _send(d, "c@many.cap.test", "three", also=["keep@many.cap.test"])
+    wait_for(lambda: _got(v4, "c@many.cap.test"), 20,
+             "c@many over IPv4 in the first attempt")
+    rec, text = _record(d, qid, "keep@many.cap.test")
+    assert rec["ipv6_plan"] == "ipv4-first", rec
+    assert [a["address"] for a in rec["addresses"]] == [v4.addr], rec
+    lim = rec["address_limit"]
+    assert lim["max"] == 2 and lim["addresses"] == 4, rec
+    # the IPv4 address and one IPv6 address were kept; the other two left out
+    assert len(lim["skipped"]) == 2, rec
+    assert set(lim["skipped"]) < {"100::11", "100::12", "100::13"}, rec
+    assert lim["skipped_unlisted"] == 0, rec
+    assert re.search(r"max-addresses 2 of 4 addresses in the attempt's order; "
+                     r"skipped by the limit: 100::1\d, 100::1\d\n", text), text
+    assert re.search(r"%s: max-addresses 2: the last 2 of 4 addresses" % qid,
+                     d.log_text())
+
+
 # ---------------------------------------------------------------------------
 # source address and HELO per family, globally and per route
 # ---------------------------------------------------------------------------

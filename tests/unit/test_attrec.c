@@ -320,6 +320,8 @@ test_output(void **state)
 	attrec_conn_free(&c);
 }
 
+static void old_format(int format);
+
 /* The notes (failed recently, IPv4 retry, message on the connection,
  * IPv6 plan, time limit) travel, survive a stored record (format 2),
  * and show in both forms; a format 1 record (no notes) still decodes. */
@@ -349,6 +351,10 @@ test_notes_and_storage(void **state)
 	k = attrec_conn_addr(&a, "mx2.example.test", "127.0.0.3", 25, 4, "ok",
 			     NULL);
 	attrec_conn_addr_note(&a, k, 0, 2);
+	{
+		const char *skipped[] = {"127.0.0.4", "::5"};
+		attrec_conn_addr_limit(&a, 2, 4, skipped, 2);
+	}
 	attrec_conn_append(&c, &a);
 	attrec_conn_mark_v4_retry(&c, 1);
 	attrec_conn_free(&a);
@@ -365,7 +371,7 @@ test_notes_and_storage(void **state)
 	v.next_reason = "retry schedule step 1 of 1: 600 s";
 	ipc_out_init(&o);
 	attrec_pack(&v, &o);
-	assert_int_equal(o.b.data[0], ATTREC_PACK_V2);
+	assert_int_equal(o.b.data[0], ATTREC_PACK_V3);
 	assert_int_equal(attrec_unpack(o.b.data, o.b.len, &u), 0);
 	assert_string_equal(u.view.route_via, "example.test");
 	assert_string_equal(u.view.command, "RCPT");
@@ -376,6 +382,10 @@ test_notes_and_storage(void **state)
 	assert_int_equal(u.conn.tl_total, 3);
 	assert_int_equal(u.conn.nrecent, 1);
 	assert_int_equal(u.conn.addr[1].message, 2);
+	assert_int_equal(u.conn.al_max, 2);
+	assert_int_equal(u.conn.al_total, 4);
+	assert_int_equal(u.conn.nskipped, 2);
+	assert_string_equal(u.conn.skipped[1], "::5");
 	u.view.time = 1700000000;
 	u.view.result = "deferred";
 	buf_init(&b, 1 << 20);
@@ -383,7 +393,11 @@ test_notes_and_storage(void **state)
 	assert_non_null(strstr(b.data, "\"ipv6_plan\": \"ipv4-first\", "
 				       "\"failed_recently\": [\"127.0.0.2\"], "
 				       "\"time_limit\": {\"tried\": 1, "
-				       "\"addresses\": 3}"));
+				       "\"addresses\": 3}, "
+				       "\"address_limit\": {\"max\": 2, "
+				       "\"addresses\": 4, \"skipped\": "
+				       "[\"127.0.0.4\", \"::5\"], "
+				       "\"skipped_unlisted\": 0}"));
 	assert_non_null(strstr(b.data, "\"failed_recently\": true, "
 				       "\"ipv4_retry\": false, \"message\": "
 				       "null"));
@@ -397,6 +411,9 @@ test_notes_and_storage(void **state)
 				       "last: 127.0.0.2\n"));
 	assert_non_null(strstr(b.data, "        attempt time limit reached "
 				       "after 1 of 3 addresses\n"));
+	assert_non_null(strstr(b.data, "        max-addresses 2 of 4 addresses "
+				       "in the attempt's order; skipped by "
+				       "the limit: 127.0.0.4, ::5\n"));
 	assert_non_null(strstr(b.data, "refused\n          failed recently: "
 				       "ordered last\n"));
 	assert_non_null(strstr(b.data, "          IPv4 retry after a policy "
@@ -412,9 +429,24 @@ test_notes_and_storage(void **state)
 	attrec_unpacked_free(&u);
 	ipc_out_free(&o);
 
-	/* format 1: the same fields without the notes */
+	/* formats 1 and 2: without the notes, without the address limit */
+	for (int f = ATTREC_PACK_V1; f <= ATTREC_PACK_V2; f++)
+		old_format(f);
+	buf_free(&b);
+	attrec_conn_free(&c);
+	attrec_dns_free(&d);
+}
+
+/* A stored record of format 1 (no notes) or 2 (no address limit) with
+ * one address still decodes. */
+static void
+old_format(int format)
+{
+	struct attrec_unpacked u;
+	struct ipc_out o;
+
 	ipc_out_init(&o);
-	ipc_put_u8(&o, ATTREC_PACK_V1);
+	ipc_put_u8(&o, (uint8_t)format);
 	ipc_put_u8(&o, 1);
 	ipc_put_str(&o, "local");
 	ipc_put_u8(&o, 0);
@@ -426,6 +458,13 @@ test_notes_and_storage(void **state)
 	ipc_put_str(&o, "");
 	ipc_put_u8(&o, 0); /* no DNS */
 	ipc_put_u8(&o, 1); /* a connection: one address, no turns */
+	if (format == ATTREC_PACK_V2) {
+		ipc_put_u8(&o, ATTREC_V6_PROBE);
+		ipc_put_u8(&o, 0);
+		ipc_put_u32(&o, 0);
+		ipc_put_u32(&o, 0);
+		ipc_put_u32(&o, 0); /* failed recently */
+	}
 	ipc_put_u32(&o, 0);
 	ipc_put_u32(&o, 1);
 	ipc_put_str(&o, "mx.example.test");
@@ -441,18 +480,22 @@ test_notes_and_storage(void **state)
 		ipc_put_u8(&o, 0);
 		ipc_put_str(&o, "");
 	}
+	if (format == ATTREC_PACK_V2) {
+		ipc_put_u8(&o, 0);  /* flags */
+		ipc_put_u32(&o, 1); /* message */
+	}
 	ipc_put_u32(&o, 0);
 	ipc_put_u32(&o, 0);
 	assert_int_equal(attrec_unpack(o.b.data, o.b.len, &u), 0);
 	assert_string_equal(u.view.route_kind, "local");
 	assert_int_equal(u.conn.naddr, 1);
 	assert_string_equal(u.conn.addr[0].address, "127.0.0.9");
-	assert_int_equal(u.conn.v6_plan, ATTREC_V6_USUAL);
+	assert_int_equal(u.conn.v6_plan, format == ATTREC_PACK_V2
+					     ? ATTREC_V6_PROBE
+					     : ATTREC_V6_USUAL);
+	assert_int_equal(u.conn.al_max, 0);
 	attrec_unpacked_free(&u);
 	ipc_out_free(&o);
-	buf_free(&b);
-	attrec_conn_free(&c);
-	attrec_dns_free(&d);
 }
 
 int
