@@ -1841,6 +1841,36 @@ key_target(struct parser *p, const struct key *k)
 	return (char *)c + k->off;
 }
 
+/* Keys that name a file, and where their line is kept (the struct of
+ * the section, like key.off): a missing or unreadable file is reported
+ * at the key's file:line. */
+static const struct file_key {
+	enum sect sect;
+	const char *key;
+	size_t line_off;
+} file_keys[] = {
+    {S_SERVER, "aliases", OFF_C(aliases_line)},
+    {S_SERVER, "srs-secret-file", OFF_C(srs_secret_file_line)},
+    {S_DNS, "trust-anchor-file", OFF_C(dns_trust_anchor_line)},
+    {S_DNS, "root-hints", OFF_C(dns_root_hints_line)},
+    {S_DOMAIN, "users-file", OFF_D(users_file_line)},
+    {S_DELIVERY, "ca", OFF_C(delivery_ca_line)},
+    {S_ROUTE, "ca", OFF_R(ca_line)},
+    {S_ROUTE, "auth-password-file", OFF_R(auth_password_file_line)},
+    {S_DKIM, "key", OFF_K(key_line)},
+};
+
+static void
+note_file_line(struct parser *p, const struct key *k)
+{
+	char *base = (char *)key_target(p, k) - k->off;
+
+	for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++)
+		if (file_keys[i].sect == p->sect &&
+		    strcmp(file_keys[i].key, k->name) == 0)
+			*(int *)(base + file_keys[i].line_off) = p->line;
+}
+
 /* The value after '=': trimmed, or double-quoted with \" \\ escapes. */
 static char *
 parse_value(struct parser *p, char *v)
@@ -1893,7 +1923,10 @@ apply_key(struct parser *p, char *key, char *val)
 		return -1;
 	}
 	p->seen_line[idx] = p->line;
-	return k->set(p, k, key_target(p, k), val);
+	if (k->set(p, k, key_target(p, k), val) < 0)
+		return -1;
+	note_file_line(p, k);
+	return 0;
 }
 
 /* "key = value"; s is the trimmed line. */
@@ -2018,16 +2051,22 @@ conf_parse_text(const char *name, const char *text, size_t len, char *err,
 
 /* ---- table files ----------------------------------------------------- */
 
-/* Read a whole file of at most CONF_FILE_MAX bytes; NULL with err set. */
+/* Read a whole file of at most CONF_FILE_MAX bytes; NULL with err set.
+ * what: NULL for the configuration file itself (p->name is path), else
+ * the key naming it ("[server] aliases"), put before path in messages. */
 static char *
-read_file(struct parser *p, const char *path, size_t *len)
+read_file(struct parser *p, const char *what, const char *path, size_t *len)
 {
 	char *data;
 	size_t n = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), fail = 0;
+	const char *sp = what ? " " : "", *colon = what ? ": " : "";
 
+	if (what == NULL)
+		what = path = "";
 	if (fd < 0) {
-		perr(p, "cannot open: %s", strerror(errno));
+		perr(p, "%s%s%s%scannot open: %s", what, sp, path, colon,
+		     strerror(errno));
 		return NULL;
 	}
 	data = xmalloc(CONF_FILE_MAX + 1);
@@ -2035,7 +2074,8 @@ read_file(struct parser *p, const char *path, size_t *len)
 		ssize_t r = read(fd, data + n, CONF_FILE_MAX + 1 - n);
 
 		if (r < 0 && errno != EINTR) {
-			perr(p, "cannot read: %s", strerror(errno));
+			perr(p, "%s%s%s%scannot read: %s", what, sp, path,
+			     colon, strerror(errno));
 			fail = 1;
 		} else if (r == 0) {
 			break;
@@ -2045,7 +2085,8 @@ read_file(struct parser *p, const char *path, size_t *len)
 	}
 	close(fd);
 	if (!fail && n > CONF_FILE_MAX) {
-		perr(p, "larger than %d bytes", CONF_FILE_MAX);
+		perr(p, "%s%s%s%slarger than %d bytes", what, sp, path, colon,
+		     CONF_FILE_MAX);
 		fail = 1;
 	}
 	if (fail) {
@@ -2056,20 +2097,39 @@ read_file(struct parser *p, const char *path, size_t *len)
 	return data;
 }
 
+/*
+ * The file a configuration key names (what: "[route \"x\"]
+ * auth-password-file", line: that key's line, 0 for a default value).
+ * Opening or reading it fails at the key (config file:line); errors in
+ * its content are the file's own (p->name is path afterwards).
+ */
+static char *
+read_named(struct parser *p, const char *what, const char *path, int line,
+	   size_t *len)
+{
+	char *text;
+
+	p->name = p->c->path;
+	p->line = line;
+	text = read_file(p, what, path, len);
+	p->name = path;
+	p->line = 0;
+	return text;
+}
+
 typedef int (*table_line_fn)(struct parser *p, char *line, void *arg);
 
 /* Call fn for each non-blank, non-comment ('#') line of the file. */
 static int
-table_each(struct parser *p, const char *path, table_line_fn fn, void *arg)
+table_each(struct parser *p, const char *what, const char *path, int kline,
+	   table_line_fn fn, void *arg)
 {
 	struct lines l;
 	size_t len;
 	char *text, *line;
 	int bad, r = 0;
 
-	p->name = path;
-	p->line = 0;
-	if ((text = read_file(p, path, &len)) == NULL)
+	if ((text = read_named(p, what, path, kline, &len)) == NULL)
 		return -1;
 	l.p = text;
 	l.end = text + len;
@@ -2260,7 +2320,8 @@ load_aliases(struct parser *p)
 	struct alias_set set = {NULL, 0};
 	int r;
 
-	r = table_each(p, p->c->aliases_file, alias_line, &set);
+	r = table_each(p, "[server] aliases", p->c->aliases_file,
+		       p->c->aliases_line, alias_line, &set);
 	if (r == 0)
 		r = aliases_commit(p, &set);
 	for (size_t i = 0; i < set.n; i++) {
@@ -2276,11 +2337,13 @@ static int
 load_password(struct parser *p, struct conf_route *r)
 {
 	size_t len;
-	char *text, *nl;
+	char *text, *nl, what[320];
 
-	p->name = r->auth_password_file;
-	p->line = 0;
-	if ((text = read_file(p, r->auth_password_file, &len)) == NULL)
+	snprintf(what, sizeof(what), "[route \"%s\"] auth-password-file",
+		 r->name);
+	text = read_named(p, what, r->auth_password_file,
+			  r->auth_password_file_line, &len);
+	if (text == NULL)
 		return -1;
 	text[len] = '\0';
 	if ((nl = strpbrk(text, "\r\n")) != NULL)
@@ -2306,9 +2369,9 @@ load_srs_secrets(struct parser *p)
 	char *text, *line, *next;
 	int r = 0;
 
-	p->name = c->srs_secret_file;
-	p->line = 0;
-	if ((text = read_file(p, c->srs_secret_file, &len)) == NULL)
+	text = read_named(p, "[server] srs-secret-file", c->srs_secret_file,
+			  c->srs_secret_file_line, &len);
+	if (text == NULL)
 		return -1;
 	text[len] = '\0';
 	if (memchr(text, '\0', len) != NULL) {
@@ -2377,15 +2440,16 @@ check_cas(struct parser *p)
 	char where[300];
 
 	if (c->delivery_verify != CONF_VERIFY_NONE &&
-	    check_ca(p, c->delivery_ca, 0, "[delivery]") < 0)
+	    check_ca(p, c->delivery_ca, c->delivery_ca_line, "[delivery]") < 0)
 		return -1;
 	for (size_t i = 0; i < c->nroutes; i++) {
 		const struct conf_route *r = &c->routes[i];
+		int line = r->ca ? r->ca_line : c->delivery_ca_line;
 		if (r->verify == CONF_VERIFY_NONE)
 			continue;
 		snprintf(where, sizeof(where), "[route \"%s\"]", r->name);
-		if (check_ca(p, r->ca ? r->ca : c->delivery_ca, r->line,
-			     where) < 0)
+		if (check_ca(p, r->ca ? r->ca : c->delivery_ca,
+			     line ? line : r->line, where) < 0)
 			return -1;
 	}
 	return 0;
@@ -2422,14 +2486,40 @@ check_dns(struct parser *p)
 			"remove [dns] servers, or use resolver = forward");
 		return -1;
 	}
+	/* the key's own line; for a default, the key that needs the file */
 	if (c->dns_dnssec == CONF_DNSSEC_VALIDATE &&
 	    check_dns_file(p, "trust-anchor-file", c->dns_trust_anchor,
-			   c->dns_dnssec_line) < 0)
+			   c->dns_trust_anchor_line ? c->dns_trust_anchor_line
+						    : c->dns_dnssec_line) < 0)
 		return -1;
 	if (c->dns_resolver == CONF_RESOLVER_RECURSIVE && c->dns_root_hints &&
 	    check_dns_file(p, "root-hints", c->dns_root_hints,
-			   c->dns_resolver_line) < 0)
+			   c->dns_root_hints_line ? c->dns_root_hints_line
+						  : c->dns_resolver_line) < 0)
 		return -1;
+	return 0;
+}
+
+int
+conf_check_key_files(const struct conf *c, char *err, size_t errlen)
+{
+	struct parser p = {.name = c->path, .err = err, .errlen = errlen};
+	struct stat st;
+
+	for (size_t i = 0; i < c->ndkim; i++) {
+		const struct conf_dkim *k = &c->dkim[i];
+		p.line = k->key_line ? k->key_line : k->line;
+		if (stat(k->key_file, &st) < 0) {
+			perr(&p, "[dkim \"%s\"] key %s: %s", k->domain,
+			     k->key_file, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			perr(&p, "[dkim \"%s\"] key %s is not a file",
+			     k->domain, k->key_file);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -2441,9 +2531,14 @@ load_tables(struct parser *p)
 	for (size_t i = 0; i < c->ndomains; i++) {
 		struct conf_domain *d = &c->domains[i];
 
+		char what[320];
+
 		if (d->users_file == NULL)
 			continue;
-		if (table_each(p, d->users_file, users_line, d) < 0)
+		snprintf(what, sizeof(what), "[domain \"%s\"] users-file",
+			 d->name);
+		if (table_each(p, what, d->users_file, d->users_file_line,
+			       users_line, d) < 0)
 			return -1;
 		users_sort(d);
 	}
@@ -2492,7 +2587,7 @@ conf_load(const char *path, char *err, size_t errlen)
 				       sizeof(conf_default_text) - 1, err,
 				       errlen);
 	p.name = path;
-	if ((text = read_file(&p, path, &len)) == NULL)
+	if ((text = read_file(&p, NULL, path, &len)) == NULL)
 		return NULL;
 	c = conf_parse_text(path, text, len, err, errlen);
 	xfree(text);

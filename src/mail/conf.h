@@ -114,6 +114,7 @@ struct conf_domain {
 	char **users;	  /* sorted, lowercase, validated user names */
 	size_t nusers;
 	int line;
+	int users_file_line; /* of "users-file =" */
 };
 
 /* [route "NAME"]: a smarthost for "*", a domain, or ".parent.domain". */
@@ -134,6 +135,7 @@ struct conf_route {
 	char *auth_password_file;
 	char *auth_password; /* read from the file at load */
 	int line;
+	int ca_line, auth_password_file_line; /* of their keys, or 0 */
 };
 
 /* [dkim "DOMAIN"]: DKIM signing of mail whose From domain is DOMAIN. */
@@ -143,6 +145,7 @@ struct conf_dkim {
 	char *key_file; /* PEM, read by the keys role only */
 	int algorithm;	/* 0 rsa-sha256, 1 ed25519-sha256 */
 	int line;
+	int key_line; /* of "key =" */
 };
 
 struct conf {
@@ -238,6 +241,11 @@ struct conf {
 	char *dns_trust_anchor;	       /* trust-anchor-file */
 	char *dns_root_hints;	       /* root-hints, NULL: built-in */
 
+	/* the line of each key that names a file, 0: not in the file (a
+	 * default); errors about the file point there */
+	int aliases_line, srs_secret_file_line, delivery_ca_line;
+	int dns_trust_anchor_line, dns_root_hints_line;
+
 	struct conf_listen *listens;
 	size_t nlistens;
 	struct conf_domain *domains;
@@ -257,6 +265,11 @@ struct conf *conf_parse_text(const char *name, const char *text, size_t len,
 			     char *err, size_t errlen);
 /* Read path (NULL: built-in default) and the table files it names. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* The DKIM private keys ([dkim] key) exist and are files: 0, or -1 with
+ * err at the key's file:line. Not part of conf_load: only the keys role
+ * may be able to reach them (`config check` and master at start call
+ * it; the keys role reads them). */
+int conf_check_key_files(const struct conf *c, char *err, size_t errlen);
 /* Like conf_load, with the main file's text already read (reload: the
  * roles parse exactly the bytes master validated; tables are read). */
 struct conf *conf_load_text(const char *path, const char *text, size_t len,

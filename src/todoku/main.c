@@ -104,6 +104,7 @@ cmd_config(struct cli *cli)
 {
 	struct conf *c;
 	struct buf out;
+	char err[CONF_ERR_MAX];
 
 	if (cli->nargs != 1 || strcmp(cli->args[0], "check") != 0) {
 		usage(stderr);
@@ -111,6 +112,11 @@ cmd_config(struct cli *cli)
 	}
 	if ((c = cli_conf(cli)) == NULL)
 		return EXIT_CONFIG;
+	if (conf_check_key_files(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		conf_free(c);
+		return EXIT_CONFIG;
+	}
 	buf_init(&out, 16u * 1024 * 1024);
 	conf_dump(c, &out);
 	printf("# effective configuration from %s\n%s", c->path,

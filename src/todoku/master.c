@@ -157,9 +157,12 @@ master_check_keys(struct master *m, int root)
 	uid_t kuid = geteuid();
 	gid_t kgid;
 	struct stat st;
+	char err[CONF_ERR_MAX];
 
 	if (root)
 		master_need_user(m->conf->keys_user, &kuid, &kgid);
+	if (conf_check_key_files(m->conf, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
 	for (size_t i = 0; i < m->conf->ndkim; i++) {
 		const char *f = m->conf->dkim[i].key_file;
 		if (stat(f, &st) < 0)

@@ -80,7 +80,8 @@ def test_dnssec_keys_checked_with_line(tmp_world):
     r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
                        capture_output=True, timeout=20)
     assert r.returncode == 2, r
-    assert ("%s:6: [dns] trust-anchor-file %s: No such file" % (p, missing)).encode() \
+    # the line of the key that names the file (dnssec = validate is line 6)
+    assert ("%s:7: [dns] trust-anchor-file %s: No such file" % (p, missing)).encode() \
         in r.stderr, r.stderr
     p.write_text(_BASE + "[dns]\nservers = 127.0.0.53\n\nresolver = recursive\n")
     r = subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
@@ -98,6 +99,77 @@ def test_dnssec_keys_checked_with_line(tmp_world):
     for line in (b"resolver = recursive\n", b"dnssec = validate\n",
                  ("trust-anchor-file = %s\n" % ta).encode(), b"root-hints = \"\"\n"):
         assert line in dns, r.stdout
+
+
+def _check(p):
+    return subprocess.run([todoku_bin(), "config", "check", "-c", str(p)],
+                          capture_output=True, timeout=20)
+
+
+def test_missing_named_files_point_at_their_key(tmp_world):
+    """Every file a configuration key names (password file, aliases,
+    users, SRS secrets, CA stores, DNS files, DKIM keys): when it is
+    missing, the error names the configuration file and the line of that
+    key, then the key and the path."""
+    p = tmp_world / "files.conf"
+    gone = tmp_world / "no-such-file"
+    ok = tmp_world / "present"
+    ok.write_text("someone\n")
+    cases = [
+        ("[server]\naliases = %s\n", "[server] aliases %s: cannot open"),
+        ("[server]\nsrs-secret-file = %s\n",
+         "[server] srs-secret-file %s: cannot open"),
+        ('[domain "localhost"]\nmailboxes = /tmp\nusers-file = %s\n',
+         '[domain "localhost"] users-file %s: cannot open'),
+        ('[route "relay.test"]\nvia = smtp://127.0.0.1:25\ntls = must\n'
+         "auth-user = u\nauth-password-file = %s\n",
+         '[route "relay.test"] auth-password-file %s: cannot open'),
+        ('[route "relay.test"]\nvia = smtp://127.0.0.1:25\nverify = ca\n'
+         "ca = %s\n", '[route "relay.test"]: ca %s: No such file'),
+        ("[delivery]\ntls = must\nverify = ca\nca = %s\n",
+         "[delivery]: ca %s: No such file"),
+        ("[dns]\nresolver = recursive\nroot-hints = %s\n",
+         "[dns] root-hints %s: No such file"),
+        ('[dkim "example.test"]\nselector = s1\nkey = %s\n',
+         '[dkim "example.test"] key %s: No such file'),
+    ]
+    for extra, msg in cases:
+        if extra.startswith("[server]"):
+            text = _BASE.replace("hostname = mx.test\n", "hostname = mx.test\n"
+                                 + extra.split("\n", 1)[1] % gone)
+        else:
+            text = _BASE + extra % gone
+        p.write_text(text)
+        r = _check(p)
+        assert r.returncode == 2, (extra, r)
+        line = text.splitlines().index(
+            next(ln for ln in text.splitlines() if str(gone) in ln)) + 1
+        want = "%s:%d: %s" % (p, line, msg % gone)
+        assert want.encode() in r.stderr, (want, r.stderr)
+    # an error inside such a file is the file's own file:line
+    bad = tmp_world / "users"
+    bad.write_text("someone\n\nnot a user\n")
+    p.write_text(_BASE + '[domain "localhost"]\nmailboxes = /tmp\n'
+                 "users-file = %s\n" % bad)
+    r = _check(p)
+    assert r.returncode == 2, r
+    assert ("%s:3: " % bad).encode() in r.stderr, r.stderr
+    # present files pass
+    p.write_text(_BASE + '[domain "localhost"]\nmailboxes = /tmp\n'
+                 "users-file = %s\n" % ok)
+    assert _check(p).returncode == 0
+
+
+def test_serve_reports_missing_password_file_with_line(tmp_world):
+    p = tmp_world / "serve.conf"
+    gone = tmp_world / "relay.secret"
+    p.write_text(_BASE + '[route "*"]\nvia = smtps://127.0.0.1:465\n'
+                 "auth-user = u\nauth-password-file = %s\n" % gone)
+    r = subprocess.run([todoku_bin(), "serve", "-f", "-c", str(p)],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 2, r
+    assert ('%s:8: [route "*"] auth-password-file %s: cannot open: No such file'
+            % (p, gone)).encode() in r.stderr, r.stderr
 
 
 def _documented_keys():
@@ -127,6 +199,7 @@ def test_every_effective_key_is_documented(tmp_world):
     without documentation fails here."""
     import re
     p = tmp_world / "all.conf"
+    (tmp_world / "k.pem").write_text("")  # config check wants it to exist
     p.write_text(_BASE + "[domain \"localhost\"]\nmailboxes = %s\n"
                  "[route \"*\"]\nvia = smtp://[127.0.0.1]:25\n"
                  "[dkim \"mx.test\"]\nselector = s1\nkey = %s\n"

@@ -553,6 +553,10 @@ test_users_file(void **state)
 	unlink("users.txt");
 	c = conf_load("u.conf", err, sizeof(err));
 	assert_null(c);
+	/* a missing table file is reported at the key naming it */
+	assert_int_equal(
+	    strncmp(err, "u.conf:4: [domain \"x.example\"] users-file /", 41),
+	    0);
 	assert_non_null(strstr(err, "/users.txt: cannot open: "));
 }
 
