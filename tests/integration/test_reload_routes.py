@@ -121,7 +121,8 @@ def test_sighup_with_a_missing_password_file_keeps_the_old_route(todoku, smtp_pe
     _hup(d)
     # the file named by the route is read at load: refused, old one kept
     wait_log(d, r"reload refused, keeping the running configuration: "
-             r"\S*missing\.secret: cannot open", start=mark)
+             r"\S*todoku\.conf:\d+: \[route \"example\.org\"\] "
+             r"auth-password-file \S*missing\.secret: cannot open", start=mark)
     # the next attempts still go to A, none to B
     def tries():
         return re.findall(r"%s: to=<friend@example\.org>, relay=smtp (\S+) "
