@@ -92,7 +92,9 @@ dest_probe_closed(struct sched_dest *d, const struct sched_params *p,
 {
 	d->probing = 0;
 	if (o == SCHED_SESSION_OK) {
+		unsigned active = d->active; /* still open: they hold slots */
 		sched_dest_init(d, p);
+		d->active = active;
 		return SCHED_EV_REVIVED;
 	}
 	if (o == SCHED_SESSION_CONN_FAIL) {
@@ -122,12 +124,17 @@ dest_failed(struct sched_dest *d, const struct sched_params *p, time_t now)
 	return SCHED_EV_NONE;
 }
 
-enum sched_event
-sched_dest_closed(struct sched_dest *d, const struct sched_params *p, int probe,
-		  enum sched_outcome o, time_t now)
+void
+sched_dest_released(struct sched_dest *d)
 {
 	if (d->active > 0)
 		d->active--;
+}
+
+enum sched_event
+sched_dest_outcome(struct sched_dest *d, const struct sched_params *p,
+		   int probe, enum sched_outcome o, time_t now)
+{
 	if (probe)
 		return dest_probe_closed(d, p, o, now);
 	if (o == SCHED_SESSION_CONN_FAIL)
@@ -141,6 +148,14 @@ sched_dest_closed(struct sched_dest *d, const struct sched_params *p, int probe,
 	if (d->limit > p->dest_max)
 		d->limit = p->dest_max;
 	return SCHED_EV_GREW;
+}
+
+enum sched_event
+sched_dest_closed(struct sched_dest *d, const struct sched_params *p, int probe,
+		  enum sched_outcome o, time_t now)
+{
+	sched_dest_released(d);
+	return sched_dest_outcome(d, p, probe, o, now);
 }
 
 /* ---- the decision ---- */

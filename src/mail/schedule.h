@@ -17,7 +17,10 @@
  *   (ties: job index). A due job that gets no slot although it is past
  *   its give-up-after deadline is expired (SCHED_EXPIRE) rather than
  *   left waiting, so expiry never depends on a free slot.
- * - sched_dest_*: the destination state machine. Slow start begins at
+ * - sched_dest_*: the destination state machine. A session holds a slot
+ *   from sched_dest_opened until sched_dest_released (its connection is
+ *   closed, not merely idle); its outcomes are reported as they happen
+ *   (sched_dest_outcome). Slow start begins at
  *   dest_init; +1/c per successful session; -1/c per connection-level
  *   failure (the caller reports only those: connect error, timeout,
  *   421, TLS failure, never MAIL/RCPT/DATA replies); never below 1 nor
@@ -128,7 +131,19 @@ enum sched_event {
 void sched_dest_init(struct sched_dest *d, const struct sched_params *p);
 /* A session (or the probe) was opened for d. */
 void sched_dest_opened(struct sched_dest *d, int probe);
-/* A session of d ended with outcome o at now. */
+/*
+ * The outcome of a session's work (a busy period of it, or the probe's
+ * one job) at now: slow start, back-off, dead state. The session keeps
+ * its slot (active) until sched_dest_released: a connection held idle
+ * for reuse still counts against the limit. A probe's outcome ends the
+ * probing (a revived destination keeps its open sessions counted).
+ */
+enum sched_event sched_dest_outcome(struct sched_dest *d,
+				    const struct sched_params *p, int probe,
+				    enum sched_outcome o, time_t now);
+/* A session of d is gone (its connection closed): its slot is free. */
+void sched_dest_released(struct sched_dest *d);
+/* Both at once: a session ended with outcome o at now. */
 enum sched_event sched_dest_closed(struct sched_dest *d,
 				   const struct sched_params *p, int probe,
 				   enum sched_outcome o, time_t now);

@@ -107,6 +107,15 @@
  *                u8 present + str; tls is u8 state, u8 verified, opt
  *                version, cipher, policy, verify, name, error
  *
+ * smtp-out -> queue (id = the queue's session)
+ *   O_CLOSED     u64 the last job (O_DELIVER id) given to the connection
+ *                of that session. Sent when the connection that carried
+ *                the session is closed, or is taken over by another
+ *                session: from then on the session holds no connection
+ *                at the next hop (unless a job sent after that last one
+ *                opened a new one), so its slot under the destination's
+ *                concurrency limit is free.
+ *
  * local -> queue
  *   L_RESULT     u8 result (maildir_result), str enhanced status,
  *                str where ("maildir PATH"), str reason
@@ -149,6 +158,7 @@ enum proto_type {
 
 	O_DELIVER = 400,
 	O_RESULT,
+	O_CLOSED,
 
 	D_QUERY = 500,
 	D_ANSWER,

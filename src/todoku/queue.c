@@ -611,7 +611,19 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
  * unanswered (and room under the per-connection limits) before a new
  * session is opened, so a burst for one destination uses few
  * connections; a new session needs a free slot under the destination's
- * limit and under QUEUE_REMOTE_MAX overall.
+ * limit and under [delivery] max-sessions overall.
+ *
+ * A session holds its slot for as long as smtp-out holds a connection
+ * for it, not only while it has jobs: when its last job is answered its
+ * outcome counts for slow start (osess_feedback) and it stays, idle,
+ * joinable by the next ready job (smtp-out keeps the connection
+ * SMTPO_LINGER seconds), until smtp-out reports the connection closed
+ * (O_CLOSED). So the next hop never sees more connections than the
+ * limit, a connection in its idle linger or its QUIT included. The
+ * overall limit counts busy sessions only. One exception: the IPv4
+ * retry after an IPv6 policy refusal opens its connection beside the
+ * session's own (smtp_out.c job_v4_retry), for the length of one
+ * message.
  */
 struct dest {
 	char *key;
@@ -629,9 +641,12 @@ struct osess {
 	char *ckey;	    /* connection key of its jobs (rjob_conn_key) */
 	unsigned pending;   /* jobs sent, not answered */
 	unsigned msgs;
+	uint64_t last_job; /* the last job sent into it (O_CLOSED names it) */
 	time_t born;
-	int closed; /* no more jobs: its connection failed */
-	int ok, failed, probe;
+	time_t idle_since; /* pending fell to 0 then */
+	int closed;	   /* no more jobs: its connection failed or is gone */
+	int gone;	   /* smtp-out closed its connection (O_CLOSED) */
+	int ok, failed, probe; /* outcome since the last feedback */
 	struct osess *next;
 };
 
@@ -706,7 +721,6 @@ qconf_drop(struct qconf *k)
 
 static struct dest *dests;
 static struct osess *osessions;
-static unsigned nsessions;
 static uint64_t next_osess;
 static uint32_t dest_cursor; /* round-robin position (mail/schedule) */
 
@@ -956,10 +970,12 @@ dest_log_limit(const struct dest *d, const char *why)
 		 d->st.limit, why);
 }
 
-/* A session ended: slow start, back-off, dead state, probes
- * (mail/schedule decides, this logs). */
+/* What the session's work since the last feedback says about its
+ * destination: slow start, back-off, dead state, probes (mail/schedule
+ * decides, this logs). Applied when the session has nothing in flight;
+ * its slot stays taken until its connection is gone. */
 static void
-dest_session_end(struct queue *q, struct osess *s)
+osess_feedback(struct queue *q, struct osess *s)
 {
 	struct dest *d = s->d;
 	struct sched_params sp;
@@ -969,17 +985,11 @@ dest_session_end(struct queue *q, struct osess *s)
 			       : s->ok	 ? SCHED_SESSION_OK
 					 : SCHED_SESSION_NONE;
 
-	for (struct osess **pp = &osessions; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	}
-	nsessions--;
-	d->last_used = now;
+	if (o == SCHED_SESSION_NONE && !s->probe)
+		return;
+	s->ok = s->failed = 0;
 	queue_sched_params(q->env->conf, &sp);
-	clock_iso8601(d->st.probe_at, when, sizeof(when));
-	switch (sched_dest_closed(&d->st, &sp, s->probe, o, now)) {
+	switch (sched_dest_outcome(&d->st, &sp, s->probe, o, now)) {
 	case SCHED_EV_REVIVED:
 		log_info("destination %s answers again", d->key);
 		break;
@@ -1004,6 +1014,23 @@ dest_session_end(struct queue *q, struct osess *s)
 	case SCHED_EV_NONE:
 		break;
 	}
+	s->probe = 0; /* its verdict is in: a revived destination's
+			 backlog may use its connection */
+}
+
+/* A session is over: nothing in flight and its connection gone. */
+static void
+dest_session_end(struct queue *q, struct osess *s)
+{
+	for (struct osess **pp = &osessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	osess_feedback(q, s);
+	s->d->last_used = clock_now();
+	sched_dest_released(&s->d->st);
 	xfree(s->ckey);
 	xfree(s);
 }
@@ -1020,6 +1047,7 @@ rjob_send(struct queue *q, struct rjob *r, struct osess *s)
 	r->s = s;
 	s->pending++;
 	s->msgs++;
+	s->last_job = r->id;
 	ipc_out_init(&o);
 	buf_add(&o.b, r->deliver.b.data, r->deliver.b.len);
 	ipc_put_u32(&o, (uint32_t)r->nt);
@@ -1073,7 +1101,6 @@ osess_new(struct queue *q, struct dest *d, const struct rjob *r, int probe)
 	s->probe = probe;
 	s->next = osessions;
 	osessions = s;
-	nsessions++;
 	sched_dest_opened(&d->st, probe);
 	return s;
 }
@@ -1211,7 +1238,7 @@ dest_pump_all(struct queue *q)
 {
 	time_t now = clock_now(), wake;
 	struct sched_params sp;
-	struct sched_state st = {now, nsessions, dest_cursor};
+	struct sched_state st = {now, 0, dest_cursor};
 	struct sched_job *jobs = NULL;
 	struct sched_dest *ds = NULL;
 	struct sched_action *acts;
@@ -1220,6 +1247,10 @@ dest_pump_all(struct queue *q)
 
 	if (q->nsmtp_out == 0 || q->stopping)
 		return;
+	/* the overall limit bounds sessions carrying mail; idle cached
+	 * connections count only against their own destination's limit */
+	for (struct osess *s = osessions; s; s = s->next)
+		st.active += s->pending > 0;
 	for (struct dest *d = dests; d; d = d->next, nd++) {
 		if (d->ready != NULL)
 			d->last_used = now;
@@ -1537,7 +1568,8 @@ rjob_session_done(struct rjob *r, int verdict)
 	r->s = NULL;
 	if (s == NULL)
 		return;
-	s->pending--;
+	if (--s->pending == 0)
+		s->idle_since = clock_now();
 	if (verdict == SMTPO_V_OK)
 		s->ok = 1;
 	else if (verdict == SMTPO_V_CONN_FAILED || verdict == SMTPO_V_FAILED)
@@ -1546,22 +1578,43 @@ rjob_session_done(struct rjob *r, int verdict)
 		s->closed = 1;
 }
 
-/* End the sessions of d that have nothing in flight (closed ones first,
- * so their verdict counts before new sessions open), then fill slots. */
+/* The sessions of d with nothing in flight report their outcome, and
+ * end when their connection is gone; then slots are filled (idle
+ * sessions take ready jobs first: dest_join). */
 static void
 dest_settle(struct queue *q, struct dest *d)
 {
-	for (int pass = 0; pass < 2; pass++) {
-		for (struct osess *s = osessions, *n; s; s = n) {
-			n = s->next;
-			if (s->d == d && s->pending == 0 &&
-			    (pass == 1 || s->closed))
-				dest_session_end(q, s);
-		}
-		if (pass == 0)
-			dest_pump_all(q);
+	for (struct osess *s = osessions, *n; s; s = n) {
+		n = s->next;
+		if (s->d != d || s->pending != 0)
+			continue;
+		if (s->gone)
+			dest_session_end(q, s);
+		else
+			osess_feedback(q, s);
 	}
 	dest_pump_all(q);
+}
+
+/* smtp-out closed the connection of session h->id (O_CLOSED). A close
+ * that names an older job than the session's last is stale: that job
+ * reached smtp-out after the close and opened a new connection. */
+static void
+queue_on_smtp_closed(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
+		     struct ipc_in *in)
+{
+	uint64_t last = ipc_get_u64(in);
+	struct osess *s;
+
+	ipc_end(in);
+	for (s = osessions; s; s = s->next)
+		if (s->id == h->id && s->peer == p)
+			break;
+	if (s == NULL || s->last_job != last)
+		return;
+	s->gone = s->closed = 1;
+	if (s->pending == 0)
+		dest_settle(q, s->d);
 }
 
 static void
@@ -1704,10 +1757,9 @@ queue_rjobs_lost(struct queue *q, int phase, struct qpeer *out, const char *why)
 				continue;
 			}
 			*pp = s->next;
-			s->d->st.active--;
+			sched_dest_released(&s->d->st);
 			if (s->probe)
 				s->d->st.probing = 0;
-			nsessions--;
 			xfree(s->ckey);
 			xfree(s);
 		}
@@ -1880,12 +1932,41 @@ queue_dmarc_timed(struct queue *q)
 
 /* Once a second; a delivery decision is due only at the scheduler's
  * wake-up (every event that changes the queue decides at once anyway). */
+/*
+ * An idle session whose close never came: smtp-out keeps an idle
+ * connection SMTPO_LINGER seconds, then waits at most a command timeout
+ * for the QUIT reply, so a session idle much longer than that has lost
+ * its O_CLOSED (a bug): free its slot rather than starve the
+ * destination, and say so.
+ */
+static void
+queue_reap_sessions(struct queue *q)
+{
+	time_t now = clock_now();
+	time_t most =
+	    SMTPO_LINGER + (time_t)q->env->conf->delivery_timeout_command + 60;
+
+	for (struct osess *s = osessions, *n; s; s = n) {
+		n = s->next;
+		if (s->pending != 0 || s->gone || now - s->idle_since <= most)
+			continue;
+		log_warn("destination %s: session %llu idle for %llds without "
+			 "word of its connection closing; its slot is freed",
+			 s->d->key, (unsigned long long)s->id,
+			 (long long)(now - s->idle_since));
+		s->gone = s->closed = 1;
+		dest_settle(q, s->d);
+		n = osessions; /* dest_settle may have ended others */
+	}
+}
+
 static void
 queue_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue *q = arg;
 
 	queue_dmarc_timed(q);
+	queue_reap_sessions(q);
 	if (clock_now() >= q->wake_at)
 		queue_dispatch(q);
 }
@@ -2331,6 +2412,9 @@ queue_peer_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		break;
 	case O_RESULT:
 		queue_on_smtp_result(p->q, h, in);
+		break;
+	case O_CLOSED:
+		queue_on_smtp_closed(p->q, p, h, in);
 		break;
 	case D_ANSWER:
 		dmarc_agg_answer(p->q->dmarc, h->id, in);

@@ -102,7 +102,8 @@ struct job {
 /* One outbound connection, carrying jobs one after another. */
 struct conn {
 	struct smtpo *o;
-	uint64_t session;
+	uint64_t session;  /* the queue's session it carries, 0: none */
+	uint64_t last_job; /* the last job of that session given to it */
 	struct sess s;
 	struct target t[SMTPO_TARGETS_MAX];
 	size_t nt, ti;
@@ -740,6 +741,30 @@ conn_wait_pop(struct conn *cn)
 	return j;
 }
 
+/*
+ * The one setter of cn->session. The queue counts a session against
+ * its destination's concurrency limit until the connection that carried
+ * it is gone: when cn stops carrying a session (closed, or taken over by
+ * another session) the queue hears O_CLOSED with the last job it gave
+ * this connection, so it can tell a close that is news from one that a
+ * later job of the same session already superseded.
+ */
+static void
+conn_set_session(struct conn *cn, uint64_t session, uint64_t job)
+{
+	struct ipc_out o;
+
+	if (cn->session != 0 && cn->session != session &&
+	    cn->o->queue != NULL) {
+		ipc_out_init(&o);
+		ipc_put_u64(&o, cn->last_job);
+		ipc_send(cn->o->queue, O_CLOSED, cn->session, -1, &o);
+		ipc_out_free(&o);
+	}
+	cn->session = session;
+	cn->last_job = job;
+}
+
 /* Close the socket and forget the engine; jobs stay. */
 static void
 conn_close_socket(struct conn *cn)
@@ -775,6 +800,7 @@ conn_free(struct conn *cn)
 	struct smtpo *o = cn->o;
 
 	conn_close_socket(cn);
+	conn_set_session(cn, 0, 0);
 	for (struct conn **pp = &o->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == cn) {
 			*pp = cn->next;
@@ -792,14 +818,17 @@ conn_free(struct conn *cn)
 
 static void conn_on_timeout(evutil_socket_t fd, short what, void *arg);
 
+/* A new connection for j; session: the queue session it carries (0:
+ * none, e.g. an IPv4 retry beside the session's own connection). */
 static struct conn *
-conn_new(struct smtpo *o, const struct job *j, int only_family)
+conn_new(struct smtpo *o, const struct job *j, uint64_t session,
+	 int only_family)
 {
 	struct conn *cn = xcalloc(1, sizeof(*cn));
 
 	cn->o = o;
 	cn->fd = -1;
-	cn->session = j->session;
+	conn_set_session(cn, session, j->id);
 	sess_copy(&cn->s, &j->s);
 	for (size_t i = 0; i < j->nt; i++)
 		if (only_family == 0 || j->t[i].family == only_family)
@@ -1511,12 +1540,11 @@ job_v4_retry(struct job *j, int family)
 		 j->msg, j->where, clean);
 	cn = conn_find_idle(j->o, j, 4);
 	if (cn != NULL) {
-		cn->session = 0;
+		conn_set_session(cn, 0, 0);
 		conn_add_job(cn, j);
 		return 1;
 	}
-	cn = conn_new(j->o, j, 4);
-	cn->session = 0;
+	cn = conn_new(j->o, j, 0, 4);
 	conn_wait_push(cn, j, 0);
 	conn_order(cn);
 	conn_connect(cn);
@@ -2075,7 +2103,7 @@ conn_adopt_idle(struct smtpo *o, const struct job *j)
 		if (cn->s.verify != CONF_VERIFY_NONE &&
 		    strcasecmp(first->host, t->host) != 0)
 			continue;
-		cn->session = j->session;
+		conn_set_session(cn, j->session, j->id);
 		return cn;
 	}
 	return NULL;
@@ -2124,6 +2152,22 @@ job_shape(struct job *j)
 	j->m.signed_body =
 	    j->prepend.len > 0 &&
 	    smtp_has_field(j->prepend.data, j->prepend.len, "DKIM-Signature");
+}
+
+/* A job of session `session` ended without a connection: unless one
+ * carries the session, tell the queue it holds none (O_CLOSED). */
+static void
+smtpo_session_unused(struct smtpo *o, uint64_t session, uint64_t job)
+{
+	struct conn none = {.o = o};
+
+	if (session == 0)
+		return;
+	for (struct conn *cn = o->conns; cn; cn = cn->next)
+		if (cn->session == session)
+			return;
+	conn_set_session(&none, session, job);
+	conn_set_session(&none, 0, 0);
 }
 
 static void
@@ -2197,21 +2241,25 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	job_shape(j);
 	buf_init(&j->trace, SMTPO_TRACE_MAX);
 	if (j->nt == 0 || n == 0) {
+		uint64_t session = j->session, id = j->id;
 		job_fail_conn(j, j->domain, "", "", "");
+		smtpo_session_unused(o, session, id);
 		return;
 	}
 	/* the queue's session: the connection it already carries */
 	if (j->session != 0)
 		for (cn = o->conns; cn; cn = cn->next)
-			if (cn->session == j->session)
+			if (cn->session == j->session) {
+				conn_set_session(cn, j->session, j->id);
 				break;
+			}
 	if (cn == NULL)
 		cn = conn_adopt_idle(o, j);
 	if (cn != NULL) {
 		conn_add_job(cn, j);
 		return;
 	}
-	cn = conn_new(o, j, 0);
+	cn = conn_new(o, j, j->session, 0);
 	conn_wait_push(cn, j, 0);
 	conn_order(cn);
 	conn_connect(cn);
@@ -2226,14 +2274,23 @@ smtpo_queue_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 	smtpo_on_deliver(arg, h, in, fd);
 }
 
+/* The queue went away: the sessions it numbered mean nothing to the
+ * next one (whose numbers start again at 1), so no connection keeps one. */
+static void
+smtpo_forget_queue(struct smtpo *o)
+{
+	if (o->queue != NULL)
+		ipc_free(o->queue);
+	o->queue = NULL;
+	for (struct conn *cn = o->conns; cn; cn = cn->next)
+		conn_set_session(cn, 0, 0);
+}
+
 static void
 smtpo_queue_close(struct ipc *ipc, void *arg)
 {
-	struct smtpo *o = arg;
-
 	/* jobs in flight finish; their results are dropped */
-	ipc_free(o->queue);
-	o->queue = NULL;
+	smtpo_forget_queue(arg);
 }
 
 static void
@@ -2247,8 +2304,7 @@ smtpo_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 		ipc_get_u8(in);
 		ipc_get_u32(in);
 		ipc_end(in);
-		if (o->queue)
-			ipc_free(o->queue);
+		smtpo_forget_queue(o);
 		o->queue = ipc_new(o->env->base, fd, smtpo_queue_msg,
 				   smtpo_queue_close, o);
 		return;

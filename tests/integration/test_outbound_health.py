@@ -42,6 +42,13 @@ def test_dead_address_is_tried_last_next_time(todoku, dns, smtp_peer):
         "delivery": {"ip": "ipv4-only", "timeout-connect": "2s"}})
     first = _send(d, "one")
     _wait_peer(peer, 1)
+    # the first connection's idle linger is over: the second attempt
+    # connects afresh (and orders its addresses) rather than reusing it
+    end = time.monotonic() + 10
+    while peer.active and time.monotonic() < end:
+        time.sleep(0.05)
+    assert peer.active == 0, "the first connection stayed open"
+    time.sleep(0.3)  # its close reaches the queue (O_CLOSED)
     second = _send(d, "two", rcpts=("friend@rr.test", "keep@rr.test"))
     _wait_peer(peer, 2)
     failed = [l for l in d.log_text().splitlines()

@@ -410,6 +410,57 @@ test_slow_start(void **state)
 	}
 }
 
+/*
+ * Slots belong to connections, not to busy periods: an outcome (slow
+ * start, a failure, a probe's verdict) never frees the slot of a session
+ * whose connection is still open, and a decision never opens more
+ * sessions than the limit minus the open ones, idle ones included.
+ */
+static void
+test_outcome_keeps_slots(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < ncases(3000); i++) {
+		struct sched_params p;
+		struct sched_dest d;
+		time_t now = 1700000000;
+		unsigned open = 0;
+		case_begin(i);
+		gen_params(&p, 0);
+		sched_dest_init(&d, &p);
+		for (int ev = 0; ev < 200; ev++) {
+			int probe = d.dead && !d.probing;
+			long what = rnd(0, 2);
+			now += rnd(0, 50);
+			if (what == 0 && (probe || (!d.dead && slots_of(&d)))) {
+				sched_dest_opened(&d, probe);
+				open++;
+				if (probe) {
+					enum sched_outcome o =
+					    (enum sched_outcome)rnd(0, 2);
+					sched_dest_outcome(&d, &p, 1, o, now);
+					CHECK(!d.probing, "probe still open");
+				}
+			} else if (what == 1 && open > 0) {
+				enum sched_outcome o =
+				    (enum sched_outcome)rnd(0, 2);
+				if (d.dead)
+					continue; /* its sessions are gone */
+				sched_dest_outcome(&d, &p, 0, o, now);
+			} else if (what == 2 && open > 0) {
+				sched_dest_released(&d);
+				open--;
+			}
+			CHECK(d.active == open,
+			      "active %u with %u connections open", d.active,
+			      open);
+			CHECK(d.dead || d.active <= (unsigned)floor(d.limit) ||
+				  slots_of(&d) == 0,
+			      "room left above the limit");
+		}
+	}
+}
+
 /* ---- time rules ---- */
 
 static void
@@ -670,6 +721,7 @@ main(void)
 	    cmocka_unit_test(test_decision_properties),
 	    cmocka_unit_test(test_round_robin),
 	    cmocka_unit_test(test_slow_start),
+	    cmocka_unit_test(test_outcome_keeps_slots),
 	    cmocka_unit_test(test_time_rules),
 	    cmocka_unit_test(test_retries_end),
 	};

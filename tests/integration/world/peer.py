@@ -31,8 +31,9 @@ Script keys (all optional):
                   (.plain_bytes)
 Recorded: peer.sessions (each with .commands [str], .messages), peer.messages
 (every completed message: dict(mail_from, rcpts, data (bytes, CRLF, un-
-stuffed), helo, session)), peer.connections, peer.active (connections open
-now), peer.max_active (most open at once), peer.connect_times (monotonic).
+stuffed), helo, session)), peer.connections, peer.active (SMTP sessions open
+now: a connection counts until it sent QUIT or closed), peer.max_active
+(most open at once), peer.connect_times (monotonic).
 addr may be an IPv6 address ("::1"): the peer then listens on IPv6.
 """
 import socket
@@ -53,6 +54,26 @@ class Session:
         self.tls = False
         self.sni = None
         self.plain_bytes = b""
+        self.counted = True     # in peer.active until QUIT or close
+
+
+class Gauge:
+    """Sessions open at once over several peers (e.g. the two MX hosts of
+    one destination): pass the same Gauge to each as gauge=."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+
+    def enter(self):
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def leave(self):
+        with self._lock:
+            self.active -= 1
 
 
 class SMTPPeer:
@@ -61,8 +82,9 @@ class SMTPPeer:
                                            "ENHANCEDSTATUSCODES"),
                  replies=None, data_reply="250 2.0.0 Ok: queued", drop_mid_data=None,
                  stall_mid_data=None, on_command=None, hostname="peer.test", tls=None,
-                 implicit_tls=False):
+                 implicit_tls=False, gauge=None):
         self.addr = addr or alloc_addr(ports=(port,))
+        self.gauge = gauge
         self.port = port
         self.greeting = greeting
         self.greeting_delay = greeting_delay
@@ -176,6 +198,8 @@ class SMTPPeer:
                 self.active += 1
                 self.max_active = max(self.max_active, self.active)
                 self.connect_times.append(time.monotonic())
+                if self.gauge is not None:
+                    self.gauge.enter()
                 self._conns.append(c)
             threading.Thread(target=self._serve, args=(c, a), daemon=True).start()
 
@@ -230,6 +254,10 @@ class SMTPPeer:
                     rcpts.append(_path(text))
                 elif verb == "RSET":
                     mail_from, rcpts = None, []
+                if verb == "QUIT":
+                    # the session is over once QUIT is read: the client
+                    # may connect again as soon as it has the 221
+                    self._leave(s)
                 _send(c, r)
                 if verb == "QUIT":
                     return
@@ -282,9 +310,16 @@ class SMTPPeer:
                 c.close()
             except OSError:
                 pass
-            with self._cond:
+            self._leave(s)
+
+    def _leave(self, s):
+        with self._cond:
+            if s.counted:
+                s.counted = False
                 self.active -= 1
-                self._cond.notify_all()
+                if self.gauge is not None:
+                    self.gauge.leave()
+            self._cond.notify_all()
 
     def _default(self, verb, text, s=None):
         if verb == "STARTTLS" and self._tls_ctx is not None and not self.implicit_tls:
