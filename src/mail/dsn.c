@@ -52,6 +52,7 @@
 #define DSN_MIME_BOUNDARY_MAX 70 /* RFC 2046 §5.1.1 */
 #define DSN_CTYPE_MAX 2048	 /* unfolded Content-Type looked at */
 #define DSN_ORCPT_TEXT_MAX 1024	 /* a decoded ORCPT address */
+#define DSN_ORIG_LINE_MAX 998	 /* RFC 5322 §2.1.1, without CRLF */
 
 /* What part 3 carries (decided once, before anything is written). */
 struct dsn_orig {
@@ -59,6 +60,11 @@ struct dsn_orig {
 	size_t n; /* octets of the original copied; 0: no part 3 */
 	int full; /* message/rfc822, else text/rfc822-headers */
 	int cut;  /* RET=FULL cut short by ret_max */
+	/* RET=FULL refused for a line over DSN_ORIG_LINE_MAX: in the
+	 * header (long_body 0) or body, its number there and its length */
+	int long_line, long_body;
+	size_t long_no, long_len;
+	int hdr_cut; /* header lines over the limit shown cut short */
 	int eightbit;
 	char close[DSN_MIME_BOUNDARY_MAX + 1]; /* multipart to close, or "" */
 	int close_mode; /* 0 nothing, 1 close only, 2 empty part + close */
@@ -451,10 +457,56 @@ dsn_close_mode(const char *body, size_t n, const char *b)
 	return seen ? 1 : 2;
 }
 
+/* The first line of p[0..n) longer than DSN_ORIG_LINE_MAX octets (line
+ * end not counted): its number (from 1), length in *len; 0 when none. */
+static size_t
+dsn_long_line(const char *p, size_t n, size_t *len)
+{
+	size_t pos = 0, no = 0;
+
+	while (pos < n) {
+		const char *nl = memchr(p + pos, '\n', n - pos);
+		size_t end = nl ? (size_t)(nl - p) : n, k = end - pos;
+
+		no++;
+		if (nl != NULL && k > 0 && p[end - 1] == '\r')
+			k--;
+		if (k > DSN_ORIG_LINE_MAX) {
+			*len = k;
+			return no;
+		}
+		pos = end + 1;
+	}
+	return 0;
+}
+
+/* RET=FULL of an original with a line over DSN_ORIG_LINE_MAX octets:
+ * smtp-out would fold it on the way, changing the message returned (and
+ * message/rfc822 allows no such line, RFC 5322 §2.1.1 / RFC 6152); the
+ * header block alone goes back, and the text part says why. */
+static void
+dsn_plan_long(struct dsn_orig *o, size_t hl)
+{
+	size_t no, len;
+
+	if ((no = dsn_long_line(o->p, hl, &len)) == 0) {
+		if ((no = dsn_long_line(o->p + hl, o->n - hl, &len)) == 0)
+			return;
+		o->long_body = 1;
+	}
+	o->long_line = 1;
+	o->long_no = no;
+	o->long_len = len;
+	o->n = hl;
+	o->full = o->cut = o->close_mode = 0;
+	o->close[0] = '\0';
+}
+
 /* Plan part 3: headers only, the whole message, or (RET=FULL over
  * ret_max) the header block plus the body up to the last line end that
  * fits. A read prefix without the end of the header block falls back
- * to headers. */
+ * to headers, as does an original with a line too long to return
+ * unchanged (dsn_plan_long). */
 static void
 dsn_plan_orig(const struct dsn_msg *m, struct dsn_orig *o)
 {
@@ -486,6 +538,12 @@ dsn_plan_orig(const struct dsn_msg *m, struct dsn_orig *o)
 					   sizeof(o->close)) > 0)
 			o->close_mode =
 			    dsn_close_mode(m->orig + hl, o->n - hl, o->close);
+	}
+	if (o->full)
+		dsn_plan_long(o, hl);
+	if (!o->full) {
+		size_t len;
+		o->hdr_cut = dsn_long_line(o->p, o->n, &len) != 0;
 	}
 	o->eightbit = dsn_has_8bit(o->p, o->n);
 }
@@ -747,7 +805,16 @@ dsn_put_text(struct dsn_ctx *c)
 		dsn_put_text_rcpt(c, &m->rcpts[i]);
 	if (c->o.n == 0)
 		return;
-	if (!c->o.full)
+	if (c->o.long_line)
+		putf(c,
+		     "\r\nYour original message is not attached whole: line "
+		     "%zu of its %s\r\nis %zu octets long, more than the %d "
+		     "octets a line of a returned\r\nmessage may have "
+		     "(RFC 5322 section 2.1.1). Sending it on would have\r\n"
+		     "changed it, so only its header is attached.\r\n",
+		     c->o.long_no, c->o.long_body ? "body" : "header",
+		     c->o.long_len, DSN_ORIG_LINE_MAX);
+	else if (!c->o.full)
 		put_str(c, "\r\nThe header of your original message is "
 			   "attached.\r\n");
 	else if (!c->o.cut)
@@ -761,6 +828,11 @@ dsn_put_text(struct dsn_ctx *c)
 		     c->o.n,
 		     m->orig_total > m->orig_len ? m->orig_total : m->orig_len,
 		     m->ret_max);
+	if (c->o.hdr_cut)
+		putf(c,
+		     "Header lines longer than %d octets are shown cut "
+		     "short.\r\n",
+		     DSN_ORIG_LINE_MAX);
 }
 
 /* ---- part 2: message/delivery-status ---- */
@@ -908,24 +980,37 @@ dsn_put_status(struct dsn_ctx *c)
 
 /* Copy p[0..n) with every line end (LF or CRLF) written as CRLF; the
  * copy always ends with CRLF. */
+/* Line p[0..n) (no line end) and CRLF; cap > 0: at most cap octets,
+ * cut before a UTF-8 continuation octet so no character is split. */
 static void
-dsn_put_crlf(struct dsn_ctx *c, const char *p, size_t n)
+dsn_put_line(struct dsn_ctx *c, const char *p, size_t n, size_t cap)
+{
+	if (cap > 0 && n > cap) {
+		n = cap;
+		while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80)
+			n--;
+	}
+	put(c, p, n);
+	put_str(c, "\r\n");
+}
+
+/* p[0..n) with CRLF line ends; cap: see dsn_put_line. */
+static void
+dsn_put_crlf(struct dsn_ctx *c, const char *p, size_t n, size_t cap)
 {
 	size_t start = 0, i;
 
 	for (i = 0; i < n; i++) {
 		if (p[i] != '\n')
 			continue;
-		put(c, p + start,
-		    (i > start && p[i - 1] == '\r') ? i - start - 1
-						    : i - start);
-		put_str(c, "\r\n");
+		dsn_put_line(c, p + start,
+			     (i > start && p[i - 1] == '\r') ? i - start - 1
+							     : i - start,
+			     cap);
 		start = i + 1;
 	}
-	if (start < n) {
-		put(c, p + start, n - start);
-		put_str(c, "\r\n");
-	}
+	if (start < n)
+		dsn_put_line(c, p + start, n - start, cap);
 }
 
 /* Header block without the empty line that ends it (if it has one). */
@@ -965,7 +1050,9 @@ dsn_put_orig(struct dsn_ctx *c)
 	if (o->eightbit)
 		put_str(c, "Content-Transfer-Encoding: 8bit\r\n");
 	put_str(c, "\r\n");
-	dsn_put_crlf(c, o->p, n);
+	/* a whole message is only returned without long lines; a header
+	 * block keeps within them by cutting its longest lines */
+	dsn_put_crlf(c, o->p, n, o->full ? 0 : DSN_ORIG_LINE_MAX);
 	if (o->close_mode == 2)
 		putf(c, "--%s\r\n\r\n", o->close);
 	if (o->close_mode != 0)

@@ -23,6 +23,14 @@
  * and dsn_is_8bit tells the caller to send the report with
  * BODY=8BITMIME.
  *
+ * RET=FULL of an original with a line over 998 octets (RFC 5322 §2.1.1;
+ * CRLF not counted) in what would be returned: the header block alone
+ * is returned (text/rfc822-headers), and the text part names the line
+ * and its length. Sent on, such a line would be folded by smtp-out, so
+ * the "returned" original would no longer be the one sent. Header lines
+ * over 998 octets in text/rfc822-headers are cut at 998 (never inside a
+ * UTF-8 character), and the text part says so.
+ *
  * All header fields we write from envelope data are checked: CR, LF
  * and other control characters are replaced, never passed through.
  * Non-ASCII bytes in values and diagnostics become '?' (not xtext: the

@@ -227,6 +227,30 @@ def test_ret_full_over_bounce_size_limit_is_cut_at_a_line_end(todoku, dns, smtp_
     assert not inner.defects, inner.defects
 
 
+def test_ret_full_with_a_line_over_998_octets_returns_the_headers(todoku, dns, smtp_peer):
+    """RET=FULL of an original with a body line over 998 octets (accepted:
+    DESIGN §7): returning it would have it folded on the way, so the
+    bounce carries the header only, as text/rfc822-headers, says why, and
+    no line of the bounce passes 998 octets."""
+    _peer_world(dns, smtp_peer, "hard.test",
+                replies={"RCPT": ["550 5.1.1 no such user here"]})
+    d = todoku(dns_servers=[dns.addr])
+    long_line = "L" * 1500
+    _txn(d, "someone@localhost", [("gone@hard.test", "")], mail_params="RET=FULL",
+         subject="long line return", body="first body line\n%s\nlast\n" % long_line)
+    d.wait_delivered("someone", 1, timeout=20)
+    raw = _reports(d)[0]
+    _, _, rcpts, third = _parse(raw)
+    assert rcpts[0].get("action") == "failed", rcpts
+    assert third == "text/rfc822-headers", raw[:3000]
+    assert b"Subject: long line return" in raw
+    assert b"first body line" not in raw and b"LLLL" not in raw
+    flat = b" ".join(raw.replace(b"\r\n", b"\n").split())
+    assert (b"Your original message is not attached whole: line 2 of its body "
+            b"is 1500 octets long, more than the 998 octets") in flat, raw[:3000]
+    assert max(len(ln) for ln in raw.replace(b"\r\n", b"\n").split(b"\n")) <= 998
+
+
 def test_ret_full_8bit_original_returned_unchanged_with_8bitmime(todoku, dns, smtp_peer):
     """A signed 8-bit original goes back byte for byte (never re-encoded),
     so the bounce is 8bit and is sent with BODY=8BITMIME (RFC 6152)."""

@@ -1051,6 +1051,122 @@ test_utf8_orcpt(void **state)
 	assert_string_equal(out, "ab");
 }
 
+/* The longest line of b, CRLF not counted. */
+static size_t
+longest_line(const struct buf *b)
+{
+	size_t best = 0, start = 0;
+
+	for (size_t i = 0; i + 1 < b->len; i++)
+		if (b->data[i] == '\r' && b->data[i + 1] == '\n') {
+			if (i - start > best)
+				best = i - start;
+			start = i + 2;
+		}
+	return best;
+}
+
+/* RET=FULL with a line over 998 octets in the body or the header: the
+ * header alone is returned (text/rfc822-headers, every line within 998),
+ * and the text part says which line and why. Exactly 998 still goes back
+ * whole. */
+static void
+test_ret_full_long_line(void **state)
+{
+	struct dsn_rcpt rc = failed_rcpt();
+	struct dsn_msg m = base_msg(&rc, 1);
+	struct report r;
+	struct buf o;
+	const char *hdr = "From: a@example.org\r\nSubject: long\r\n\r\n";
+	char *text;
+
+	buf_init(&o, 1 << 20);
+	buf_adds(&o, hdr);
+	buf_adds(&o, "short line\r\n");
+	for (int i = 0; i < 998; i++)
+		buf_addc(&o, 'x');
+	buf_adds(&o, "\r\nend\r\n");
+	m.ret_full = true;
+	m.orig = o.data;
+	m.orig_len = o.len;
+	compose(&m, &r);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Type",
+		     "message/rfc822");
+	assert_int_equal(r.parts[2].body_len, o.len);
+	buf_free(&r.out);
+
+	/* 999 octets on line 2 of the body */
+	buf_reset(&o);
+	buf_adds(&o, hdr);
+	buf_adds(&o, "short line\r\n");
+	for (int i = 0; i < 999; i++)
+		buf_addc(&o, 'y');
+	buf_adds(&o, "\r\nend\r\n");
+	m.orig = o.data;
+	m.orig_len = o.len;
+	compose(&m, &r);
+	assert_int_equal(r.nparts, 3);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Type",
+		     "text/rfc822-headers");
+	assert_int_equal(r.parts[2].body_len, strlen(hdr) - 2);
+	assert_memory_equal(r.parts[2].body, hdr, strlen(hdr) - 2);
+	text = xstrndup(r.parts[0].body, r.parts[0].body_len);
+	assert_non_null(strstr(text, "Your original message is not attached "
+				     "whole: line 2 of its body\r\nis 999 "
+				     "octets long, more than the 998"));
+	assert_null(strstr(text, "The header of your original message is "
+				 "attached."));
+	xfree(text);
+	assert_true(longest_line(&r.out) <= 998);
+	buf_free(&r.out);
+
+	/* the same under a ret_max cut that ends before the long line: the
+	 * cut prefix goes back as usual */
+	m.ret_max = strlen(hdr) + 14;
+	compose(&m, &r);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Type",
+		     "message/rfc822");
+	buf_free(&r.out);
+	m.ret_max = 0;
+
+	/* a header line of 1200 octets: headers only, that line cut at
+	 * 998 without splitting a UTF-8 character */
+	buf_reset(&o);
+	buf_adds(&o, "Subject: ");
+	for (int i = 0; i < 594; i++)
+		buf_adds(&o, "\xc3\xa9"); /* 9 + 1188 octets */
+	buf_adds(&o, "\r\nFrom: a@example.org\r\n\r\nbody\r\n");
+	m.orig = o.data;
+	m.orig_len = o.len;
+	compose(&m, &r);
+	expect_field(r.parts[2].hdr, r.parts[2].hdr_len, "Content-Type",
+		     "text/rfc822-headers");
+	/* 9 + 2 * 494 = 997: the cut backs off the half character */
+	assert_int_equal(r.parts[2].body_len, 997 + 2 + 21);
+	assert_memory_equal(r.parts[2].body, o.data, 997);
+	assert_memory_equal(r.parts[2].body + 997, "\r\nFrom: a@example.org",
+			    21);
+	text = xstrndup(r.parts[0].body, r.parts[0].body_len);
+	assert_non_null(strstr(text, "line 1 of its header\r\nis 1197 octets"));
+	assert_non_null(strstr(text, "Header lines longer than 998 octets are "
+				     "shown cut short."));
+	xfree(text);
+	assert_true(longest_line(&r.out) <= 998);
+	buf_free(&r.out);
+
+	/* RET=HDRS: the same cut, no word about the body */
+	m.ret_full = false;
+	compose(&m, &r);
+	assert_int_equal(r.parts[2].body_len, 997 + 2 + 21);
+	text = xstrndup(r.parts[0].body, r.parts[0].body_len);
+	assert_null(strstr(text, "not attached whole"));
+	assert_non_null(strstr(text, "The header of your original message is "
+				     "attached."));
+	xfree(text);
+	buf_free(&r.out);
+	buf_free(&o);
+}
+
 int
 main(void)
 {
@@ -1064,6 +1180,7 @@ main(void)
 	    cmocka_unit_test(test_ret_full),
 	    cmocka_unit_test(test_ret_full_cut),
 	    cmocka_unit_test(test_ret_full_cut_multipart),
+	    cmocka_unit_test(test_ret_full_long_line),
 	    cmocka_unit_test(test_multipart_boundary),
 	    cmocka_unit_test(test_delayed_vs_failed),
 	    cmocka_unit_test(test_boundary_collision),
