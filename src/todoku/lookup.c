@@ -47,7 +47,6 @@ struct lk_req {
 	int pending;
 	int mx_done;
 	int host_mode; /* smarthost: domain is the relay host, no MX */
-	struct buf facts;
 	struct attrec_dns_set dns; /* the same, typed (mail/attrec) */
 	struct attrec_dns *cur;	   /* the answer being handled */
 	struct lk_req *next;
@@ -201,14 +200,6 @@ lk_outcome(int err, const struct dns_msg *m, int parsed, int sec, char *detail,
 
 static void lk_query(struct lk_req *r, const char *name, int type, int host);
 
-/* The detail after the outcome name in a fact line ("DNSSEC bogus" says
- * it all; the validator's reason has its own DNSSEC line). */
-static const char *
-lk_sep(enum mx_lookup out, const char *detail)
-{
-	return out == MX_L_BOGUS || detail[0] == '\0' ? "" : " ";
-}
-
 /* Returns the outcome refined (an answer without records is NODATA). */
 static enum mx_lookup
 lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
@@ -229,9 +220,6 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 			recs[n].preference = rr->rd.mx.preference;
 			recs[n].exchange = names[n];
 			recs[n].cname = false;
-			buf_addf(&r->facts, "MX %s: %u %s (ttl %u)\n",
-				 r->domain, rr->rd.mx.preference, names[n],
-				 rr->ttl);
 			attrec_dns_rr(&r->dns, r->cur, rr->ttl,
 				      rr->rd.mx.preference, names[n]);
 			n++;
@@ -239,10 +227,6 @@ lk_on_mx(struct lk_req *r, enum mx_lookup out, const struct dns_msg *m,
 		if (n == 0)
 			out = MX_L_NODATA;
 	}
-	if (out != MX_L_ANSWER && !r->host_mode)
-		buf_addf(&r->facts, "MX %s: %s%s%s\n", r->domain,
-			 mx_lookup_name(out), lk_sep(out, detail),
-			 out == MX_L_BOGUS ? "" : detail);
 	q.domain = r->domain;
 	q.lookup = out;
 	q.detail = detail[0] ? detail : NULL;
@@ -273,7 +257,6 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 {
 	struct lk_host *h = &r->hosts[hi];
 	struct dns_chain ch;
-	const char *name = r->dec.hosts[hi].name;
 	size_t got = 0;
 
 	if (out == MX_L_ANSWER &&
@@ -293,20 +276,12 @@ lk_on_addr(struct lk_req *r, int hi, int type, enum mx_lookup out,
 			} else {
 				continue;
 			}
-			buf_addf(&r->facts, "%s %s: %s (ttl %u)\n",
-				 type == DNS_T_A ? "A" : "AAAA", name, txt,
-				 rr->ttl);
 			attrec_dns_rr(&r->dns, r->cur, rr->ttl, -1, txt);
 			got++;
 		}
 		if (got == 0)
 			out = MX_L_NODATA;
 	}
-	if (out != MX_L_ANSWER)
-		buf_addf(&r->facts, "%s %s: %s%s%s\n",
-			 type == DNS_T_A ? "A" : "AAAA", name,
-			 mx_lookup_name(out), lk_sep(out, detail),
-			 out == MX_L_BOGUS ? "" : detail);
 	if (type == DNS_T_A)
 		h->a = out;
 	else
@@ -350,30 +325,14 @@ lk_record_answer(struct lk_req *r, const struct lk_query *qq, int err,
 		     : sec == 2	      ? ATTREC_SEC_SECURE
 		     : sec == 1	      ? ATTREC_SEC_BOGUS
 				      : ATTREC_SEC_INSECURE;
-
-	return attrec_dns_add(&r->dns, name, dns_type_name((uint16_t)qq->type),
-			      "", rcode, dnssec, sec == 1 && why ? why : NULL);
-}
-
-/* What the validator said about one answer, for the attempt record. */
-static void
-lk_fact_dnssec(struct lk_req *r, const struct lk_query *qq, int sec,
-	       const char *why)
-{
-	const char *name =
-	    qq->host < 0 ? r->domain : r->dec.hosts[qq->host].name;
 	char text[201] = "";
 
-	/* libunbound writes names in presentation form (\032 for a space):
-	 * readable for people, other escapes kept */
+	/* the validator's reason: libunbound writes names in presentation
+	 * form (\032 for a space); readable for people, other escapes kept */
 	if (sec == 1 && why != NULL)
 		dns_text_readable(text, sizeof(text), why, strlen(why));
-	buf_addf(&r->facts, "DNSSEC %s %s: %s%s%s%s\n", dns_type_name(qq->type),
-		 name,
-		 sec == 2   ? "secure"
-		 : sec == 1 ? "bogus"
-			    : "insecure",
-		 text[0] ? " (" : "", text, text[0] ? ")" : "");
+	return attrec_dns_add(&r->dns, name, dns_type_name((uint16_t)qq->type),
+			      "", rcode, dnssec, text[0] ? text : NULL);
 }
 
 static void
@@ -391,8 +350,6 @@ lk_callback(void *arg, int err, void *pkt, int len, int sec, char *why,
 	if (err == 0 && pkt != NULL)
 		parsed = dns_msg_parse(pkt, (size_t)len, m) == DNS_OK;
 	out = lk_outcome(err, m, parsed, sec, detail, sizeof(detail));
-	if (r->lk->validate && err == 0)
-		lk_fact_dnssec(r, qq, sec, why);
 	/* a local: handling an MX answer starts the address queries,
 	 * whose answers may come back (and set r->cur) right away */
 	cur = lk_record_answer(r, qq, err, m, parsed, sec, why);
@@ -443,7 +400,6 @@ lk_req_free(struct lookup *lk, struct lk_req *r)
 	lk->nreqs--;
 	for (size_t i = 0; i < r->nself; i++)
 		xfree(r->self[i]);
-	buf_free(&r->facts);
 	attrec_dns_free(&r->dns);
 	xfree(r);
 }
@@ -458,7 +414,6 @@ lk_send_result(struct lk_req *r, const struct mx_plan *p)
 	ipc_put_str(&o, p->status ? p->status : "");
 	ipc_put_str(&o, p->explain);
 	ipc_put_str(&o, r->dec.warning);
-	ipc_put_str(&o, r->facts.data ? r->facts.data : "");
 	ipc_put_u32(&o, (uint32_t)p->n);
 	for (size_t i = 0; i < p->n; i++) {
 		const struct mx_target *t = &p->t[i];
@@ -512,7 +467,6 @@ lk_start_host(struct lk_req *r)
 	uint8_t a[16];
 	int v6 = inet_pton(AF_INET6, r->domain, a) == 1;
 
-	buf_addf(&r->facts, "route: smarthost %s\n", r->domain);
 	if (v6 || inet_pton(AF_INET, r->domain, a) == 1) {
 		memset(&r->dec, 0, sizeof(r->dec));
 		r->dec.action = MX_DELIVER;
@@ -549,7 +503,6 @@ lk_on_route(struct lookup *lk, const struct ipc_hdr *h, struct ipc_in *in)
 			r->self[r->nself++] = xstrdup(s);
 	}
 	ipc_end(in);
-	buf_init(&r->facts, LOOKUP_FACTS_MAX);
 	r->next = lk->reqs;
 	lk->reqs = r;
 	lk->nreqs++;

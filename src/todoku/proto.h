@@ -49,7 +49,7 @@
  *                at [delivery] max-addresses after its own ordering.
  * lookup -> queue
  *   R_ROUTE_RESULT u8 action (mx_action), str status, str explanation,
- *                str warnings, str DNS facts (one line per record),
+ *                str warnings,
  *                u32 n, n x (u8 family 4|6, data 16-byte address,
  *                str MX host, u32 preference), then the DNS answers of
  *                the attempt record (mail/attrec.h attrec_put_dns):
@@ -81,7 +81,7 @@
  * str address, u32 notify, str orcpt), u32 ntargets x (u8 family, data address,
  * str host), u64 session (0: none; jobs with the same session share one
  * connection, in order) smtp-out -> queue O_RESULT     str where (last host
- * [address]:port), str attempt record (addresses tried, TLS, ...), u32 n x (u64
+ * [address]:port), u32 n x (u64
  * rcpt id, u8 result (smtpc_result), str status, str reply verbatim, str
  * command answered), u8 verdict (SMTPO_V_*: 1 ok, 2 no address gave a session,
  * 3 connection failure in the transaction or max-attempt-time reached, 4

@@ -666,8 +666,7 @@ struct rjob {
 	char *sender;
 	struct entry **ents;
 	size_t n;
-	int phase;   /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
-	char *facts; /* DNS facts from lookup */
+	int phase; /* 0 route, 1 body, 2 smtp-out, 3 ready at its dest */
 	struct attrec_dns_set *dns;	/* the same, typed, for the record */
 	struct qconf *conf;		/* the configuration it started with */
 	const struct conf_route *route; /* smarthost (in conf), or NULL: MX */
@@ -744,7 +743,6 @@ rjob_free(struct queue *q, struct rjob *r)
 	xfree(r->t);
 	xfree(r->ents);
 	xfree(r->sender);
-	xfree(r->facts);
 	xfree(r->ckey);
 	if (r->dns) {
 		attrec_dns_free(r->dns);
@@ -1510,7 +1508,7 @@ queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
 	struct rjob *r = rjob_find(q, h->id);
 	int action = ipc_get_u8(in);
 	const char *status = ipc_get_str(in), *explain = ipc_get_str(in);
-	const char *warning = ipc_get_str(in), *facts = ipc_get_str(in);
+	const char *warning = ipc_get_str(in);
 	uint32_t n = ipc_get_u32(in);
 	char where[ADDR_DOMAIN_MAX + 16];
 
@@ -1518,7 +1516,6 @@ queue_on_route(struct queue *q, const struct ipc_hdr *h, struct ipc_in *in)
 		in->off = in->len;
 		return;
 	}
-	r->facts = xstrdup(facts);
 	r->t = xcalloc(n ? n : 1, sizeof(*r->t));
 	for (uint32_t i = 0; i < n && !in->err; i++) {
 		size_t alen;
@@ -1623,8 +1620,6 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 {
 	struct rjob *r = rjob_find(q, h->id);
 	const char *where = ipc_get_str(in);
-	/* the free-text trace is no longer stored: the record holds it */
-	const char *trace_unused = ipc_get_str(in);
 	uint32_t n = ipc_get_u32(in);
 	const void *hopdsn = NULL;
 	size_t nhopdsn = 0;
@@ -1638,7 +1633,6 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 	struct attrec_view v;
 	char via[ADDR_DOMAIN_MAX + 300];
 
-	(void)trace_unused;
 	if (r == NULL) {
 		in->off = in->len;
 		return;

@@ -90,8 +90,7 @@ struct job {
 	size_t *tidx;
 	struct target t[SMTPO_TARGETS_MAX];
 	size_t nt;
-	struct buf trace;
-	struct attrec_conn rec; /* the same, typed (mail/attrec) */
+	struct attrec_conn rec; /* the attempt record (mail/attrec) */
 	char where[400];
 	int verdict;	  /* SMTPO_V_* for O_RESULT */
 	int v4_retry;	  /* 1: a 4.7/5.7 over IPv6 sent it to IPv4 */
@@ -121,15 +120,15 @@ struct conn {
 	off_t body_off;
 	struct smtp_dotstuff ds;
 	int body_end_pending;
-	int implicit_pending;	/* smtps: handshake before the engine runs */
-	time_t born;		/* connected (monotonic) */
-	uint64_t started;	/* the attempt's first address (mono_ms) */
-	int time_up;		/* max-attempt-time stopped the addresses */
-	unsigned msgs;		/* transactions started on this connection */
-	int conn_failed;	/* reconnects are not tried after this */
-	struct buf trace;	/* not yet handed to a job */
-	struct attrec_conn rec; /* the same, typed */
-	unsigned replies;	/* since connected: 1 = the greeting */
+	int implicit_pending; /* smtps: handshake before the engine runs */
+	time_t born;	      /* connected (monotonic) */
+	uint64_t started;     /* the attempt's first address (mono_ms) */
+	int time_up;	      /* max-attempt-time stopped the addresses */
+	unsigned msgs;	      /* transactions started on this connection */
+	int conn_failed;      /* reconnects are not tried after this */
+	struct attrec_conn
+	    rec;	  /* the attempt record, not yet handed to a job */
+	unsigned replies; /* since connected: 1 = the greeting */
 	char where[400];
 	char last_fail[1024];
 	char verify_fail[1024]; /* the last certificate verification failure */
@@ -352,9 +351,6 @@ conn_cap(struct conn *cn)
 	}
 	attrec_conn_addr_limit(&cn->rec, (uint32_t)max, (uint32_t)cn->nt,
 			       skipped, cn->nt - max);
-	buf_addf(&cn->trace,
-		 "  max-addresses %zu: %zu of %zu addresses left out\n", max,
-		 cn->nt - max, cn->nt);
 	log_info("%s: max-addresses %zu: the last %zu of %zu addresses "
 		 "(first left out: %s) are not tried in this attempt",
 		 cn->wait ? cn->wait->msg : "-", max, cn->nt - max, cn->nt,
@@ -399,21 +395,12 @@ conn_order(struct conn *cn)
 	cn->rec.v6_plan = plan == V6H_PLAN_V6_LAST ? ATTREC_V6_V4_FIRST
 			  : plan == V6H_PLAN_PROBE ? ATTREC_V6_PROBE
 						   : ATTREC_V6_USUAL;
-	if (nd > 0 && nd < cn->nt)
-		buf_addf(&cn->trace,
-			 "  %zu address(es) failed recently; tried last\n", nd);
 	if (plan == V6H_PLAN_V6_LAST) {
 		unsigned long long left = v6h_remaining(&v6health, mono_now());
-		buf_addf(&cn->trace,
-			 "  IPv6 suspended (%llus left; last failure: %s): "
-			 "IPv4 addresses first\n",
-			 left, v6health.last);
 		log_info("%s: IPv6 suspended (%llus left): IPv4 addresses "
 			 "first",
 			 msg, left);
 	} else if (plan == V6H_PLAN_PROBE) {
-		buf_addf(&cn->trace, "  IPv6 suspended; this attempt probes "
-				     "it (addresses in their usual order)\n");
 		log_info("%s: IPv6 suspension time over: this attempt probes "
 			 "IPv6",
 			 msg);
@@ -591,7 +578,6 @@ job_free(struct job *j)
 	xfree(j->envid);
 	xfree(j->v6_reply);
 	sess_free(&j->s);
-	buf_free(&j->trace);
 	attrec_conn_free(&j->rec);
 	buf_free(&j->prepend);
 	xfree(j);
@@ -636,7 +622,6 @@ job_send_result(struct job *j, const char *fallback_status,
 
 	ipc_out_init(&o);
 	ipc_put_str(&o, j->where);
-	ipc_put_str(&o, j->trace.data ? j->trace.data : "");
 	ipc_put_u32(&o, (uint32_t)j->m.nrcpts);
 	for (size_t i = 0; i < j->m.nrcpts; i++) {
 		const struct rres *r = &j->res[i];
@@ -809,7 +794,6 @@ conn_free(struct conn *cn)
 	}
 	event_free(cn->timer);
 	sess_free(&cn->s);
-	buf_free(&cn->trace);
 	attrec_conn_free(&cn->rec);
 	buf_free(&cn->out);
 	buf_free(&cn->in);
@@ -834,7 +818,6 @@ conn_new(struct smtpo *o, const struct job *j, uint64_t session,
 		if (only_family == 0 || j->t[i].family == only_family)
 			cn->t[cn->nt++] = j->t[i];
 	cn->wait_tail = &cn->wait;
-	buf_init(&cn->trace, SMTPO_TRACE_MAX);
 	buf_init(&cn->out, SMTPC_OUT_MAX);
 	buf_init(&cn->in, 256 * 1024);
 	cn->timer = evtimer_new(o->env->base, conn_on_timeout, cn);
@@ -863,7 +846,6 @@ conn_give_up(struct conn *cn)
 			 (unsigned long long)
 			     cn->o->env->conf->delivery_max_attempt_time,
 			 cn->last_fail);
-		buf_addf(&cn->trace, "  %s\n", limit);
 		cn->rec.time_limit = 1;
 		cn->rec.tl_tried = (uint32_t)cn->ti;
 		cn->rec.tl_total = (uint32_t)cn->nt;
@@ -872,13 +854,9 @@ conn_give_up(struct conn *cn)
 	while ((j = conn_wait_pop(cn)) != NULL) {
 		snprintf(domain, sizeof(domain), "%s", j->domain);
 		snprintf(j->where, sizeof(j->where), "%s", cn->where);
-		if (cn->trace.len)
-			buf_add(&j->trace, cn->trace.data, cn->trace.len);
 		rec_hand(j, cn);
 		if (j->v4_retry) {
 			/* the IPv6 outcome stands; IPv4 was unreachable */
-			buf_addf(&j->trace, "  IPv4 retry: no address "
-					    "accepted a connection\n");
 			if (j->verdict == SMTPO_V_NONE)
 				j->verdict = SMTPO_V_OK;
 			for (size_t i = 0; i < j->m.nrcpts; i++)
@@ -912,8 +890,6 @@ conn_auth_refused(struct conn *cn, const char *why)
 		 cn->where, why);
 	while ((j = conn_wait_pop(cn)) != NULL) {
 		snprintf(j->where, sizeof(j->where), "%s", cn->where);
-		if (cn->trace.len)
-			buf_add(&j->trace, cn->trace.data, cn->trace.len);
 		rec_hand(j, cn);
 		j->verdict = SMTPO_V_OK;
 		job_send_result(j, "4.7.8", reply);
@@ -1065,10 +1041,11 @@ conn_read(struct conn *cn)
 	return 1;
 }
 
-/* The dialogue in the attempt record: one line per command or reply
- * line, control characters escaped (AUTH is already redacted). */
+/* log-level = debug: the dialogue in the log, one line per command or
+ * reply line, control characters escaped (AUTH is already redacted).
+ * The attempt record keeps it (attrec_conn_sent/reply) at every level. */
 static void
-conn_trace_lines(struct conn *cn, const char *dir, const char *s, size_t n)
+conn_debug_lines(struct conn *cn, const char *dir, const char *s, size_t n)
 {
 	struct buf clean;
 	size_t i = 0;
@@ -1076,6 +1053,8 @@ conn_trace_lines(struct conn *cn, const char *dir, const char *s, size_t n)
 			  : cn->wait ? cn->wait->msg
 				     : "-";
 
+	if (log_get_level() < LOG_LVL_DEBUG)
+		return;
 	buf_init(&clean, 8192);
 	while (i < n) {
 		size_t e = i;
@@ -1084,9 +1063,6 @@ conn_trace_lines(struct conn *cn, const char *dir, const char *s, size_t n)
 		if (e > i) {
 			buf_reset(&clean);
 			smtp_reply_sanitize(s + i, e - i, &clean);
-			buf_addf(&cn->trace, "    %s%s\n", dir,
-				 clean.data ? clean.data : "");
-			/* log-level = debug: the dialogue, one line each */
 			log_debug("%s: %s %s%s", msg, cn->where, dir,
 				  clean.data ? clean.data : "");
 		}
@@ -1111,7 +1087,7 @@ conn_take_reply(struct conn *cn)
 	buf_consume(&cn->in, used);
 	if (!done)
 		return 0;
-	conn_trace_lines(cn, "< ", resp.text.data ? resp.text.data : "",
+	conn_debug_lines(cn, "< ", resp.text.data ? resp.text.data : "",
 			 resp.text.len);
 	attrec_conn_reply(&cn->rec, resp.text.data ? resp.text.data : "",
 			  resp.text.len);
@@ -1275,20 +1251,6 @@ conn_tls_step(struct conn *cn)
 		    SSL_get_cipher_name(cn->ssl),
 		    cn->s.verify != CONF_VERIFY_NONE, rec_tls_policy(&cn->s),
 		    conf_verify_names[cn->s.verify], cn->t[cn->ti].host);
-		if (cn->s.verify == CONF_VERIFY_NONE)
-			buf_addf(&cn->trace,
-				 "  TLS %s %s, certificate not verified "
-				 "(verify = none)\n",
-				 SSL_get_version(cn->ssl),
-				 SSL_get_cipher_name(cn->ssl));
-		else
-			buf_addf(&cn->trace,
-				 "  TLS %s %s, certificate verified (verify = "
-				 "%s, name %s)\n",
-				 SSL_get_version(cn->ssl),
-				 SSL_get_cipher_name(cn->ssl),
-				 conf_verify_names[cn->s.verify],
-				 cn->t[cn->ti].host);
 		cn->io = IO_TALK;
 		if (cn->implicit_pending)
 			cn->implicit_pending = 0;
@@ -1328,10 +1290,9 @@ conn_start_tls(struct conn *cn)
 
 	/* RFC 3207 §4.2: nothing the server sent after its 220 counts */
 	if (cn->in.len)
-		buf_addf(&cn->trace,
-			 "  discarded %zu plaintext bytes sent "
-			 "after 220 to STARTTLS\n",
-			 cn->in.len);
+		log_debug("%s: discarded %zu plaintext octets sent after 220 "
+			  "to STARTTLS",
+			  cn->where, cn->in.len);
 	buf_reset(&cn->in);
 	smtp_reply_parser_free(&cn->rp);
 	smtp_reply_parser_init(&cn->rp);
@@ -1438,7 +1399,7 @@ conn_body(struct conn *cn)
 /* ---- transactions ------------------------------------------------------- */
 
 /* The engine's outcomes of the transaction that just ended become the
- * job's, and the connection's trace so far goes into its record. */
+ * job's, and the connection's record so far goes into the job's. */
 static void
 job_collect(struct conn *cn, struct job *j)
 {
@@ -1458,9 +1419,6 @@ job_collect(struct conn *cn, struct job *j)
 		r->hop_dsn = smtp_client_ehlo(cn->c)->dsn;
 	}
 	snprintf(j->where, sizeof(j->where), "%s", cn->where);
-	if (cn->trace.len)
-		buf_add(&j->trace, cn->trace.data, cn->trace.len);
-	buf_reset(&cn->trace);
 	{
 		const char *reason = "";
 		enum smtpc_fail f = smtp_client_failure(cn->c, &reason);
@@ -1471,14 +1429,6 @@ job_collect(struct conn *cn, struct job *j)
 			 *reason ? reason : d);
 		rec_hand(j, cn);
 		attrec_conn_clear(&cn->rec);
-	}
-	{
-		char addr[64];
-		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
-		buf_addf(&j->trace,
-			 "  %s [%s]: transaction done (message %u "
-			 "on this connection)\n",
-			 cn->t[cn->ti].host, addr, cn->msgs);
 	}
 }
 
@@ -1531,10 +1481,6 @@ job_v4_retry(struct job *j, int family)
 		snprintf(clean, sizeof(clean), "%s", b.data ? b.data : "");
 		buf_free(&b);
 	}
-	buf_addf(&j->trace,
-		 "  %zu recipient(s) refused over IPv6 with a policy reply; "
-		 "retrying over IPv4 in this attempt\n",
-		 n);
 	log_info("%s: %s refused the message over IPv6 (%s); retrying over "
 		 "IPv4 now",
 		 j->msg, j->where, clean);
@@ -1572,16 +1518,7 @@ job_finish(struct job *j)
 static void
 conn_start_job(struct conn *cn, struct job *j)
 {
-	char addr[64];
-
 	job_txn_prepare(j);
-	if (cn->msgs > 0) {
-		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
-		buf_addf(&cn->trace,
-			 "  reusing the connection to %s [%s] (message %u on "
-			 "it)\n",
-			 cn->t[cn->ti].host, addr, cn->msgs + 1);
-	}
 	cn->cur = j;
 	cn->msgs++;
 	if (smtp_client_msg_start(cn->c, &j->tm) != 0) {
@@ -1646,9 +1583,8 @@ conn_closed(struct conn *cn)
 	enum smtpc_fail f = smtp_client_failure(cn->c, &reason);
 	int tn = smtp_client_try_next(cn->c);
 	int fam = cn->t[cn->ti].family;
-	char addr[64], why[600];
+	char why[600];
 
-	addr_text(&cn->t[cn->ti], addr, sizeof(addr));
 	snprintf(why, sizeof(why), "%s", reason[0] ? reason : "failed");
 	if (cn->cur != NULL) {
 		struct job *j = cn->cur;
@@ -1657,10 +1593,6 @@ conn_closed(struct conn *cn)
 			conn_wait_push(cn, j, 1); /* untouched */
 		} else {
 			job_collect(cn, j);
-			buf_addf(&j->trace, "  %s [%s]: session %s%s%s\n",
-				 cn->t[cn->ti].host, addr,
-				 f == SMTPC_FAIL_NONE ? "completed" : "failed",
-				 reason[0] ? ": " : "", reason);
 			j->verdict = f == SMTPC_FAIL_421 ||
 					     f == SMTPC_FAIL_LOST ||
 					     f == SMTPC_FAIL_TLS
@@ -1688,14 +1620,9 @@ conn_closed(struct conn *cn)
 	if (cn->msgs > 0) {
 		/* a connection that carried mail before: closed while idle,
 		 * or RSET refused; the destination is not at fault */
-		buf_addf(&cn->trace,
-			 "  %s [%s]: cached connection not reusable (%s); "
-			 "reconnecting\n",
-			 cn->t[cn->ti].host, addr, why);
 		conn_reconnect(cn);
 		return;
 	}
-	buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host, addr, why);
 	rec_addr(cn, rec_outcome(f, why, cn->replies <= 1), why);
 	if (f == SMTPC_FAIL_AUTH_REFUSED) {
 		conn_auth_refused(cn, why);
@@ -1703,7 +1630,7 @@ conn_closed(struct conn *cn)
 	}
 	if (f == SMTPC_FAIL_LOST || f == SMTPC_FAIL_GREETING)
 		health_failed(&cn->t[cn->ti], cn->s.port);
-	cn->io = IO_TALK; /* the address line is already in the trace */
+	cn->io = IO_TALK; /* the address is already in the record */
 	conn_next_target(cn, why);
 }
 
@@ -1721,7 +1648,7 @@ conn_pump(struct conn *cn)
 				smtp_client_lost(cn->c, "output buffer full");
 				continue;
 			}
-			conn_trace_lines(cn, "> ",
+			conn_debug_lines(cn, "> ",
 					 smtp_client_transcript(cn->c),
 					 strlen(smtp_client_transcript(cn->c)));
 			attrec_conn_sent(&cn->rec,
@@ -2013,12 +1940,7 @@ conn_connect(struct conn *cn)
 static void
 conn_next_target(struct conn *cn, const char *why)
 {
-	char addr[64];
-
 	if (cn->io == IO_CONNECT) {
-		addr_text(&cn->t[cn->ti], addr, sizeof(addr));
-		buf_addf(&cn->trace, "  %s [%s]: %s\n", cn->t[cn->ti].host,
-			 addr, why);
 		health_failed(&cn->t[cn->ti], cn->s.port);
 		rec_addr(cn,
 			 strstr(why, "refused")	    ? "refused"
@@ -2239,7 +2161,6 @@ smtpo_on_deliver(struct smtpo *o, const struct ipc_hdr *h, struct ipc_in *in,
 	j->m.nrcpts = n;
 	j->m.envid = *j->envid ? j->envid : NULL;
 	job_shape(j);
-	buf_init(&j->trace, SMTPO_TRACE_MAX);
 	if (j->nt == 0 || n == 0) {
 		uint64_t session = j->session, id = j->id;
 		job_fail_conn(j, j->domain, "", "", "");
