@@ -1,6 +1,7 @@
 /* smtp_client — see smtp_client.h. */
 #include "mail/smtp_client.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -357,6 +358,85 @@ sc_xtext(struct buf *b, const char *s)
 	return 0;
 }
 
+/* UTF-8 of code point cp (a scalar value) into b. */
+static int
+sc_put_utf8(struct buf *b, unsigned long cp)
+{
+	unsigned char u[4];
+	size_t n;
+
+	if (cp < 0x800) {
+		u[0] = (unsigned char)(0xC0 | (cp >> 6));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xE0 | (cp >> 12));
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		n = 3;
+	} else {
+		u[0] = (unsigned char)(0xF0 | (cp >> 18));
+		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		n = 4;
+	}
+	u[n - 1] = (unsigned char)(0x80 | (cp & 0x3F));
+	return buf_add(b, u, n);
+}
+
+/* A \x{HEX} escape of a non-ASCII scalar value at s: its code point
+ * and length in *k; 0 otherwise (copied as it is). */
+static unsigned long
+sc_unitext_escape(const char *s, size_t *k)
+{
+	unsigned long cp = 0;
+	size_t i;
+
+	if (strncmp(s, "\\x{", 3) != 0)
+		return 0;
+	for (i = 3; i < 9 && isxdigit((unsigned char)s[i]); i++)
+		cp = cp * 16 + (unsigned long)(isdigit((unsigned char)s[i])
+						   ? s[i] - '0'
+						   : (s[i] | 0x20) - 'a' + 10);
+	if (i == 3 || s[i] != '}' || cp < 0x80 || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	*k = i + 1;
+	return cp;
+}
+
+/*
+ * RFC 6533 §3 utf-8-addr-unitext of a stored utf-8-addr-xtext address
+ * (smtp_cmd's 7-bit form): the \x{HEX} escapes of non-ASCII characters
+ * become raw UTF-8; those of '\\', '+' and '=' stay (QUCHAR excludes
+ * them); any other octet outside QCHAR is xtext-encoded as sc_xtext
+ * does. Only in an SMTPUTF8 transaction.
+ */
+static int
+sc_unitext(struct buf *b, const char *s)
+{
+	size_t k;
+	unsigned long cp;
+
+	while (*s) {
+		unsigned char c = (unsigned char)*s;
+		int r;
+
+		if ((cp = sc_unitext_escape(s, &k)) != 0) {
+			if (sc_put_utf8(b, cp) < 0)
+				return -1;
+			s += k;
+			continue;
+		}
+		if (c < 33 || c > 126 || c == '+' || c == '=')
+			r = buf_addf(b, "+%02X", c);
+		else
+			r = buf_addc(b, (char)c);
+		if (r < 0)
+			return -1;
+		s++;
+	}
+	return 0;
+}
+
 /* No octet that could end or break the command line or the path. */
 static bool
 sc_addr_ok(const char *s, bool empty_ok)
@@ -685,7 +765,13 @@ sc_rcpt_params(struct smtp_client *c, const struct smtp_client_rcpt *rc,
 		r |= buf_adds(b, " ORCPT=");
 		r |= buf_add(b, rc->orcpt, (size_t)(semi - rc->orcpt + 1));
 	}
-	r |= sc_xtext(b, semi ? semi + 1 : rc->orcpt);
+	/* a "utf-8" one (stored 7-bit): raw UTF-8 in an SMTPUTF8
+	 * transaction, else as stored (RFC 6533 §3) */
+	if (c->utf8 && semi != NULL && semi - rc->orcpt == 5 &&
+	    strncasecmp(rc->orcpt, "utf-8", 5) == 0)
+		r |= sc_unitext(b, semi + 1);
+	else
+		r |= sc_xtext(b, semi ? semi + 1 : rc->orcpt);
 	return r;
 }
 

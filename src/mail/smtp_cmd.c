@@ -184,11 +184,13 @@ smtp_prefix(const char *arg, size_t len, const char *pfx, size_t *pos,
 	return 0;
 }
 
-/* esmtp-value octets: %d33-60 / %d62-126 (ASCII only: all ours are). */
+/* esmtp-value octets: %d33-60 / %d62-126, and under SMTPUTF8 (utf8)
+ * the octets of UTF8-non-ascii too (RFC 6531 §3.3); only a "utf-8"
+ * ORCPT takes them, every other parameter refuses them. */
 static bool
-smtp_is_value_char(unsigned char c)
+smtp_is_value_char(unsigned char c, bool utf8)
 {
-	return c >= 33 && c <= 126 && c != '=';
+	return (c >= 33 && c <= 126 && c != '=') || (utf8 && c >= 0x80);
 }
 
 /*
@@ -197,7 +199,7 @@ smtp_is_value_char(unsigned char c)
  */
 static int
 smtp_next_param(const char *s, size_t n, size_t *pos, struct smtp_param *p,
-		struct smtp_reply *err)
+		bool utf8, struct smtp_reply *err)
 {
 	size_t i = *pos;
 
@@ -219,7 +221,7 @@ smtp_next_param(const char *s, size_t n, size_t *pos, struct smtp_param *p,
 	p->vallen = 0;
 	if (i < n && s[i] == '=') {
 		p->val = s + ++i;
-		while (i < n && smtp_is_value_char((unsigned char)s[i]))
+		while (i < n && smtp_is_value_char((unsigned char)s[i], utf8))
 			i++;
 		p->vallen = (size_t)(s + i - p->val);
 		if (p->vallen == 0)
@@ -301,8 +303,27 @@ smtp_utf8_scalar(const unsigned char *s, size_t n, size_t *k)
 	return cp;
 }
 
-/* A \x{HEX} escape at s (n octets left): its code point, length in *k;
- * -1 unless 1 to 6 hex digits name a scalar value. */
+/* Hex digits needed for cp in an RFC 6533 HEXPOINT: the fewest, at
+ * least two. */
+static size_t
+smtp_hexpoint_digits(long cp)
+{
+	size_t d = 2;
+
+	for (long v = cp >> 8; v > 0; v >>= 4)
+		d++;
+	return d;
+}
+
+/*
+ * A \x{HEX} escape at s (n octets left): its code point, length in *k;
+ * -1 unless it is an RFC 6533 §3 EmbeddedUnicodeChar: HEXPOINT names a
+ * scalar value outside ASCII or one of the xtext specials it may
+ * escape ('+', '=', '\\', SP and controls; the caller refuses the
+ * last two), in the fewest hex digits but at least two (no leading
+ * zeros: \x{41} and \x{00F6} are not HEXPOINTs). Hex digits in either
+ * case (ABNF strings are case-insensitive).
+ */
 static long
 smtp_embedded_char(const char *s, size_t n, size_t *k)
 {
@@ -318,7 +339,9 @@ smtp_embedded_char(const char *s, size_t n, size_t *k)
 		cp = cp * 16 + h;
 	}
 	if (i == 3 || i >= n || s[i] != '}' || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
+	    (cp >= 0xD800 && cp <= 0xDFFF) ||
+	    i - 3 != smtp_hexpoint_digits(cp) ||
+	    (cp > 0x20 && cp < 0x7f && cp != '+' && cp != '=' && cp != '\\'))
 		return -1;
 	*k = i + 1;
 	return cp;
@@ -326,8 +349,9 @@ smtp_embedded_char(const char *s, size_t n, size_t *k)
 
 /*
  * RFC 6533 §3: the address of a "utf-8" ORCPT, given as
- * utf-8-addr-xtext (\x{HEX} for what is not a QCHAR) or, under SMTPUTF8,
- * utf-8-addr-unitext (raw UTF-8), normalised in place to the 7-bit
+ * utf-8-addr-xtext (\x{HEX} for what is not a QCHAR) or, under SMTPUTF8
+ * only, utf-8-addr-unitext (raw UTF-8, well-formed; the caller lets
+ * 8-bit octets through only then), normalised in place to the 7-bit
  * utf-8-addr-xtext form: every non-ASCII character and '\\', '+', '='
  * as \x{HEX} (upper-case, no leading zeros). Controls (C0, DEL, C1) and
  * spaces are refused, as in every other stored value. -1 when malformed
@@ -377,7 +401,8 @@ smtp_orcpt_utf8(char *s, size_t max)
 }
 
 static int
-smtp_param_size(const struct smtp_param *p, void *args, struct smtp_reply *err)
+smtp_param_size(const struct smtp_param *p, const struct smtp_ext *ext,
+		void *args, struct smtp_reply *err)
 {
 	struct smtp_mail_args *m = args;
 	uint64_t v = 0;
@@ -398,7 +423,8 @@ smtp_param_size(const struct smtp_param *p, void *args, struct smtp_reply *err)
 }
 
 static int
-smtp_param_body(const struct smtp_param *p, void *args, struct smtp_reply *err)
+smtp_param_body(const struct smtp_param *p, const struct smtp_ext *ext,
+		void *args, struct smtp_reply *err)
 {
 	struct smtp_mail_args *m = args;
 
@@ -415,8 +441,8 @@ smtp_param_body(const struct smtp_param *p, void *args, struct smtp_reply *err)
 }
 
 static int
-smtp_param_smtputf8(const struct smtp_param *p, void *args,
-		    struct smtp_reply *err)
+smtp_param_smtputf8(const struct smtp_param *p, const struct smtp_ext *ext,
+		    void *args, struct smtp_reply *err)
 {
 	struct smtp_mail_args *m = args;
 
@@ -427,7 +453,8 @@ smtp_param_smtputf8(const struct smtp_param *p, void *args,
 }
 
 static int
-smtp_param_ret(const struct smtp_param *p, void *args, struct smtp_reply *err)
+smtp_param_ret(const struct smtp_param *p, const struct smtp_ext *ext,
+	       void *args, struct smtp_reply *err)
 {
 	struct smtp_mail_args *m = args;
 
@@ -441,7 +468,8 @@ smtp_param_ret(const struct smtp_param *p, void *args, struct smtp_reply *err)
 }
 
 static int
-smtp_param_envid(const struct smtp_param *p, void *args, struct smtp_reply *err)
+smtp_param_envid(const struct smtp_param *p, const struct smtp_ext *ext,
+		 void *args, struct smtp_reply *err)
 {
 	struct smtp_mail_args *m = args;
 
@@ -469,8 +497,8 @@ smtp_notify_bit(const char *s, size_t n)
 }
 
 static int
-smtp_param_notify(const struct smtp_param *p, void *args,
-		  struct smtp_reply *err)
+smtp_param_notify(const struct smtp_param *p, const struct smtp_ext *ext,
+		  void *args, struct smtp_reply *err)
 {
 	struct smtp_rcpt_args *r = args;
 	size_t i = 0, start;
@@ -502,7 +530,8 @@ smtp_param_notify(const struct smtp_param *p, void *args,
  * smtp_orcpt_utf8; the DSN decodes it for people).
  */
 static int
-smtp_param_orcpt(const struct smtp_param *p, void *args, struct smtp_reply *err)
+smtp_param_orcpt(const struct smtp_param *p, const struct smtp_ext *ext,
+		 void *args, struct smtp_reply *err)
 {
 	struct smtp_rcpt_args *r = args;
 	const char *semi;
@@ -518,9 +547,11 @@ smtp_param_orcpt(const struct smtp_param *p, void *args, struct smtp_reply *err)
 	if (!smtp_word_eq(p->val, tlen, "rfc822") && !utf8)
 		return smtp_syntax(err, "ORCPT address type not supported");
 	memcpy(r->orcpt, p->val, tlen + 1);
+	/* 8-bit octets, raw or xtext-encoded, only as utf-8-addr-unitext
+	 * and only in an SMTPUTF8 transaction (RFC 6533 §3, RFC 6531) */
 	if (smtp_xtext_decode(semi + 1, p->vallen - tlen - 1,
 			      r->orcpt + tlen + 1, SMTP_ORCPT_MAX - tlen - 1,
-			      utf8) < 0 ||
+			      utf8 && ext->smtputf8) < 0 ||
 	    (utf8 && smtp_orcpt_utf8(r->orcpt + tlen + 1,
 				     SMTP_ORCPT_MAX - tlen - 1) < 0)) {
 		r->orcpt[0] = '\0';
@@ -529,8 +560,8 @@ smtp_param_orcpt(const struct smtp_param *p, void *args, struct smtp_reply *err)
 	return 0;
 }
 
-typedef int (*smtp_param_fn)(const struct smtp_param *, void *,
-			     struct smtp_reply *);
+typedef int (*smtp_param_fn)(const struct smtp_param *, const struct smtp_ext *,
+			     void *, struct smtp_reply *);
 
 /* A known parameter: its keyword, the smtp_ext flag that enables it. */
 struct smtp_param_def {
@@ -573,7 +604,7 @@ smtp_parse_params(const char *s, size_t n, const struct smtp_ext *ext,
 	size_t pos = 0, k;
 	int r;
 
-	while ((r = smtp_next_param(s, n, &pos, &p, err)) > 0) {
+	while ((r = smtp_next_param(s, n, &pos, &p, ext->smtputf8, err)) > 0) {
 		for (k = 0; defs[k].kw != NULL; k++)
 			if (smtp_word_eq(p.kw, p.kwlen, defs[k].kw))
 				break;
@@ -582,7 +613,7 @@ smtp_parse_params(const char *s, size_t n, const struct smtp_ext *ext,
 		if (seen & (1u << k))
 			return smtp_syntax(err, "Duplicate parameter");
 		seen |= 1u << k;
-		if (defs[k].fn(&p, args, err) < 0)
+		if (defs[k].fn(&p, ext, args, err) < 0)
 			return -1;
 	}
 	return r;

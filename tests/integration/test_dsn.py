@@ -10,6 +10,7 @@ import time
 import pytest
 
 from world import make_message, queue_id
+from world.roles import wait_for
 from world.smtpclient import to_crlf_stuffed
 
 UNTRUSTED = {"server": {"trusted-networks": "10.0.0.0/8"}}
@@ -316,6 +317,75 @@ def test_utf8_orcpt_decoded_for_people_kept_encoded_in_the_report(todoku, dns, s
     shown = text.get_payload(decode=True).decode("utf-8")
     assert "Original recipient: <J\u00f6rg+x@b\u00e4r.test>" in shown, shown
     assert "<gone@hard.test>" in shown, shown
+
+
+def _rcpt_cmds(peer):
+    return [c for c in peer.all_commands() if c.upper().startswith("RCPT TO")]
+
+
+def test_raw_utf8_orcpt_under_smtputf8(todoku, dns, smtp_peer):
+    """RFC 6533 §3: ORCPT=utf-8;<raw UTF-8> (utf-8-addr-unitext) is taken
+    only in a transaction whose MAIL carried SMTPUTF8, stored in its 7-bit
+    form, passed on raw to a next hop that takes this message with
+    SMTPUTF8 and in the 7-bit utf-8-addr-xtext form to one that offers
+    DSN only, and shown decoded in a bounce."""
+    both = smtp_peer(port=25, ehlo=["PIPELINING", "8BITMIME", "DSN", "SMTPUTF8"])
+    dsn_only = smtp_peer(port=25, ehlo=["PIPELINING", "8BITMIME", "DSN"],
+                         replies={"RCPT": ["550 5.1.1 no such user here"]})
+    dns.zone("uni.test", ["@ MX 10 mx", "mx A %s" % both.addr])
+    dns.zone("seven.test", ["@ MX 10 mx", "mx A %s" % dsn_only.addr])
+    d = todoku(dns_servers=[dns.addr])
+    orcpt = "J\u00f6rg+x@b\u00e4r.test"   # the + must travel as \x{2B}
+    raw = "ORCPT=utf-8;J\u00f6rg+2Bx@b\u00e4r.test"  # xtext + raw UTF-8
+    c = d.smtp()
+    c.ehlo()
+    # without SMTPUTF8 on MAIL: refused
+    assert c.cmd("MAIL FROM:<someone@localhost>").code == 250
+    r = c.cmd("RCPT TO:<j\u00fcrgen@uni.test> NOTIFY=FAILURE %s" % raw)
+    assert (r.code, r.enh) == (553, "5.6.7"), r   # the UTF-8 address first
+    r = c.cmd("RCPT TO:<ascii@uni.test> NOTIFY=FAILURE %s" % raw)
+    assert (r.code, r.enh) == (501, "5.5.4"), r
+    c.cmd("RSET")
+    # with it: taken; the UTF-8 local part makes SMTPUTF8 needed outbound
+    assert c.cmd("MAIL FROM:<someone@localhost> SMTPUTF8").code == 250
+    r = c.cmd("RCPT TO:<j\u00fcrgen@uni.test> NOTIFY=FAILURE %s" % raw)
+    assert r.code == 250, r
+    r = c.cmd("RCPT TO:<gone@seven.test> NOTIFY=FAILURE %s" % raw)
+    assert r.code == 250, r
+    # ill-formed UTF-8, a C1 control, a leading-zero escape: 501
+    for bad in (b"a\xc0\xafb@b.test", b"a\xc2\x85b@b.test", b"a\\x{00E4}@b.test"):
+        c.send(b"RCPT TO:<x@seven.test> ORCPT=utf-8;" + bad + b"\r\n")
+        assert c.read_reply().code == 501, bad
+    assert c.cmd("DATA").code == 354
+    # ASCII header: only the envelope needs SMTPUTF8 (at uni.test)
+    msg = make_message(subject="unitext orcpt", sender="someone@localhost",
+                       to="gone@seven.test")
+    r = c.data_bytes(to_crlf_stuffed(msg))
+    assert r.code == 250, r
+    qid = queue_id(r.text)
+    c.quit()
+
+    both.wait_messages(1)
+    rc = _rcpt_cmds(both)
+    assert rc == ["RCPT TO:<j\u00fcrgen@uni.test> NOTIFY=FAILURE "
+                  "ORCPT=utf-8;J\u00f6rg\\x{2B}x@b\u00e4r.test"], rc
+    assert any(m.upper().startswith("MAIL FROM") and "SMTPUTF8" in m.upper()
+               for m in both.all_commands())
+    # the DSN-only hop: 7-bit form (no SMTPUTF8 needed for this recipient)
+    wait_for(lambda: _rcpt_cmds(dsn_only), 20, "RCPT at the DSN-only hop")
+    rc = _rcpt_cmds(dsn_only)
+    assert rc[0] == ("RCPT TO:<gone@seven.test> NOTIFY=FAILURE "
+                     "ORCPT=utf-8;J\\x{F6}rg\\x{2B}x@b\\x{E4}r.test"), rc
+    assert all(ord(ch) < 128 for ch in rc[0]), rc
+    # the bounce: 7-bit in Original-Recipient, decoded for people
+    d.wait_delivered("someone", 1, timeout=20)
+    rep = _reports(d)[0]
+    m, _, rcpts, _ = _parse(rep)
+    assert rcpts[0].get("original-recipient") == \
+        "utf-8;J\\x{F6}rg\\x{2B}x@b\\x{E4}r.test", rcpts
+    shown = m.get_payload()[0].get_payload(decode=True).decode("utf-8")
+    assert "Original recipient: <%s>" % orcpt in shown, shown
+    assert qid
 
 
 def test_notify_success_local_delivery_reports_delivered(todoku):

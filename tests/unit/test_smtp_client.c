@@ -863,6 +863,84 @@ test_local_refusals(void **state)
 	w_free(&w);
 }
 
+/* RFC 6533 §3: a stored utf-8 ORCPT (7-bit utf-8-addr-xtext) goes as
+ * raw UTF-8 (utf-8-addr-unitext) in an SMTPUTF8 transaction, '\', '+'
+ * and '=' still escaped; without SMTPUTF8 for this message (not needed
+ * here, or not offered) it goes as stored. */
+static void
+test_utf8_orcpt_forms(void **state)
+{
+	static const struct smtp_client_rcpt rc[] = {
+	    {.addr = "j\xc3\xb6rg@example.org",
+	     .notify = SMTP_NOTIFY_FAILURE,
+	     .orcpt = "utf-8;J\\x{F6}rg\\x{2B}1@b\\x{1F600}.de"}};
+	static const struct smtp_client_rcpt rc7[] = {
+	    {.addr = "jorg@example.org",
+	     .notify = SMTP_NOTIFY_FAILURE,
+	     .orcpt = "utf-8;J\\x{F6}rg\\x{2B}1@b\\x{1F600}.de"}};
+	static const struct smtp_client_msg m = {.sender = "a@x.net",
+						 .rcpts = rc,
+						 .nrcpts = 1,
+						 .size = 10,
+						 .smtputf8 = true};
+	static const struct smtp_client_msg m7 = {.sender = "a@x.net",
+						  .rcpts = rc7,
+						  .nrcpts = 1,
+						  .size = 10,
+						  .smtputf8 = true};
+	static const char *const utf8[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250-DSN",
+	    "S: 250 SMTPUTF8",
+	    "MSG",
+	    "C: MAIL FROM:<a@x.net> SMTPUTF8",
+	    "S: 250 2.1.0 Ok",
+	    "C: RCPT TO:<j\xc3\xb6rg@example.org> NOTIFY=FAILURE "
+	    "ORCPT=utf-8;J\xc3\xb6rg\\x{2B}1@b\xf0\x9f\x98\x80.de",
+	    "S: 250 2.1.5 Ok",
+	    "C: DATA",
+	    "S: 354 go",
+	    "BODY",
+	    "S: 250 2.0.0 queued",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	/* SMTPUTF8 offered but not needed by this message: 7-bit form */
+	static const char *const ascii[] = {
+	    GREET,
+	    "C: EHLO out.example.net",
+	    "S: 250-mx.example.org",
+	    "S: 250-DSN",
+	    "S: 250 SMTPUTF8",
+	    "MSG",
+	    "C: MAIL FROM:<a@x.net>",
+	    "S: 250 2.1.0 Ok",
+	    "C: RCPT TO:<jorg@example.org> NOTIFY=FAILURE "
+	    "ORCPT=utf-8;J\\x{F6}rg\\x{2B}1@b\\x{1F600}.de",
+	    "S: 250 2.1.5 Ok",
+	    "C: DATA",
+	    "S: 354 go",
+	    "BODY",
+	    "S: 250 2.0.0 queued",
+	    "QUIT",
+	    "C: QUIT",
+	    "S: 221 Bye",
+	    "CLOSE",
+	    NULL};
+	struct world w;
+
+	w_run(&w, &plain_params, &m, 1, utf8);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+	w_run(&w, &plain_params, &m7, 1, ascii);
+	assert_outcome(&w, 0, SMTPC_DELIVERED, SMTPC_CMD_DOT, 250, "2.0.0");
+	w_free(&w);
+}
+
 static void
 test_smtputf8(void **state)
 {
@@ -1455,6 +1533,7 @@ main(void)
 	    cmocka_unit_test(test_auth),
 	    cmocka_unit_test(test_local_refusals),
 	    cmocka_unit_test(test_smtputf8),
+	    cmocka_unit_test(test_utf8_orcpt_forms),
 	    cmocka_unit_test(test_long_lines_signed),
 	    cmocka_unit_test(test_shape),
 	    cmocka_unit_test(test_bad_addresses),

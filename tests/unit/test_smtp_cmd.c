@@ -12,6 +12,8 @@
 
 static const struct smtp_ext ext_all = {true, true, true, true};
 static const struct smtp_ext ext_none = {false, false, false, false};
+/* DSN offered, no SMTPUTF8 in the transaction */
+static const struct smtp_ext ext_dsn = {true, true, false, true};
 
 static int
 cmd(const char *line, struct smtp_cmd *c, struct smtp_reply *r)
@@ -252,7 +254,10 @@ test_mail_body_utf8(void **state)
 	mail_fails("FROM:<a@b.c> SMTPUTF8=yes", &ext_all, 501, "5.5.4");
 	mail_fails("FROM:<a@b.c> SMTPUTF8", &ext_none, 555, "5.5.4");
 	mail_fails("FROM:<a@b.c> SMTPUTF8 SMTPUTF8", &ext_all, 501, "5.5.4");
-	mail_fails("FROM:<a@b.c> X=\xc3\xa9", &ext_all, 501, "5.5.4");
+	/* UTF-8 in an esmtp-value is syntax only with SMTPUTF8 (RFC 6531
+	 * §3.3); the unknown parameter is then what is refused */
+	mail_fails("FROM:<a@b.c> X=\xc3\xa9", &ext_dsn, 501, "5.5.4");
+	mail_fails("FROM:<a@b.c> X=\xc3\xa9", &ext_all, 555, "5.5.4");
 }
 
 static void
@@ -278,6 +283,9 @@ test_mail_dsn(void **state)
 	mail_fails("FROM:<> ENVID=a+0D+0Ab", &ext_all, 501, "5.5.4");
 	mail_fails("FROM:<> ENVID=a+00", &ext_all, 501, "5.5.4");
 	mail_fails("FROM:<> ENVID=a+4", &ext_all, 501, "5.5.4");
+	/* 8-bit octets in a MAIL parameter: refused, SMTPUTF8 or not */
+	mail_fails("FROM:<> SMTPUTF8 ENVID=a\xc3\xb6", &ext_all, 501, "5.5.4");
+	mail_fails("FROM:<> ENVID=a\xc3\xb6", &ext_dsn, 501, "5.5.4");
 	mail_fails("FROM:<> ENVID=a+", &ext_all, 501, "5.5.4");
 	mail_fails("FROM:<> ENVID=a+GG", &ext_all, 501, "5.5.4");
 	mail_fails("FROM:<> ENVID", &ext_all, 501, "5.5.4");
@@ -392,17 +400,36 @@ test_rcpt_dsn(void **state)
 	assert_string_equal(a.orcpt, "UTF-8;b@c");
 	/* RFC 6533: stored as 7-bit utf-8-addr-xtext, escapes normalised,
 	 * '+' and '=' escaped */
-	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=utf-8;J\\x{f6}rg\\x{0041}"
-			      "+2Bx+3D@b\\x{1F600}.de",
+	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=utf-8;J\\x{f6}rg\\x{5c}"
+			      "+2Bx+3D@b\\x{1F600}.de\\x{2b}",
 			      &ext_all, &a, &r),
 			 0);
-	assert_string_equal(a.orcpt,
-			    "utf-8;J\\x{F6}rgA\\x{2B}x\\x{3D}@b\\x{1F600}.de");
-	/* UTF-8 octets xtext-encoded are escaped too; raw 8-bit octets in a
-	 * parameter value are refused before (esmtp-value is ASCII) */
+	assert_string_equal(
+	    a.orcpt,
+	    "utf-8;J\\x{F6}rg\\x{5C}\\x{2B}x\\x{3D}@b\\x{1F600}.de\\x{2B}");
+	/* UTF-8 octets xtext-encoded are escaped too (SMTPUTF8 only) */
 	assert_int_equal(
 	    rcpt("TO:<a@b.c> ORCPT=utf-8;J+C3+B6rg@b.de", &ext_all, &a, &r), 0);
 	assert_string_equal(a.orcpt, "utf-8;J\\x{F6}rg@b.de");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;J+C3+B6rg@b.de", &ext_dsn, 501,
+		   "5.5.4");
+	/* RFC 6533 HEXPOINT: the fewest digits (at least two), and only
+	 * for non-ASCII or the xtext specials */
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;J\\x{00F6}rg@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;\\x{41}b@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;\\x{0041}b@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;\\x{02B}b@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;\\x{01F600}b@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;\\x{20}b@b", &ext_all, 501, "5.5.4");
+	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=utf-8;\\x{100}\\x{FFFD}"
+			      "\\x{10FFFF}@b",
+			      &ext_all, &a, &r),
+			 0);
+	assert_string_equal(a.orcpt, "utf-8;\\x{100}\\x{FFFD}\\x{10FFFF}@b");
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{D800}@b", &ext_all, 501,
 		   "5.5.4");
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{110000}@b", &ext_all, 501,
@@ -411,8 +438,37 @@ test_rcpt_dsn(void **state)
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{85}@b", &ext_all, 501, "5.5.4");
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\x{}@b", &ext_all, 501, "5.5.4");
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\\y@b", &ext_all, 501, "5.5.4");
-	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;J\xc3\xb6rg@b.de", &ext_all, 501,
+	/* raw UTF-8 (utf-8-addr-unitext): only in an SMTPUTF8 transaction,
+	 * stored in the same 7-bit form */
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;J\xc3\xb6rg@b.de", &ext_dsn, 501,
 		   "5.5.4");
+	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=utf-8;J\xc3\xb6rg@b\xc3\xa4r."
+			      "de NOTIFY=FAILURE",
+			      &ext_all, &a, &r),
+			 0);
+	assert_string_equal(a.orcpt, "utf-8;J\\x{F6}rg@b\\x{E4}r.de");
+	assert_int_equal(a.notify, SMTP_NOTIFY_FAILURE);
+	assert_int_equal(rcpt("TO:<a@b.c> ORCPT=utf-8;\xe7\x94\xb0\\x{2B}"
+			      "\xf0\x9f\x98\x80@\\x{E4}.de",
+			      &ext_all, &a, &r),
+			 0);
+	assert_string_equal(a.orcpt,
+			    "utf-8;\\x{7530}\\x{2B}\\x{1F600}@\\x{E4}.de");
+	/* ill-formed UTF-8: overlong, surrogate, cut short, stray
+	 * continuation, above U+10FFFF; C1 controls */
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\xc0\xaf"
+		   "b@b",
+		   &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\xed\xa0\x80@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\xc3", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\xb6@b", &ext_all, 501, "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\xf4\x90\x80\x80@b", &ext_all, 501,
+		   "5.5.4");
+	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a\xc2\x85@b", &ext_all, 501,
+		   "5.5.4");
+	/* other parameters never take 8-bit octets */
+	rcpt_fails("TO:<a@b.c> NOTIFY=FAILURE\xc3\xb6", &ext_all, 501, "5.5.4");
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a+C0+AFb@b", &ext_all, 501, "5.5.4");
 	rcpt_fails("TO:<a@b.c> ORCPT=utf-8;a+ED+A0+80@b", &ext_all, 501,
 		   "5.5.4");
