@@ -1144,6 +1144,8 @@ static const struct key delivery_keys[] = {
      10000, "a number from 1 to 10000"},
     {"connection-max-age", set_duration, OFF_C(delivery_conn_max_age), 1, 3600,
      "a duration like 60s, from 1s to 1h"},
+    {"connection-idle-time", set_duration, OFF_C(delivery_conn_idle), 0, 300,
+     "a duration like 1s, from 0s (close at once) to 5m"},
     {"ipv4-first-for", set_duration, OFF_C(delivery_v4first_for), 0, 30 * DAY,
      "a duration like 24h, from 0s (off) to 30d"},
     {NULL, NULL, 0, 0, 0, NULL},
@@ -1278,6 +1280,7 @@ conf_new(struct parser *p)
 	c->delivery_max_sessions = 32;
 	c->delivery_conn_max_msgs = 20;
 	c->delivery_conn_max_age = 60;
+	c->delivery_conn_idle = 1;
 	c->delivery_v4first_for = DAY;
 	/* libunbound's own defaults are tiny (DESIGN §7) */
 	c->dns_outgoing_range = 1024;
@@ -2844,6 +2847,8 @@ dump_delivery(const struct conf *c, struct buf *b)
 	r = r ? r
 	      : dump_duration(b, "connection-max-age",
 			      c->delivery_conn_max_age);
+	r = r ? r
+	      : dump_duration(b, "connection-idle-time", c->delivery_conn_idle);
 	return r ? r
 		 : dump_duration(b, "ipv4-first-for", c->delivery_v4first_for);
 }

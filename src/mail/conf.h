@@ -225,6 +225,7 @@ struct conf {
 	unsigned delivery_max_sessions;	 /* max-sessions */
 	unsigned delivery_conn_max_msgs; /* connection-max-messages */
 	uint64_t delivery_conn_max_age;	 /* connection-max-age */
+	uint64_t delivery_conn_idle;	 /* connection-idle-time */
 	uint64_t delivery_v4first_for;	 /* ipv4-first-for */
 
 	/* [dns] */

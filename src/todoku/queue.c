@@ -617,8 +617,8 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
  * for it, not only while it has jobs: when its last job is answered its
  * outcome counts for slow start (osess_feedback) and it stays, idle,
  * joinable by the next ready job (smtp-out keeps the connection
- * SMTPO_LINGER seconds), until smtp-out reports the connection closed
- * (O_CLOSED). So the next hop never sees more connections than the
+ * [delivery] connection-idle-time), until smtp-out reports the connection
+ * closed (O_CLOSED). So the next hop never sees more connections than the
  * limit, a connection in its idle linger or its QUIT included. The
  * overall limit counts busy sessions only. One exception: the IPv4
  * retry after an IPv6 policy refusal opens its connection beside the
@@ -1928,7 +1928,7 @@ queue_dmarc_timed(struct queue *q)
  * wake-up (every event that changes the queue decides at once anyway). */
 /*
  * An idle session whose close never came: smtp-out keeps an idle
- * connection SMTPO_LINGER seconds, then waits at most a command timeout
+ * connection connection-idle-time, then waits at most a command timeout
  * for the QUIT reply, so a session idle much longer than that has lost
  * its O_CLOSED (a bug): free its slot rather than starve the
  * destination, and say so.
@@ -1937,8 +1937,9 @@ static void
 queue_reap_sessions(struct queue *q)
 {
 	time_t now = clock_now();
-	time_t most =
-	    SMTPO_LINGER + (time_t)q->env->conf->delivery_timeout_command + 60;
+	time_t most = (time_t)(q->env->conf->delivery_conn_idle +
+			       q->env->conf->delivery_timeout_command) +
+		      60;
 
 	for (struct osess *s = osessions, *n; s; s = n) {
 		n = s->next;

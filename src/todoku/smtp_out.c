@@ -1533,7 +1533,7 @@ conn_start_job(struct conn *cn, struct job *j)
 static void
 conn_idle(struct conn *cn)
 {
-	struct timeval tv = {SMTPO_LINGER, 0};
+	struct timeval tv = {(time_t)cn->o->env->conf->delivery_conn_idle, 0};
 
 	cn->io = IO_IDLE;
 	if (cn->ev == NULL)
@@ -1991,7 +1991,7 @@ conn_find_idle(struct smtpo *o, const struct job *j, int family)
 
 /*
  * The first job of a new queue session may take an idle connection
- * (SMTPO_LINGER) with the same key to the address this attempt would
+ * (connection-idle-time) with the same key to the address this attempt would
  * try first anyway: it meets the address order as a fresh connection
  * would, without the connect, greeting and EHLO (DESIGN §7's connection
  * cache, "reuse only after RSET gets 250": the next transaction on it

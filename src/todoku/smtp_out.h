@@ -29,13 +29,14 @@
  * connection-max-age seconds. The queue decides which jobs share a connection:
  * jobs with the same session id go, in order, over the connection of that
  * session. When a connection runs out of jobs it stays open, idle, for
- * SMTPO_LINGER seconds (closed at once if the server speaks or closes)
- * for the next job of its session (the queue may add one before it saw
- * the last result). An idle connection with the same cache key
- * (address, port, source address, HELO, TLS policy, verify policy, CA
- * store and (verify = ca) host name, SASL identity) is taken by the IPv4
- * retry, and by the first job of a new session when it is to the
- * address that attempt would try first anyway (not dead in the health
+ * [delivery] connection-idle-time (closed at once if the server speaks
+ * or closes) for the next job of its session: the queue keeps the
+ * session, and its slot under the destination's limit, until O_CLOSED
+ * says the connection is gone (closed, or taken by another session). An idle
+ * connection with the same cache key (address, port, source address, HELO, TLS
+ * policy, verify policy, CA store and (verify = ca) host name, SASL identity)
+ * is taken by the IPv4 retry, and by the first job of a new session when it is
+ * to the address that attempt would try first anyway (not dead in the health
  * memory; not an IPv6 address while IPv4 ones exist, where the IPv6
  * plan decides); other attempts connect afresh, so every attempt of
  * the retry schedule meets the address order and health memory anew. A reused
@@ -81,8 +82,6 @@
 #define SMTPO_TARGETS_MAX 64
 #define SMTPO_READ 16384
 #define SMTPO_BODY_CHUNK 65536
-
-#define SMTPO_LINGER 1 /* seconds an idle connection is kept */
 
 /* O_RESULT verdict: the connection as the destination's health sees it */
 #define SMTPO_V_NONE 0

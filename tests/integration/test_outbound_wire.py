@@ -129,7 +129,7 @@ def test_a_finished_attempt_frees_its_slot_before_its_result_is_committed(todoku
 
 def test_next_attempt_takes_the_idle_connection(todoku, dns, smtp_peer):
     """Mail that leaves as fast as it arrives makes one queue session per
-    message. smtp-out keeps a finished connection idle for SMTPO_LINGER
+    message. smtp-out keeps a finished connection idle for connection-idle-time
     (1 s); the next attempt to the same first address takes it (after
     RSET) instead of connecting again. Each try below sends a message,
     waits until it left the queue (its session is over), then sends the

@@ -182,3 +182,29 @@ def test_smtp_out_processes_share_the_work_and_one_death_costs_only_its_own(
     for dom, qid in qids.items():
         wait_for(lambda: _show(d, qid) is None, 15, "%s removed from the queue" % qid)
     assert d.running()
+
+
+def test_restarted_queue_never_reuses_the_old_queues_sessions(todoku, dns, smtp_peer):
+    """A restarted queue numbers its outbound sessions from 1 again;
+    smtp-out's idle connections still carried the old queue's numbers.
+    A job of the new queue's session 1, for another destination, must not
+    go over the old session 1's idle connection to the first one."""
+    p1 = smtp_peer(port=25)
+    p2 = smtp_peer(port=25)
+    dns.zone("one.test", ["@ MX 10 mx", "mx A %s" % p1.addr])
+    dns.zone("two.test", ["@ MX 10 mx", "mx A %s" % p2.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "queue": {"retry": "1h"},
+        # one smtp-out holds both destinations' connections; the idle
+        # connection outlives the queue's restart
+        "delivery": {"processes": "1", "connection-idle-time": "60s"}})
+    _send(d, "a@one.test", "first")
+    _wait_peer(p1, "a@one.test")
+    assert p1.active == 1  # idle, kept for the next message
+    queue = _role(d, "queue")
+    _kill(d, "queue", queue)
+    _new_pid(d, "queue", {queue})
+    _send(d, "b@two.test", "second")
+    got = _wait_peer(p2, "b@two.test")
+    assert b"Subject: second" in got[0]["data"]
+    assert not [m for m in p1.messages if "b@two.test" in m["rcpts"]], p1.transcript()

@@ -816,13 +816,15 @@ test_delivery_scheduling(void **state)
 	assert_int_equal(c->delivery_max_sessions, 32);
 	assert_int_equal(c->delivery_conn_max_msgs, 20);
 	assert_int_equal(c->delivery_conn_max_age, 60);
+	assert_int_equal(c->delivery_conn_idle, 1);
 	assert_int_equal(c->delivery_v4first_for, 86400);
 	conf_free(c);
 	snprintf(text, sizeof(text),
 		 "%sdestination-concurrency = 2\n"
 		 "destination-concurrency-max = 3\ndead-after = 7\n"
 		 "max-sessions = 9\nconnection-max-messages = 4\n"
-		 "connection-max-age = 2m\nipv4-first-for = 0s\n",
+		 "connection-max-age = 2m\nipv4-first-for = 0s\n"
+		 "connection-idle-time = 0s\n",
 		 base);
 	c = parse(text, err);
 	assert_non_null(c);
@@ -832,11 +834,13 @@ test_delivery_scheduling(void **state)
 	assert_int_equal(c->delivery_max_sessions, 9);
 	assert_int_equal(c->delivery_conn_max_msgs, 4);
 	assert_int_equal(c->delivery_conn_max_age, 120);
+	assert_int_equal(c->delivery_conn_idle, 0);
 	assert_int_equal(c->delivery_v4first_for, 0);
 	buf_init(&b, 1 << 20);
 	assert_int_equal(conf_dump(c, &b), 0);
 	assert_non_null(strstr(b.data, "destination-concurrency-max = 3\n"));
 	assert_non_null(strstr(b.data, "connection-max-age = 2m\n"));
+	assert_non_null(strstr(b.data, "connection-idle-time = 0\n"));
 	buf_free(&b);
 	conf_free(c);
 	snprintf(text, sizeof(text), "%sdestination-concurrency = 0\n", base);
@@ -849,6 +853,10 @@ test_delivery_scheduling(void **state)
 	snprintf(text, sizeof(text), "%s\nconnection-max-age = 2h\n", base);
 	assert_null(parse(text, err));
 	assert_non_null(strstr(err, "todoku.conf:5:"));
+	snprintf(text, sizeof(text), "%sconnection-idle-time = 6m\n", base);
+	assert_null(parse(text, err));
+	assert_non_null(strstr(err, "todoku.conf:4:"));
+	assert_non_null(strstr(err, "to 5m"));
 	/* the pair is checked once the file is read, at the section */
 	snprintf(text, sizeof(text),
 		 "%sdestination-concurrency = 8\n"
