@@ -2,6 +2,7 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,34 @@ static int log_syslog;
 static enum log_level log_level = LOG_LVL_INFO;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+/*
+ * The pid in every stderr line, asked once per process instead of once
+ * per line (glibc does not cache getpid(), so each line cost a system
+ * call); a child of fork() asks again in its atfork handler.
+ */
+static pid_t log_pid_cached;
+static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
+
+static void
+log_pid_refresh(void)
+{
+	log_pid_cached = getpid();
+}
+
+static void
+log_pid_init(void)
+{
+	log_pid_refresh();
+	pthread_atfork(NULL, NULL, log_pid_refresh);
+}
+
+static pid_t
+log_pid(void)
+{
+	pthread_once(&log_pid_once, log_pid_init);
+	return log_pid_cached;
+}
 
 void
 log_init(const char *role, int use_syslog, enum log_level level)
@@ -92,7 +121,7 @@ log_vemit(enum log_level level, const char *fmt, va_list ap)
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 		fprintf(stderr, "%s.%03ldZ todoku/%s[%d]: %s%s\n", stamp,
-			ts.tv_nsec / 1000000, log_role, (int)getpid(),
+			ts.tv_nsec / 1000000, log_role, (int)log_pid(),
 			level <= LOG_LVL_WARN
 			    ? (level == LOG_LVL_ERR ? "error: " : "warning: ")
 			    : "",
