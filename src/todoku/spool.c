@@ -1651,6 +1651,7 @@ static void
 spool_submit(struct spool *sp, struct job *j)
 {
 	struct job **head, **tail;
+	int wake = 1;
 
 	j->next = NULL;
 	pthread_mutex_lock(&sp->lock);
@@ -1658,6 +1659,10 @@ spool_submit(struct spool *sp, struct job *j)
 		head = &sp->lazy, tail = &sp->lazy_tail;
 		if (sp->nlazy++ == 0)
 			clock_gettime(CLOCK_MONOTONIC, &sp->lazy_since);
+		/* the writer's deadline changes only with the first one,
+		 * and it must act at once only when the batch is full */
+		else
+			wake = sp->nlazy >= SPOOL_LAZY_MAX;
 	} else {
 		head = &sp->pending, tail = &sp->pending_tail;
 	}
@@ -1666,8 +1671,11 @@ spool_submit(struct spool *sp, struct job *j)
 	else
 		*head = j;
 	*tail = j;
-	pthread_cond_signal(&sp->cond);
 	pthread_mutex_unlock(&sp->lock);
+	/* after the unlock: a writer woken while we still held the mutex
+	 * would only block on it again (two more context switches) */
+	if (wake)
+		pthread_cond_signal(&sp->cond);
 }
 
 /* Add a column to attempt unless the spool has it already. */
@@ -1858,8 +1866,8 @@ spool_close(struct spool *sp)
 {
 	pthread_mutex_lock(&sp->lock);
 	sp->stop = 1;
-	pthread_cond_signal(&sp->cond);
 	pthread_mutex_unlock(&sp->lock);
+	pthread_cond_signal(&sp->cond);
 	pthread_join(sp->thread, NULL);
 	spool_on_done(sp->efd, EV_READ, sp);
 	sql_fin_all(sp);
