@@ -13,6 +13,7 @@
 
 #define IPC_F_FD 0x1
 #define IPC_MAX_FDS 64
+#define IPC_GATHER 16 /* messages per sendmsg() */
 
 struct ipc_qmsg {
 	struct ipc_qmsg *next;
@@ -35,6 +36,8 @@ struct ipc {
 	ipc_close_cb *on_close;
 	void *arg;
 	int closed;
+	int corked;    /* ipc_cork depth: sends only queue */
+	int cork_sent; /* ipc_send while corked: uncork writes */
 	int in_dispatch;
 	int free_pending;
 };
@@ -119,19 +122,26 @@ ipc_fail(struct ipc *ipc)
 		ipc->on_close(ipc, ipc->arg);
 }
 
+/*
+ * Write what is queued: messages without a descriptor go out gathered,
+ * up to IPC_GATHER of them per sendmsg(); a message with one goes first
+ * in its own call, its fd riding on its first byte.
+ */
 static int
 ipc_write_some(struct ipc *ipc)
 {
 	while (ipc->head) {
 		struct ipc_qmsg *m = ipc->head;
-		struct iovec iov = {m->data + m->off, m->len - m->off};
+		struct iovec iov[IPC_GATHER];
+		size_t niov = 0;
 		union {
 			struct cmsghdr h;
 			char b[CMSG_SPACE(sizeof(int))];
 		} cm;
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		struct msghdr mh = {.msg_iov = iov};
 		ssize_t w;
 
+		iov[niov++] = (struct iovec){m->data + m->off, m->len - m->off};
 		if (m->off == 0 && m->fd >= 0) {
 			memset(&cm, 0, sizeof(cm));
 			mh.msg_control = cm.b;
@@ -141,7 +151,12 @@ ipc_write_some(struct ipc *ipc)
 			c->cmsg_type = SCM_RIGHTS;
 			c->cmsg_len = CMSG_LEN(sizeof(int));
 			memcpy(CMSG_DATA(c), &m->fd, sizeof(int));
+		} else {
+			for (struct ipc_qmsg *n = m->next;
+			     n && n->fd < 0 && niov < IPC_GATHER; n = n->next)
+				iov[niov++] = (struct iovec){n->data, n->len};
 		}
+		mh.msg_iovlen = niov;
 		w = sendmsg(ipc->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -154,13 +169,20 @@ ipc_write_some(struct ipc *ipc)
 			close(m->fd);
 			m->fd = -1;
 		}
-		m->off += (size_t)w;
 		ipc->queued -= (size_t)w;
-		if (m->off == m->len) {
+		/* retire what was written whole; a partial one stays first */
+		while (w > 0) {
+			size_t left = m->len - m->off;
+			if ((size_t)w < left) {
+				m->off += (size_t)w;
+				break;
+			}
+			w -= (ssize_t)left;
 			ipc->head = m->next;
 			if (ipc->head == NULL)
 				ipc->tail = NULL;
 			xfree(m);
+			m = ipc->head;
 		}
 	}
 	return 0;
@@ -179,9 +201,22 @@ ipc_on_write(evutil_socket_t fd, short what, void *arg)
 		event_add(ipc->wev, NULL);
 }
 
-int
-ipc_send(struct ipc *ipc, uint16_t type, uint64_t id, int fd,
-	 const struct ipc_out *out)
+/* Write what is queued now; the rest when the socket takes more. */
+static void
+ipc_push(struct ipc *ipc)
+{
+	if (ipc_write_some(ipc) < 0) {
+		/* report asynchronously through the read path */
+		event_active(ipc->rev, EV_READ, 0);
+		return;
+	}
+	if (ipc->head)
+		event_add(ipc->wev, NULL);
+}
+
+static int
+ipc_enqueue(struct ipc *ipc, uint16_t type, uint64_t id, int fd,
+	    const struct ipc_out *out, int later)
 {
 	size_t plen = out ? out->b.len : 0;
 	struct ipc_hdr h = {(uint32_t)plen, type, 0, id};
@@ -215,14 +250,44 @@ ipc_send(struct ipc *ipc, uint16_t type, uint64_t id, int fd,
 		ipc->head = m;
 	ipc->tail = m;
 	ipc->queued += m->len;
-	if (ipc_write_some(ipc) < 0) {
-		/* report asynchronously through the read path */
-		event_active(ipc->rev, EV_READ, 0);
+	if (later)
+		return 0;
+	if (ipc->corked) {
+		ipc->cork_sent = 1;
 		return 0;
 	}
-	if (ipc->head)
-		event_add(ipc->wev, NULL);
+	ipc_push(ipc);
 	return 0;
+}
+
+int
+ipc_send(struct ipc *ipc, uint16_t type, uint64_t id, int fd,
+	 const struct ipc_out *out)
+{
+	return ipc_enqueue(ipc, type, id, fd, out, 0);
+}
+
+int
+ipc_send_later(struct ipc *ipc, uint16_t type, uint64_t id,
+	       const struct ipc_out *out)
+{
+	return ipc_enqueue(ipc, type, id, -1, out, 1);
+}
+
+void
+ipc_cork(struct ipc *ipc)
+{
+	ipc->corked++;
+}
+
+void
+ipc_uncork(struct ipc *ipc)
+{
+	if (ipc->corked == 0 || --ipc->corked > 0 || !ipc->cork_sent)
+		return;
+	ipc->cork_sent = 0;
+	if (ipc->head && !ipc->closed)
+		ipc_push(ipc);
 }
 
 int

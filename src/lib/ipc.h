@@ -63,6 +63,20 @@ size_t ipc_queued(const struct ipc *ipc);
  * The fd is duplicated by the kernel on send; the caller keeps its own. */
 int ipc_send(struct ipc *ipc, uint16_t type, uint64_t id, int fd,
 	     const struct ipc_out *out);
+/*
+ * Queue a message without writing it: it goes out, in order, with the
+ * next ipc_send() or ipc_uncork() on this endpoint (or ipc_flush()).
+ * For a message the peer needs only together with a later one: the
+ * caller must be sure a later one follows.
+ */
+int ipc_send_later(struct ipc *ipc, uint16_t type, uint64_t id,
+		   const struct ipc_out *out);
+/* Between ipc_cork() and its ipc_uncork() (they nest) sends only queue;
+ * the last uncork writes them together, several messages per system
+ * call (a later message alone stays queued). Writes are gathered like
+ * that whenever messages are queued. */
+void ipc_cork(struct ipc *ipc);
+void ipc_uncork(struct ipc *ipc);
 /* Blocking flush of everything queued (shutdown paths). */
 int ipc_flush(struct ipc *ipc);
 

@@ -400,6 +400,64 @@ test_many_in_order(void **state)
 	assert_int_equal(f->a_closed + f->b_closed, 0);
 }
 
+/* Let the loop run a while without expecting anything. */
+static void
+spin(struct fx *f)
+{
+	for (int i = 0; i < 20; i++)
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+}
+
+static void
+test_send_later_and_cork(void **state)
+{
+	struct fx *f = *state;
+	struct ipc_out o;
+	int fd = tmpfile_fd();
+
+	/* a later message waits for the next send, then goes first */
+	ipc_out_init(&o);
+	ipc_put_u32(&o, 1);
+	assert_int_equal(ipc_send_later(f->a, T_SMALL, 1, &o), 0);
+	ipc_out_free(&o);
+	spin(f);
+	assert_int_equal(f->nrecs, 0);
+	assert_true(ipc_queued(f->a) > 0);
+	send_u32(f->a, T_SMALL, 2, -1, 2);
+	RUN_UNTIL(f, f->nrecs >= 2);
+	assert_int_equal(f->recs[0].seq, 1);
+	assert_int_equal(f->recs[1].seq, 2);
+
+	/* a cork with only a later message in it writes nothing */
+	ipc_out_init(&o);
+	ipc_put_u32(&o, 3);
+	assert_int_equal(ipc_send_later(f->a, T_SMALL, 3, &o), 0);
+	ipc_out_free(&o);
+	ipc_cork(f->a);
+	ipc_uncork(f->a);
+	spin(f);
+	assert_int_equal(f->nrecs, 2);
+
+	/* corked (nested): nothing leaves until the last uncork */
+	ipc_cork(f->a);
+	ipc_cork(f->a);
+	send_u32(f->a, T_FD, 4, fd, 4); /* an fd in the middle of a batch */
+	send_u32(f->a, T_SMALL, 5, -1, 5);
+	ipc_uncork(f->a);
+	spin(f);
+	assert_int_equal(f->nrecs, 2);
+	ipc_uncork(f->a);
+	RUN_UNTIL(f, f->nrecs >= 5);
+	assert_int_equal(f->nrecs, 5);
+	for (uint32_t i = 2; i < 5; i++) {
+		assert_int_equal(f->recs[i].seq, i + 1);
+		assert_int_equal(f->recs[i].fd >= 0, i == 3);
+	}
+	assert_int_equal(ipc_queued(f->a), 0);
+	assert_int_equal(f->a_closed + f->b_closed, 0);
+	close(fd);
+}
+
 static void
 test_queue_bound(void **state)
 {
@@ -607,6 +665,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_fd_passing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_in_order, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_send_later_and_cork, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_callback, setup,
