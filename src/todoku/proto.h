@@ -21,7 +21,8 @@
  *                replaced it, i.e. the SRS address of a reversed bounce;
  *                "" otherwise)
  *   Q_PREPEND    data: trace header(s) to store before the body; each
- *                one goes above the ones sent before it
+ *                one goes above the ones sent before it (our Received
+ *                travels with the transaction's next message)
  *   Q_CHUNK      data: up to CHUNK_MAX bytes of message (CRLF, unstuffed)
  *   Q_DMARC      i64 time, str x each dmarc_rep_fields entry in table
  *                order (mail/dmarc_report.h), u32 ndkim x (str domain,
