@@ -35,7 +35,9 @@
  *
  * queue -> smtp-in
  *   Q_OPEN_OK    str queue id, u32 credit (chunks smtp-in may send)
- *   Q_CREDIT     u32 more chunks
+ *   Q_CREDIT     u32 more chunks (one per chunk stored, sent once the
+ *                messages of one read are handled; none for chunks
+ *                whose Q_END came in the same read)
  *   Q_RESULT     u32 code, str enhanced status, str text (final reply)
  *
  * queue -> local (id = delivery id)

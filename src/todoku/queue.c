@@ -54,6 +54,7 @@ struct txn {
 	uint64_t id;
 	struct spool_msg *msg; /* NULL while committing */
 	int committing;
+	unsigned owed; /* chunks stored since the last Q_CREDIT */
 	struct txn *next;
 };
 
@@ -130,6 +131,8 @@ struct queue {
 	struct event *tick;
 	struct event *kick; /* queue_kick: one decision per loop pass */
 	int kicked;
+	struct event *credit_ev; /* queue_owe_credit: after the read pass */
+	int credit_due;
 	int ctl_fd;
 	struct event *ctl_ev;
 	int stopping;
@@ -2297,6 +2300,40 @@ queue_on_dmarc_row(struct txn *t, struct ipc_in *in)
 	t->msg->dmarc = row;
 }
 
+/*
+ * Credit for stored chunks goes back once the messages that came in
+ * one read have all been handled: a message's last chunk usually comes
+ * with its Q_END, and then no Q_CREDIT is sent at all (one wake-up of
+ * smtp-in fewer per message).
+ */
+static void
+queue_on_credit(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+
+	q->credit_due = 0;
+	for (struct txn *t = q->txns; t; t = t->next) {
+		struct ipc_out o;
+		if (t->owed == 0 || t->committing || t->peer == NULL)
+			continue;
+		ipc_out_init(&o);
+		ipc_put_u32(&o, t->owed);
+		ipc_send(t->peer->ipc, Q_CREDIT, t->id, -1, &o);
+		ipc_out_free(&o);
+		t->owed = 0;
+	}
+}
+
+static void
+queue_owe_credit(struct queue *q, struct txn *t)
+{
+	t->owed++;
+	if (q->credit_due)
+		return;
+	q->credit_due = 1;
+	event_active(q->credit_ev, EV_TIMEOUT, 1);
+}
+
 static void
 queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 		 struct ipc_in *in)
@@ -2334,19 +2371,15 @@ queue_on_txn_msg(struct queue *q, struct qpeer *p, const struct ipc_hdr *h,
 		}
 		break;
 	}
-	case Q_CHUNK: {
-		struct ipc_out o;
+	case Q_CHUNK:
 		data = ipc_get_data(in, &n);
 		ipc_end(in);
 		spool_msg_write(q->spool, t->msg, data, n);
-		ipc_out_init(&o);
-		ipc_put_u32(&o, 1);
-		ipc_send(p->ipc, Q_CREDIT, h->id, -1, &o);
-		ipc_out_free(&o);
+		queue_owe_credit(q, t);
 		break;
-	}
 	case Q_END:
 		ipc_end(in);
+		t->owed = 0; /* no chunk follows: the credit would go unused */
 		if (t->msg->write_errno) {
 			int full = t->msg->write_errno == ENOSPC ||
 				   t->msg->write_errno == EDQUOT;
@@ -2968,6 +3001,7 @@ queue_main(struct role_env *env)
 	q.tick = event_new(env->base, -1, EV_PERSIST, queue_on_tick, &q);
 	event_add(q.tick, &one);
 	q.kick = event_new(env->base, -1, 0, queue_on_kick, &q);
+	q.credit_ev = event_new(env->base, -1, 0, queue_on_credit, &q);
 	event_base_dispatch(env->base);
 	return 0;
 }
