@@ -97,6 +97,8 @@ struct spool {
 	unsigned nlazy;
 	unsigned lazy_ms;
 	struct timespec lazy_since; /* CLOCK_MONOTONIC, first lazy job */
+	int lazy_due;		    /* the loop's timer: take them now */
+	struct event *lazy_ev;	    /* event loop only: that timer */
 	struct job *done, *done_tail;
 	int stop;
 	int efd;
@@ -1502,39 +1504,42 @@ writer_take(struct spool *sp, int lazy_due)
 		list = sp->lazy;
 		sp->lazy = sp->lazy_tail = NULL;
 		sp->nlazy = 0;
+		sp->lazy_due = 0;
 	}
 	return list;
 }
 
 /*
  * Wait for work (lock held). Returns what to take: WAIT_WORK (urgent
- * jobs pending or stopping), WAIT_LAZY (delivery results are due) or
- * WAIT_IDLE (nothing for SPOOL_IDLE_S).
+ * jobs pending or stopping), WAIT_LAZY (delivery results are due: the
+ * event loop's timer says so, or SPOOL_LAZY_MAX wait) or WAIT_IDLE
+ * (nothing for SPOOL_IDLE_S). The deadline of waiting results is kept
+ * by the event loop, so a result does not wake this thread just to
+ * start a timer.
  */
 enum writer_wait { WAIT_WORK, WAIT_LAZY, WAIT_IDLE };
 
 static enum writer_wait
 writer_wait(struct spool *sp)
 {
-	struct timespec now, idle, due;
+	struct timespec now, idle;
 
 	clock_gettime(CLOCK_MONOTONIC, &idle);
 	idle.tv_sec += SPOOL_IDLE_S;
 	for (;;) {
 		if (sp->pending || sp->stop)
 			return WAIT_WORK;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (sp->lazy == NULL) {
-			if (ts_reached(&now, &idle))
-				return WAIT_IDLE;
-			pthread_cond_timedwait(&sp->cond, &sp->lock, &idle);
-			continue;
-		}
-		due = sp->lazy_since;
-		ts_add_ms(&due, (long)sp->lazy_ms);
-		if (sp->nlazy >= SPOOL_LAZY_MAX || ts_reached(&now, &due))
+		if (sp->lazy && (sp->lazy_due || sp->nlazy >= SPOOL_LAZY_MAX))
 			return WAIT_LAZY;
-		pthread_cond_timedwait(&sp->cond, &sp->lock, &due);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (ts_reached(&now, &idle)) {
+			if (sp->lazy == NULL)
+				return WAIT_IDLE;
+			/* not idle: results wait for the loop's timer */
+			idle = now;
+			idle.tv_sec += SPOOL_IDLE_S;
+		}
+		pthread_cond_timedwait(&sp->cond, &sp->lock, &idle);
 	}
 }
 
@@ -1641,6 +1646,41 @@ spool_on_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void
+spool_arm_lazy(struct spool *sp, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(sp->lazy_ev, &tv);
+}
+
+/* The lazy deadline (event loop): due now, or later for a newer batch. */
+static void
+spool_on_lazy(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool *sp = arg;
+	struct timespec now, due;
+	long left = -1;
+	int wake = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&sp->lock);
+	if (sp->lazy != NULL) {
+		due = sp->lazy_since;
+		ts_add_ms(&due, (long)sp->lazy_ms);
+		if (ts_reached(&now, &due))
+			wake = sp->lazy_due = 1;
+		else
+			left = (due.tv_sec - now.tv_sec) * 1000L +
+			       (due.tv_nsec - now.tv_nsec) / 1000000L + 1;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	if (left >= 0)
+		spool_arm_lazy(sp, left);
+	if (wake)
+		pthread_cond_signal(&sp->cond);
+}
+
 /*
  * Hand a job to the writer. Delivery results are lazy: losing one in a
  * crash means a redelivery (Maildir names make that idempotent), not a
@@ -1651,18 +1691,19 @@ static void
 spool_submit(struct spool *sp, struct job *j)
 {
 	struct job **head, **tail;
-	int wake = 1;
+	int wake = 1, arm = 0;
 
 	j->next = NULL;
 	pthread_mutex_lock(&sp->lock);
 	if (j->kind == JOB_RESULT) {
 		head = &sp->lazy, tail = &sp->lazy_tail;
-		if (sp->nlazy++ == 0)
+		if (sp->nlazy++ == 0) {
 			clock_gettime(CLOCK_MONOTONIC, &sp->lazy_since);
-		/* the writer's deadline changes only with the first one,
-		 * and it must act at once only when the batch is full */
-		else
-			wake = sp->nlazy >= SPOOL_LAZY_MAX;
+			arm = 1;
+		}
+		/* the loop's timer says when they are due; the writer
+		 * must act at once only when the batch is full */
+		wake = sp->nlazy >= SPOOL_LAZY_MAX;
 	} else {
 		head = &sp->pending, tail = &sp->pending_tail;
 	}
@@ -1676,6 +1717,9 @@ spool_submit(struct spool *sp, struct job *j)
 	 * would only block on it again (two more context switches) */
 	if (wake)
 		pthread_cond_signal(&sp->cond);
+	/* still armed for results already taken: it re-arms when it fires */
+	if (arm && !evtimer_pending(sp->lazy_ev, NULL))
+		spool_arm_lazy(sp, sp->lazy_ms);
 }
 
 /* Add a column to attempt unless the spool has it already. */
@@ -1856,6 +1900,7 @@ spool_open(const char *dir, uint64_t inline_max, struct event_base *base,
 	sp->ev =
 	    event_new(base, sp->efd, EV_READ | EV_PERSIST, spool_on_done, sp);
 	event_add(sp->ev, NULL);
+	sp->lazy_ev = evtimer_new(base, spool_on_lazy, sp);
 	if (pthread_create(&sp->thread, NULL, writer_main, sp) != 0)
 		log_fatal("spool: cannot start writer thread");
 	return sp;
@@ -1883,6 +1928,7 @@ spool_close(struct spool *sp)
 		sqlite3_close(sp->db);
 	}
 	event_free(sp->ev);
+	event_free(sp->lazy_ev);
 	close(sp->efd);
 	close(sp->bodydir_fd);
 	xfree(sp);
