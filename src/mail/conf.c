@@ -1018,6 +1018,7 @@ static const struct key smtp_keys[] = {
      "a number from 100 to 100000"},
     {"max-errors", set_uint, OFF_C(max_errors), 1, 1000,
      "a number from 1 to 1000"},
+    {"max-hops", set_uint, OFF_C(max_hops), 1, 1000, "a number from 1 to 1000"},
     {"timeout-command", set_duration, OFF_C(timeout_command), 1, DAY,
      "a duration like 5m, from 1s to 1d"},
     {"timeout-data-block", set_duration, OFF_C(timeout_data_block), 1, DAY,
@@ -1249,6 +1250,7 @@ conf_new(struct parser *p)
 	c->dmarc_report_interval = DAY;
 	c->max_recipients = 1000;
 	c->max_errors = 10;
+	c->max_hops = 100;
 	c->timeout_command = 5 * 60;
 	c->timeout_data_block = 3 * 60;
 	c->timeout_data_end = 10 * 60;
@@ -2747,6 +2749,7 @@ dump_smtp(const struct conf *c, struct buf *b)
 	r = r ? r : dump_size(b, "max-message-size", c->max_message_size);
 	r = r ? r : dump_uint(b, "max-recipients", c->max_recipients);
 	r = r ? r : dump_uint(b, "max-errors", c->max_errors);
+	r = r ? r : dump_uint(b, "max-hops", c->max_hops);
 	r = r ? r : dump_duration(b, "timeout-command", c->timeout_command);
 	r = r ? r
 	      : dump_duration(b, "timeout-data-block", c->timeout_data_block);

@@ -176,6 +176,7 @@ struct conf {
 	uint64_t max_message_size;
 	unsigned max_recipients;
 	unsigned max_errors;
+	unsigned max_hops;	  /* Received fields a message may carry */
 	uint64_t timeout_command; /* seconds: greeting, MAIL, RCPT, ... */
 	uint64_t timeout_data_block;
 	uint64_t timeout_data_end;

@@ -22,6 +22,7 @@
 #include "mail/arc.h"
 #include "mail/conf.h"
 #include "mail/dkim_sign.h"
+#include "mail/hopcount.h"
 #include "mail/resolve.h"
 #include "mail/smtp_cmd.h"
 #include "mail/smtp_data.h"
@@ -72,6 +73,7 @@ struct session {
 	struct rcpt *rcpts;
 	size_t nrcpts;
 	struct smtp_data dp;
+	struct hopcount hops; /* Received fields of the header block */
 	struct buf chunk;
 	unsigned credit;
 	int txn_open;	/* the queue knows this transaction */
@@ -726,6 +728,35 @@ sess_send_chunk(struct session *s)
 	buf_reset(&s->chunk);
 }
 
+/* RFC 5321 §6.3: more Received fields than [smtp] max-hops is a loop. */
+static bool
+sess_too_many_hops(const struct session *s)
+{
+	return s->hops.count > s->conf->max_hops;
+}
+
+/*
+ * Count the Received fields of the message bytes the DATA parser just
+ * appended to the chunk (from offset from). Once the header block shows
+ * too many, the transaction is dropped at once (nothing more reaches the
+ * queue); the reply waits for the end of data.
+ */
+static void
+sess_count_hops(struct session *s, size_t from)
+{
+	bool was = sess_too_many_hops(s);
+
+	if (hopcount_done(&s->hops) || s->chunk.len <= from)
+		return;
+	hopcount_feed(&s->hops, s->chunk.data + from, s->chunk.len - from);
+	if (!was && sess_too_many_hops(s)) {
+		log_info("%s: message %s refused in DATA: more than %u "
+			 "Received header fields (mail loop?)",
+			 s->addr, s->qid, s->conf->max_hops);
+		sess_txn_abort(s);
+	}
+}
+
 static void
 sess_data_end(struct session *s)
 {
@@ -742,6 +773,17 @@ sess_data_end(struct session *s)
 				   "Error: bare CR or LF or NUL in message "
 				   "data (only CRLF line ends are allowed); "
 				   "message discarded");
+		sess_mail_reset(s);
+		sess_set_state(s, S_CMD);
+		return;
+	}
+	if (sess_too_many_hops(s)) {
+		sess_txn_abort(s);
+		sess_reply(s, 554, "5.4.6",
+			   "Error: too many hops (%u Received header fields, "
+			   "limit %u): mail loop? Check forwarding and relay "
+			   "settings and MX records on the way",
+			   s->hops.count, s->conf->max_hops);
 		sess_mail_reset(s);
 		sess_set_state(s, S_CMD);
 		return;
@@ -1166,7 +1208,7 @@ sess_take_data(struct session *s)
 {
 	int was_rejected = smtp_data_rejected(&s->dp);
 	bool end = false;
-	size_t used;
+	size_t used, before;
 
 	if (s->chunk.len > 0 && !s->hdr_phase &&
 	    (s->chunk.len >= CHUNK_MAX || s->data_ended)) {
@@ -1181,8 +1223,10 @@ sess_take_data(struct session *s)
 	}
 	if (s->in.len == 0)
 		return 0;
+	before = s->chunk.len;
 	used = smtp_data_feed(&s->dp, s->in.data, s->in.len, &s->chunk, &end);
 	buf_consume(&s->in, used);
+	sess_count_hops(s, before);
 	if (s->hdr_phase)
 		sess_filter_header(s, end);
 	if (!was_rejected && smtp_data_rejected(&s->dp)) {
@@ -1433,6 +1477,7 @@ smtpd_on_open_ok(struct session *s, struct ipc_in *in)
 	sess_auth_start(s);
 	s->hdr_phase = 1;
 	smtp_data_init(&s->dp, s->conf->max_message_size);
+	hopcount_init(&s->hops);
 	sess_set_state(s, S_DATA);
 	sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	sess_run(s);

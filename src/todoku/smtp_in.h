@@ -21,7 +21,9 @@
  * lines unlimited within the size limit; bare CR or LF in a command is
  * refused, in DATA it switches to discard-until-CRLF.CRLF then 550 5.5.2;
  * NUL refused; [smtp] max-recipients (452 4.5.3), max-errors (421 4.7.0),
- * per-state timeouts (421 4.4.2). Replies carry enhanced status codes
+ * per-state timeouts (421 4.4.2), max-hops (RFC 5321 §6.3: more
+ * Received fields than that in the header block drops the transaction
+ * as soon as the header shows it, 554 5.4.6 at the end of data). Replies carry enhanced status codes
  * except the greeting and the HELO/EHLO replies (RFC 2034 §4).
  */
 #ifndef TODOKU_SMTP_IN_H
