@@ -8,7 +8,7 @@
 #                run of every fuzz target
 #
 # Other targets: build, unit, integration, sanitize, fuzz-smoke, bench,
-# bench-outbound, bench-groupcommit, format, clean.
+# bench-outbound, bench-groupcommit, bench-backlog, format, clean.
 
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 6
 PYTEST  = $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all run build check deps deps-check unit integration sanitize \
-	san-build fuzz-smoke bench bench-outbound bench-groupcommit format clean
+	san-build fuzz-smoke bench bench-outbound bench-groupcommit bench-backlog format clean
 
 all: build
 
@@ -93,6 +93,9 @@ bench-outbound: build
 
 bench-groupcommit: build
 	./bench/groupcommit.sh
+
+bench-backlog: build
+	./bench/backlog.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
