@@ -358,6 +358,8 @@ sched_decide(const struct sched_params *p, const struct sched_job *jobs,
 	unsigned *slots = NULL;
 
 	x.wake = st->now + sched_max_backoff(p);
+	if (st->later != 0 && st->later < x.wake)
+		x.wake = st->later;
 	x.free =
 	    st->active < p->max_sessions ? p->max_sessions - st->active : 0;
 	x.head = tcalloc(ndests ? ndests : 1, sizeof(*x.head));

@@ -5,7 +5,8 @@
  *
  * What it does:
  * - sched_decide: given the waiting jobs (next attempt time, held, in
- *   flight, destination), the destinations' states and `now`, says
+ *   flight, destination; or only the due ones and the earliest next
+ *   attempt of the others), the destinations' states and `now`, says
  *   which jobs start a session now (SCHED_START), which one probes a
  *   dead destination (SCHED_PROBE) and which are deferred because
  *   their destination is dead (SCHED_DEFER, with the time to come
@@ -93,14 +94,22 @@ struct sched_state {
 	time_t now;
 	unsigned active; /* sessions open overall */
 	uint32_t cursor; /* in/out: destination served first next round */
+	/* the earliest next attempt of waiting jobs the caller left out of
+	 * jobs (not yet due), 0 if none: it bounds the wake-up as theirs
+	 * would. So a caller with a next-attempt index passes only the due
+	 * jobs and decides the same (tests/unit/test_sched.c). */
+	time_t later;
 };
 
 /*
  * Decide what starts now. Writes at most max actions, returns their
  * number, and sets *wake to the next time a decision is worth making:
  * never before now, never after the earliest next attempt of a job not
- * yet due, a deferral's until, or the give-up-after deadline of a due
- * job left waiting for a slot (held and in-flight jobs aside). A due
+ * yet due (st->later included), a deferral's until, or the give-up-after
+ * deadline of a due job left waiting for a slot (held and in-flight jobs
+ * aside). Jobs not yet due, held or in flight may be passed or left out
+ * (with st->later): the actions are the same, and the work is that of
+ * sorting the jobs passed. A due
  * job waiting for a slot does not make the wake-up "now": a slot frees
  * when a session ends, and the caller decides again on that event.
  * When the actions did not fit in max, the wake-up is now.

@@ -77,7 +77,12 @@ struct entry {
 	unsigned notify;  /* DSN NOTIFY bits (smtp_cmd.h), 0: not given */
 	char *orcpt;	  /* DSN ORCPT or NULL: passed to the next hop */
 	int hop;	  /* how the last delivery went: QUEUE_HOP_* */
+	uint64_t job;	  /* the remote job it went with last (rjob id) */
 	struct entry *next, *prev; /* q->entries */
+	/* the indexes (index_*, heap_*): rcpt_id and message buckets, and the
+	 * position in the next-attempt heap */
+	struct entry *idnext, *idprev, *mnext, *mprev;
+	size_t hpos;
 };
 
 /* Where a delivered recipient went, for its success report (RFC 3461
@@ -127,6 +132,13 @@ struct queue {
 	uint64_t next_rjob;
 	struct txn *txns;
 	struct entry *entries;
+	/* indexes of entries (entry_add/entry_remove keep them): buckets by
+	 * rcpt_id and by message id (ncap each, a power of two), and a
+	 * binary min-heap by entry_key (every entry, nheap of them) */
+	struct entry **byid, **bymsg;
+	size_t ncap, nent;
+	struct entry **heap;
+	size_t nheap, heapcap;
 	unsigned inflight;
 	struct event *tick;
 	struct event *kick; /* queue_kick: one decision per loop pass */
@@ -162,6 +174,189 @@ queue_sched_params(const struct conf *c, struct sched_params *p)
 	p->give_up_after = c->give_up_after;
 }
 
+/*
+ * The entry indexes, so no event pays for the whole queue (a deferred
+ * backlog of tens of thousands of recipients is normal during an
+ * outage): rcpt_id -> entry (delivery results), message id -> its
+ * entries (grouping a job), and a binary min-heap of every entry by
+ * entry_key, the next-attempt index of DESIGN §7: the entries due now
+ * are the heap's top, found without looking at the others, and the
+ * first of the others gives the wake-up (queue_dispatch). An entry in
+ * flight keeps its place and key (it is skipped while it is due); a held
+ * one sits at the bottom (ENTRY_NEVER). next_attempt and held change
+ * only through entry_set_next and entry_set_held, which move it.
+ */
+#define ENTRY_NEVER ((time_t)INT64_MAX)
+
+static time_t
+entry_key(const struct entry *e)
+{
+	return e->held ? ENTRY_NEVER : e->next_attempt;
+}
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+	return h;
+}
+
+static size_t
+bucket_id(const struct queue *q, uint64_t id)
+{
+	return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 20) & (q->ncap - 1);
+}
+
+static size_t
+bucket_msg(const struct queue *q, const char *msg)
+{
+	return (size_t)hash_str(msg) & (q->ncap - 1);
+}
+
+static void
+index_link(struct queue *q, struct entry *e)
+{
+	struct entry **b = &q->byid[bucket_id(q, e->rcpt_id)];
+
+	e->idprev = NULL;
+	e->idnext = *b;
+	if (*b != NULL)
+		(*b)->idprev = e;
+	*b = e;
+	/* a message's entries keep the order of q->entries (newest first) */
+	b = &q->bymsg[bucket_msg(q, e->msg)];
+	e->mprev = NULL;
+	e->mnext = *b;
+	if (*b != NULL)
+		(*b)->mprev = e;
+	*b = e;
+}
+
+static void
+index_unlink(struct queue *q, struct entry *e)
+{
+	if (e->idprev != NULL)
+		e->idprev->idnext = e->idnext;
+	else
+		q->byid[bucket_id(q, e->rcpt_id)] = e->idnext;
+	if (e->idnext != NULL)
+		e->idnext->idprev = e->idprev;
+	if (e->mprev != NULL)
+		e->mprev->mnext = e->mnext;
+	else
+		q->bymsg[bucket_msg(q, e->msg)] = e->mnext;
+	if (e->mnext != NULL)
+		e->mnext->mprev = e->mprev;
+}
+
+/* Buckets for at least one per entry; rebuilt from q->entries, oldest
+ * first, so each bucket keeps the list's order. */
+static void
+index_grow(struct queue *q)
+{
+	struct entry *last = NULL;
+
+	if (q->nent < q->ncap)
+		return;
+	xfree(q->byid);
+	xfree(q->bymsg);
+	q->ncap = q->ncap ? q->ncap * 2 : 1024;
+	q->byid = xcalloc(q->ncap, sizeof(*q->byid));
+	q->bymsg = xcalloc(q->ncap, sizeof(*q->bymsg));
+	for (struct entry *e = q->entries; e; e = e->next)
+		last = e;
+	for (struct entry *e = last; e; e = e->prev)
+		index_link(q, e);
+}
+
+static void
+heap_put(struct queue *q, size_t i, struct entry *e)
+{
+	q->heap[i] = e;
+	e->hpos = i;
+}
+
+static void
+heap_up(struct queue *q, size_t i)
+{
+	struct entry *e = q->heap[i];
+
+	while (i > 0 && entry_key(q->heap[(i - 1) / 2]) > entry_key(e)) {
+		heap_put(q, i, q->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_put(q, i, e);
+}
+
+static void
+heap_down(struct queue *q, size_t i)
+{
+	struct entry *e = q->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= q->nheap)
+			break;
+		if (c + 1 < q->nheap &&
+		    entry_key(q->heap[c + 1]) < entry_key(q->heap[c]))
+			c++;
+		if (entry_key(q->heap[c]) >= entry_key(e))
+			break;
+		heap_put(q, i, q->heap[c]);
+		i = c;
+	}
+	heap_put(q, i, e);
+}
+
+static void
+heap_add(struct queue *q, struct entry *e)
+{
+	if (q->nheap == q->heapcap) {
+		q->heapcap = q->heapcap ? q->heapcap * 2 : 1024;
+		q->heap = xrealloc(q->heap, q->heapcap * sizeof(*q->heap));
+	}
+	heap_put(q, q->nheap++, e);
+	heap_up(q, e->hpos);
+}
+
+static void
+heap_del(struct queue *q, struct entry *e)
+{
+	size_t i = e->hpos;
+	struct entry *last = q->heap[--q->nheap];
+
+	if (last == e)
+		return;
+	heap_put(q, i, last);
+	heap_up(q, i);
+	heap_down(q, last->hpos);
+}
+
+/* The key of e changed: move it to its place. */
+static void
+heap_moved(struct queue *q, struct entry *e)
+{
+	heap_up(q, e->hpos);
+	heap_down(q, e->hpos);
+}
+
+static void
+entry_set_next(struct queue *q, struct entry *e, time_t t)
+{
+	e->next_attempt = t;
+	heap_moved(q, e);
+}
+
+static void
+entry_set_held(struct queue *q, struct entry *e, int held)
+{
+	e->held = held;
+	heap_moved(q, e);
+}
+
 static struct entry *
 entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
 	  const char *sender, const char *addr, time_t next, time_t arrival)
@@ -178,6 +373,12 @@ entry_add(struct queue *q, uint64_t rcpt_id, const char *msg,
 	if (e->next != NULL)
 		e->next->prev = e;
 	q->entries = e;
+	q->nent++;
+	if (q->nent >= q->ncap)
+		index_grow(q); /* links e with the others */
+	else
+		index_link(q, e);
+	heap_add(q, e);
 	q->wake_at = 0; /* decide at the next tick at the latest */
 	return e;
 }
@@ -191,10 +392,24 @@ entry_remove(struct queue *q, struct entry *e)
 		q->entries = e->next;
 	if (e->next != NULL)
 		e->next->prev = e->prev;
+	index_unlink(q, e);
+	heap_del(q, e);
+	q->nent--;
 	xfree(e->sender);
 	xfree(e->addr);
 	xfree(e->orcpt);
 	xfree(e);
+}
+
+static struct entry *
+queue_find_entry(struct queue *q, uint64_t rcpt_id)
+{
+	if (q->ncap == 0)
+		return NULL;
+	for (struct entry *e = q->byid[bucket_id(q, rcpt_id)]; e; e = e->idnext)
+		if (e->rcpt_id == rcpt_id)
+			return e;
+	return NULL;
 }
 
 /* A recipient the client did not name itself (resolve_forwarded). */
@@ -221,7 +436,7 @@ queue_load_one(void *arg, const struct spool_pending *p)
 	e->forwarded = rcpt_forwarded(p->orig, p->addr);
 	e->state = p->state;
 	e->attempts = p->attempts;
-	e->held = p->held;
+	entry_set_held(q, e, p->held);
 	e->crashes = p->crashes;
 	e->warned = p->warned;
 	e->notify = p->notify;
@@ -242,7 +457,7 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 			"will retry",
 			e->msg, e->addr, err);
 		e->in_flight = 0;
-		e->next_attempt = clock_now() + 60;
+		entry_set_next(q, e, clock_now() + 60);
 	} else {
 		if (r->bounce_id[0]) {
 			log_info("%s: sender %s notification: %s", e->msg,
@@ -256,7 +471,7 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 		if (r->msg_done)
 			log_info("%s: removed", e->msg);
 		if (r->hold) {
-			e->held = 1;
+			entry_set_held(q, e, 1);
 			log_warn("%s: held: %s", e->msg, r->reply);
 		}
 		if (r->new_state >= SPOOL_DELIVERED) {
@@ -264,7 +479,7 @@ queue_on_recorded(void *arg, int err, struct spool_result *r)
 		} else {
 			e->state = r->new_state;
 			e->attempts++;
-			e->next_attempt = r->next_attempt;
+			entry_set_next(q, e, r->next_attempt);
 			e->in_flight = 0;
 			/* waiting again: the next decision is due by then */
 			if (e->next_attempt < q->wake_at)
@@ -550,7 +765,7 @@ queue_on_body(void *arg, int err, int body_fd, const char *prepend,
 		if (err)
 			log_err("%s: cannot read the stored message", e->msg);
 		e->in_flight = 0;
-		e->next_attempt = clock_now() + (err ? 60 : 1);
+		entry_set_next(q, e, clock_now() + (err ? 60 : 1));
 		q->wake_at = 0;
 		q->inflight--;
 		queue_kick(q);
@@ -1239,7 +1454,7 @@ dest_pump_all(struct queue *q)
 {
 	time_t now = clock_now(), wake;
 	struct sched_params sp;
-	struct sched_state st = {now, 0, dest_cursor};
+	struct sched_state st = {now, 0, dest_cursor, 0};
 	struct sched_job *jobs = NULL;
 	struct sched_dest *ds = NULL;
 	struct sched_action *acts;
@@ -1354,7 +1569,8 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 	ipc_out_init(&r->deliver);
 	/* every due recipient of this message at this domain with the same
 	 * envelope sender goes along (forwarded ones may have an SRS one) */
-	for (struct entry *x = q->entries; x; x = x->next) {
+	for (struct entry *x = q->bymsg[bucket_msg(q, e->msg)]; x;
+	     x = x->mnext) {
 		if (x->in_flight || x->held || x->next_attempt > now ||
 		    strcmp(x->msg, e->msg) != 0 ||
 		    strcasecmp(domain_of(x->addr), domain) != 0 ||
@@ -1362,6 +1578,7 @@ queue_start_remote(struct queue *q, struct entry *e, const char *domain)
 			continue;
 		r->ents = xrealloc(r->ents, (r->n + 1) * sizeof(*r->ents));
 		r->ents[r->n++] = x;
+		x->job = r->id;
 		x->in_flight = 1;
 	}
 	r->next = q->rjobs;
@@ -1470,7 +1687,8 @@ rjob_on_body(void *arg, int err, int body_fd, const char *prepend,
 	if (err || r->body_fd < 0 || q->nsmtp_out == 0) {
 		for (size_t i = 0; i < r->n; i++) {
 			r->ents[i]->in_flight = 0;
-			r->ents[i]->next_attempt = clock_now() + (err ? 60 : 1);
+			entry_set_next(q, r->ents[i],
+				       clock_now() + (err ? 60 : 1));
 			q->wake_at = 0;
 			if (r->ents[i]->deleted)
 				entry_remove(q, r->ents[i]);
@@ -1706,14 +1924,14 @@ queue_on_smtp_result(struct queue *q, const struct ipc_hdr *h,
 			      : QUEUE_HOP_PLAIN;
 		snprintf(w, sizeof(w), "smtp %s%s%s", where,
 			 *cmd ? " after " : "", cmd);
-		for (size_t k = 0; k < r->n; k++) {
-			if (r->ents[k]->rcpt_id != id)
-				continue;
-			r->ents[k]->hop = hop;
-			v.command = cmd;
-			queue_finish_ex(q, r->ents[k], kind, status, w, reply,
-					host[0] ? host : NULL, &v);
-		}
+		/* one of this job's recipients (the index, not a scan) */
+		struct entry *e = queue_find_entry(q, id);
+		if (e == NULL || e->job != r->id || !e->in_flight)
+			continue;
+		e->hop = hop;
+		v.command = cmd;
+		queue_finish_ex(q, e, kind, status, w, reply,
+				host[0] ? host : NULL, &v);
 	}
 	in->off = in->len;
 	attrec_conn_free(conn);
@@ -1847,11 +2065,59 @@ dispatch_apply(struct queue *q, struct entry *e, const struct sched_action *a)
 }
 
 /*
+ * The entries that can act now (due, not in flight; held ones are never
+ * due) into *out, allocated; returns their number and sets *later to
+ * the earliest next attempt of the others, 0 if none. A walk of the
+ * heap's top: the entries looked at are the due ones, the in-flight ones
+ * among them and their direct children, however long the backlog.
+ */
+static size_t
+dispatch_due(struct queue *q, time_t now, struct entry ***out, time_t *later)
+{
+	size_t *stack = xcalloc(64, sizeof(*stack)), ns = 0, cap = 64;
+	size_t n = 0, ocap = 0;
+
+	*out = NULL;
+	*later = 0;
+	if (q->nheap > 0)
+		stack[ns++] = 0;
+	while (ns > 0) {
+		size_t i = stack[--ns];
+		struct entry *e = q->heap[i];
+		time_t k = entry_key(e);
+		if (k > now) {
+			/* not due, nor anything below it */
+			if (k != ENTRY_NEVER && (*later == 0 || k < *later))
+				*later = k;
+			continue;
+		}
+		if (!e->in_flight) {
+			if (n == ocap) {
+				ocap = ocap ? ocap * 2 : 64;
+				*out = xrealloc(*out, ocap * sizeof(**out));
+			}
+			(*out)[n++] = e;
+		}
+		if (ns + 2 > cap) {
+			cap *= 2;
+			stack = xrealloc(stack, cap * sizeof(*stack));
+		}
+		for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < q->nheap; c++)
+			stack[ns++] = c;
+	}
+	xfree(stack);
+	return n;
+}
+
+/*
  * The in-memory active set (at most QUEUE_MAX_INFLIGHT attempts) is
  * filled by mail/schedule: due recipients in next-attempt order,
  * round-robin across recipient domains (the destination proper is known
  * only after routing; dest_pump_all applies the same decision with the
- * destinations' limits). Held recipients are never started.
+ * destinations' limits). Held recipients are never started. Only the
+ * due recipients are handed to mail/schedule, with the earliest next
+ * attempt of the others (dispatch_due): a deferred backlog costs a
+ * decision nothing.
  */
 static void
 queue_dispatch(struct queue *q)
@@ -1859,39 +2125,41 @@ queue_dispatch(struct queue *q)
 	static uint32_t cursor;
 	time_t now = clock_now(), wake;
 	struct sched_params sp;
-	struct sched_state st = {now, q->inflight, cursor};
+	struct sched_state st = {now, q->inflight, cursor, 0};
 	struct sched_job *jobs;
 	struct sched_dest *ds;
 	struct sched_action *acts;
 	struct entry **ents;
 	const char **doms;
 	uint32_t *ixs, nd = 0;
-	size_t n = 0, na, k = 0;
+	size_t n, na;
 
 	if (q->stopping)
 		return;
 	q->wake_at = now + 3600;
 	dest_pump_all(q);
-	for (struct entry *e = q->entries; e; e = e->next)
-		n++;
-	if (n == 0)
+	n = dispatch_due(q, now, &ents, &st.later);
+	if (n == 0) {
+		if (st.later != 0 && st.later < q->wake_at)
+			q->wake_at = st.later;
+		xfree(ents);
 		return;
+	}
 	queue_sched_params(q->env->conf, &sp);
 	sp.max_sessions = QUEUE_MAX_INFLIGHT;
 	sp.dest_init = sp.dest_max = QUEUE_MAX_INFLIGHT;
 	jobs = xcalloc(n, sizeof(*jobs));
-	ents = xcalloc(n, sizeof(*ents));
 	acts = xcalloc(n, sizeof(*acts));
 	ds = xcalloc(n, sizeof(*ds));
 	doms = xcalloc(2 * n, sizeof(*doms));
 	ixs = xcalloc(2 * n, sizeof(*ixs));
-	for (struct entry *e = q->entries; e; e = e->next, k++) {
+	for (size_t k = 0; k < n; k++) {
+		struct entry *e = ents[k];
 		uint32_t d =
 		    dispatch_domain(doms, ixs, 2 * n, &nd, domain_of(e->addr));
 		jobs[k] =
 		    (struct sched_job){e->next_attempt, e->arrival, d,
 				       (uint8_t)e->held, (uint8_t)e->in_flight};
-		ents[k] = e;
 	}
 	for (uint32_t d = 0; d < nd; d++)
 		sched_dest_init(&ds[d], &sp);
@@ -1992,7 +2260,7 @@ queue_on_kick(evutil_socket_t fd, short what, void *arg)
 /*
  * Decide once the callbacks of this event loop pass have run, not in
  * each: a group commit hands back up to hundreds of results at once,
- * and each decision sorts every waiting recipient. Events that free a
+ * and each decision sorts every due recipient. Events that free a
  * slot (a result arrives; its commit comes later: a crash before it
  * means a possible duplicate, which DESIGN §7 allows) or add work kick.
  */
@@ -2003,15 +2271,6 @@ queue_kick(struct queue *q)
 		return;
 	q->kicked = 1;
 	event_active(q->kick, EV_TIMEOUT, 1);
-}
-
-static struct entry *
-queue_find_entry(struct queue *q, uint64_t rcpt_id)
-{
-	for (struct entry *e = q->entries; e; e = e->next)
-		if (e->rcpt_id == rcpt_id)
-			return e;
-	return NULL;
 }
 
 static void
@@ -2597,7 +2856,7 @@ ctl_flush(struct ctlconn *c, const char *id)
 	for (struct entry *e = q->entries; e; e = e->next) {
 		if (e->held || e->in_flight || (id && strcmp(e->msg, id) != 0))
 			continue;
-		e->next_attempt = clock_now();
+		entry_set_next(q, e, clock_now());
 		n++;
 	}
 	if (id && n == 0) {
@@ -2639,11 +2898,11 @@ ctl_on_admin(void *arg, int err)
 		if (strcmp(e->msg, op->id) != 0)
 			continue;
 		if (strcmp(op->verb, "hold") == 0) {
-			e->held = 1;
+			entry_set_held(q, e, 1);
 		} else if (strcmp(op->verb, "release") == 0) {
-			e->held = 0;
+			entry_set_held(q, e, 0);
 			e->crashes = 0;
-			e->next_attempt = clock_now();
+			entry_set_next(q, e, clock_now());
 		} else if (!e->in_flight) {
 			entry_remove(q, e); /* deleted */
 		} else {

@@ -12,9 +12,11 @@
  *
  * Scheduling: every undelivered recipient is in memory with its next
  * attempt time (loaded from the spool at start, so everything committed
- * before a crash is delivered). The pure scheduler (mail/schedule)
- * decides after every event, and at its wake-up time (checked by a
- * one-second tick), what starts: at most QUEUE_MAX_INFLIGHT attempts at
+ * before a crash is delivered), indexed by recipient id, by message and
+ * in a next-attempt heap, so an event costs the same however long the
+ * deferred backlog. The pure scheduler (mail/schedule) decides over the
+ * due recipients after every event, and at its wake-up time (checked by
+ * a one-second tick), what starts: at most QUEUE_MAX_INFLIGHT attempts at
  * once, round-robin across domains, then new outbound sessions
  * round-robin across destinations under their limits. Retry delays
  * follow [queue] retry (the last interval repeats, the last retry falls

@@ -260,6 +260,67 @@ test_decision_properties(void **state)
 	}
 }
 
+/*
+ * The caller's next-attempt index (the queue role): handed only the due
+ * jobs (not held, not in flight) plus the earliest next attempt of the
+ * others, the decision is the one over every job: the same actions on
+ * the same jobs, the same wake-up and cursor. So every property above
+ * holds for the due-only input too.
+ */
+static void
+test_due_only_input(void **state)
+{
+	static struct world w;
+	static struct sched_job due[NJ_MAX];
+	static struct sched_action all[NJ_MAX], part[NJ_MAX];
+	static size_t map[NJ_MAX];
+
+	(void)state;
+	for (unsigned i = 0; i < ncases(5000); i++) {
+		size_t max, na, np, nd = 0;
+		time_t wa, wp;
+		struct sched_state sa, sp;
+		case_begin(i);
+		memset(&w, 0, sizeof(w));
+		gen_world(&w);
+		max = (size_t)rnd(1, NJ_MAX);
+		sa = sp = w.st;
+		for (size_t j = 0; j < w.nj; j++) {
+			const struct sched_job *jb = &w.jobs[j];
+			if (jb->held || jb->in_flight)
+				continue; /* the index skips them */
+			if (jb->next_attempt > w.st.now) {
+				if (sp.later == 0 ||
+				    jb->next_attempt < sp.later)
+					sp.later = jb->next_attempt;
+				continue;
+			}
+			map[nd] = j;
+			due[nd++] = *jb;
+		}
+		na = sched_decide(&w.p, w.jobs, w.nj, w.dests, w.nd, &sa, all,
+				  max, &wa);
+		np = sched_decide(&w.p, due, nd, w.dests, w.nd, &sp, part, max,
+				  &wp);
+		CHECK(na == np, "%zu actions over all jobs, %zu over the due",
+		      na, np);
+		for (size_t k = 0; k < na && k < np; k++) {
+			CHECK(all[k].job == map[part[k].job] &&
+				  all[k].act == part[k].act &&
+				  all[k].until == part[k].until,
+			      "action %zu differs (job %zu/%zu, act %d/%d)", k,
+			      all[k].job, map[part[k].job], all[k].act,
+			      part[k].act);
+		}
+		CHECK(wa == wp, "wake-up %lld over all jobs, %lld over the due",
+		      (long long)(wa - w.st.now), (long long)(wp - w.st.now));
+		CHECK(sa.cursor == sp.cursor, "cursor %u/%u", sa.cursor,
+		      sp.cursor);
+		/* and it is checked as a decision of its own */
+		check_decision(&w, all, na, max, wa);
+	}
+}
+
 /* ---- round-robin: no destination with ready work starves ---- */
 
 static void
@@ -719,6 +780,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decision_properties),
+	    cmocka_unit_test(test_due_only_input),
 	    cmocka_unit_test(test_round_robin),
 	    cmocka_unit_test(test_slow_start),
 	    cmocka_unit_test(test_outcome_keeps_slots),
