@@ -7,7 +7,9 @@
  * or header could misread); rdata stays inside the packet; TXT strings
  * add up to their total. The MX answers (CNAME chain followed) then go
  * through mx_decide, and the A/AAAA records of the message through
- * mx_plan_addresses, whose outputs must respect their bounds. The raw
+ * mx_plan_addresses (and with half of them ours, mx_plan_addresses_self,
+ * which must never plan one of ours), whose outputs must respect their
+ * bounds. The raw
  * input is also read as text by dns_text_readable (a resolver's reason
  * string): its output is bounded, NUL-terminated, printable ASCII only.
  */
@@ -115,7 +117,8 @@ run_mx(uint64_t seed)
 	struct mx_query q = {
 	    .domain = "example.com", .self = self, .nself = 1, .seed = seed};
 	const struct dns_rr *rr;
-	size_t i, n4 = 0, n6 = 0;
+	struct mx_self_addrs me;
+	size_t i, j, n4 = 0, n6 = 0;
 
 	if (dns_msg_chain(&m, DNS_T_MX, &c) != DNS_OK)
 		return;
@@ -160,6 +163,21 @@ run_mx(uint64_t seed)
 	mx_plan_addresses(&d, per, (enum mx_ip_policy)(seed % 5),
 			  (size_t)(seed >> 8) % 80, &plan);
 	check_plan();
+	/* the same with some of the addresses ours (step 2b) */
+	me.v4 = (const uint8_t(*)[4])v4 + n4 / 2;
+	me.nv4 = n4 - n4 / 2;
+	me.v6 = (const uint8_t(*)[16])v6 + n6 / 2;
+	me.nv6 = n6 - n6 / 2;
+	mx_plan_addresses_self(&d, per, &me, (enum mx_ip_policy)(seed % 5),
+			       (size_t)(seed >> 8) % 80, &plan);
+	check_plan();
+	/* no planned address is one of ours */
+	for (i = 0; i < plan.n; i++)
+		for (j = 0; j < (plan.t[i].family == 4 ? me.nv4 : me.nv6); j++)
+			if (memcmp(plan.t[i].addr,
+				   plan.t[i].family == 4 ? me.v4[j] : me.v6[j],
+				   plan.t[i].family == 4 ? 4 : 16) == 0)
+				abort();
 }
 
 int

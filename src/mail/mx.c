@@ -499,7 +499,7 @@ plan_copy(const struct mx_decision *d, struct mx_plan *out)
 }
 
 static void
-plan_explain(const struct mx_decision *d, struct mx_plan *out,
+plan_explain(const struct mx_decision *d, uint16_t nhosts, struct mx_plan *out,
 	     enum mx_ip_policy pol, size_t ntemp, const char *detail)
 {
 	const char *p = mx_ip_policy_name(pol);
@@ -509,8 +509,8 @@ plan_explain(const struct mx_decision *d, struct mx_plan *out,
 	if (out->n > 0)
 		snprintf(out->explain, sizeof(out->explain),
 			 "%zu address%s from %u MX host%s (first %s, ip=%s)%s",
-			 out->n, out->n == 1 ? "" : "es", (unsigned)d->nhosts,
-			 d->nhosts == 1 ? "" : "s", first, p,
+			 out->n, out->n == 1 ? "" : "es", (unsigned)nhosts,
+			 nhosts == 1 ? "" : "s", first, p,
 			 ntemp > 0 ? "; some address lookups failed "
 				     "temporarily"
 				   : "");
@@ -527,13 +527,96 @@ plan_explain(const struct mx_decision *d, struct mx_plan *out,
 			 d->hosts[0].implicit ? ", the domain itself" : "", p);
 }
 
+static bool
+self_has(const struct mx_self_addrs *s, int family, const uint8_t *addr)
+{
+	size_t i;
+
+	if (family == 4) {
+		for (i = 0; i < s->nv4; i++)
+			if (memcmp(s->v4[i], addr, 4) == 0)
+				return true;
+	} else {
+		for (i = 0; i < s->nv6; i++)
+			if (memcmp(s->v6[i], addr, 16) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* One of host a's addresses that is ours, as text into buf; or false. */
+static bool
+host_self_addr(const struct mx_addrs *a, const struct mx_self_addrs *s,
+	       char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; a->v4 != NULL && i < a->nv4; i++)
+		if (self_has(s, 4, a->v4[i]))
+			return inet_ntop(AF_INET, a->v4[i], buf,
+					 (socklen_t)size) != NULL;
+	for (i = 0; a->v6 != NULL && i < a->nv6; i++)
+		if (self_has(s, 6, a->v6[i]))
+			return inet_ntop(AF_INET6, a->v6[i], buf,
+					 (socklen_t)size) != NULL;
+	return false;
+}
+
+/*
+ * Step 2b: the number of hosts to use, those more preferred than the
+ * first host that is ours by address (all of them when none is). Writes
+ * the warning, or the bounce, into out.
+ */
+static uint16_t
+self_by_address(const struct mx_decision *d, const struct mx_addrs *per_host,
+		const struct mx_self_addrs *s, struct mx_plan *out)
+{
+	char addr[64], name[128];
+	uint16_t i, keep = 0;
+
+	for (i = 0; i < d->nhosts; i++)
+		if (host_self_addr(&per_host[i], s, addr, sizeof(addr)))
+			break;
+	if (i == d->nhosts)
+		return d->nhosts;
+	while (keep < i && d->hosts[keep].preference < d->hosts[i].preference)
+		keep++;
+	safe_name(name, sizeof(name), d->hosts[i].name);
+	if (keep == 0) {
+		snprintf(out->explain, sizeof(out->explain),
+			 "MX host %s%s (preference %u) has address %s, which "
+			 "is one of this host's own addresses, and no more "
+			 "preferred MX exists: mail loop or misconfiguration "
+			 "(check the domain's MX records and [listen])",
+			 name,
+			 d->hosts[i].implicit ? " (the domain itself)" : "",
+			 (unsigned)d->hosts[i].preference, addr);
+		return 0;
+	}
+	snprintf(out->warning, sizeof(out->warning),
+		 "MX host %s (preference %u) has address %s, one of this "
+		 "host's own addresses: only more preferred MX hosts are used",
+		 name, (unsigned)d->hosts[i].preference, addr);
+	return keep;
+}
+
 void
 mx_plan_addresses(const struct mx_decision *d, const struct mx_addrs *per_host,
 		  enum mx_ip_policy pol, size_t max_addresses,
 		  struct mx_plan *out)
 {
+	mx_plan_addresses_self(d, per_host, NULL, pol, max_addresses, out);
+}
+
+void
+mx_plan_addresses_self(const struct mx_decision *d,
+		       const struct mx_addrs *per_host,
+		       const struct mx_self_addrs *self, enum mx_ip_policy pol,
+		       size_t max_addresses, struct mx_plan *out)
+{
 	struct plan_ctx c = {out, max_addresses, 0};
 	size_t i, ntemp = 0;
+	uint16_t nhosts;
 	char detail[64] = "temporary DNS failure";
 
 	memset(out, 0, sizeof(*out));
@@ -549,7 +632,14 @@ mx_plan_addresses(const struct mx_decision *d, const struct mx_addrs *per_host,
 		c.max = MX_ADDR_DEFAULT;
 	if (c.max > MX_ADDR_MAX)
 		c.max = MX_ADDR_MAX;
-	for (i = 0; i < d->nhosts; i++) {
+	nhosts =
+	    self != NULL ? self_by_address(d, per_host, self, out) : d->nhosts;
+	if (nhosts == 0) {
+		out->action = MX_BOUNCE;
+		out->status = "5.4.6";
+		return;
+	}
+	for (i = 0; i < nhosts; i++) {
 		c.host = (uint16_t)i;
 		host_targets(&c, &per_host[i], pol);
 		if (host_temp(&per_host[i], pol) && ntemp++ == 0 &&
@@ -557,7 +647,7 @@ mx_plan_addresses(const struct mx_decision *d, const struct mx_addrs *per_host,
 			dns_text_readable(detail, sizeof(detail),
 					  per_host[i].detail, sizeof(detail));
 	}
-	plan_explain(d, out, pol, ntemp, detail);
+	plan_explain(d, nhosts, out, pol, ntemp, detail);
 	if (out->n > 0)
 		out->action = MX_DELIVER;
 	else if (ntemp > 0) {

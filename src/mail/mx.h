@@ -52,6 +52,14 @@
  *    or BOGUS), defer 4.4.3; otherwise (NXDOMAIN/NODATA everywhere)
  *    bounce 5.4.4 (RFC 3463: unable to route).
  *
+ * 2b. mx_plan_addresses_self: the same, and an MX host is also
+ *    ourselves when one of its addresses (A or AAAA, whatever the
+ *    policy) is in self (RFC 5321 §5.1: "by name or address"; our
+ *    listening addresses). The first such host, in preference order,
+ *    sets our preference as in step 1: only more preferred hosts are
+ *    used, with warning naming the host and address; none left: bounce
+ *    5.4.6, explain naming them.
+ *
  * Every result carries explain, one printable-ASCII line for logs and
  * bounces (names from DNS arrive escaped from dns_name_text; the domain
  * and detail strings are escaped here as \DDD when not printable).
@@ -157,6 +165,15 @@ struct mx_plan {
 	size_t n;
 	struct mx_target t[MX_ADDR_MAX];
 	char explain[MX_EXPLAIN_SIZE];
+	char warning[MX_EXPLAIN_SIZE]; /* an MX host is us by address, or "" */
+};
+
+/* Our own addresses (step 2b); arrays owned by the caller. */
+struct mx_self_addrs {
+	const uint8_t (*v4)[4];
+	size_t nv4;
+	const uint8_t (*v6)[16];
+	size_t nv6;
 };
 
 /* Step 1: the MX decision for q (see top). */
@@ -166,6 +183,12 @@ void mx_decide(const struct mx_query *q, struct mx_decision *d);
 void mx_plan_addresses(const struct mx_decision *d,
 		       const struct mx_addrs *per_host, enum mx_ip_policy pol,
 		       size_t max_addresses, struct mx_plan *out);
+/* Step 2b: step 2 with our own addresses (self may be NULL: step 2). */
+void mx_plan_addresses_self(const struct mx_decision *d,
+			    const struct mx_addrs *per_host,
+			    const struct mx_self_addrs *self,
+			    enum mx_ip_policy pol, size_t max_addresses,
+			    struct mx_plan *out);
 /* "any", "prefer-ipv4", "prefer-ipv6", "ipv4-only", "ipv6-only". */
 const char *mx_ip_policy_name(enum mx_ip_policy p);
 bool mx_ip_policy_parse(const char *s, enum mx_ip_policy *out);

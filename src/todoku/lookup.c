@@ -4,7 +4,10 @@
 #include "todoku/lookup.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +69,17 @@ struct lk_peer {
 	struct lk_peer *next;
 };
 
+/* Our own addresses: an MX host with one of them is us (RFC 5321 §5.1). */
+struct lk_self {
+	uint8_t v4[LOOKUP_SELF_MAX][4];
+	size_t nv4;
+	uint8_t v6[LOOKUP_SELF_MAX][16];
+	size_t nv6;
+};
+
 struct lookup {
 	struct role_env *env;
+	struct lk_self self;
 	struct ub_ctx *ub;
 	struct ipc *master;
 	struct ipc *queue;
@@ -386,6 +398,87 @@ lk_query(struct lk_req *r, const char *name, int type, int host)
 	}
 }
 
+/* ---- our own addresses ------------------------------------------------ */
+
+static void
+lk_self_add(struct lk_self *s, const struct sockaddr *sa)
+{
+	const uint8_t *a;
+	size_t i;
+
+	if (sa->sa_family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)
+			->sin_addr;
+		for (i = 0; i < s->nv4; i++)
+			if (memcmp(s->v4[i], a, 4) == 0)
+				return;
+		if (s->nv4 < LOOKUP_SELF_MAX)
+			memcpy(s->v4[s->nv4++], a, 4);
+		return;
+	}
+	if (sa->sa_family != AF_INET6)
+		return;
+	a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+		struct sockaddr_in v4 = {.sin_family = AF_INET};
+		memcpy(&v4.sin_addr, a + 12, 4);
+		lk_self_add(s, (const struct sockaddr *)&v4);
+		return;
+	}
+	for (i = 0; i < s->nv6; i++)
+		if (memcmp(s->v6[i], a, 16) == 0)
+			return;
+	if (s->nv6 < LOOKUP_SELF_MAX)
+		memcpy(s->v6[s->nv6++], a, 16);
+}
+
+/* 0.0.0.0 or :: : the listener takes every address of the host. */
+static int
+lk_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
+}
+
+/*
+ * Our addresses from [listen]; a wildcard listener adds every interface
+ * address (getifaddrs), both families (a [::] socket takes IPv4 too).
+ * Run at start and at reload: interfaces added later count from the
+ * next reload.
+ */
+static void
+lk_self_load(struct lookup *lk)
+{
+	const struct conf *c = lk->env->conf;
+	struct ifaddrs *ifa = NULL, *i;
+	int wild = 0;
+
+	memset(&lk->self, 0, sizeof(lk->self));
+	for (size_t k = 0; k < c->nlistens; k++) {
+		if (lk_wildcard(&c->listens[k].ss))
+			wild = 1;
+		else
+			lk_self_add(&lk->self,
+				    (const struct sockaddr *)&c->listens[k].ss);
+	}
+	if (wild && getifaddrs(&ifa) < 0)
+		log_warn("lookup: getifaddrs: %s: an MX host that is this "
+			 "host by an interface address is not recognised",
+			 strerror(errno));
+	for (i = ifa; i != NULL; i = i->ifa_next)
+		if (i->ifa_addr != NULL)
+			lk_self_add(&lk->self, i->ifa_addr);
+	if (ifa != NULL)
+		freeifaddrs(ifa);
+	log_debug("lookup: %zu IPv4 and %zu IPv6 addresses of our own",
+		  lk->self.nv4, lk->self.nv6);
+}
+
 /* ---- requests --------------------------------------------------------- */
 
 static void
@@ -408,12 +501,15 @@ static void
 lk_send_result(struct lk_req *r, const struct mx_plan *p)
 {
 	struct ipc_out o;
+	char warning[2 * MX_EXPLAIN_SIZE + 8];
 
 	ipc_out_init(&o);
 	ipc_put_u8(&o, (uint8_t)p->action);
 	ipc_put_str(&o, p->status ? p->status : "");
 	ipc_put_str(&o, p->explain);
-	ipc_put_str(&o, r->dec.warning);
+	snprintf(warning, sizeof(warning), "%s%s%s", r->dec.warning,
+		 r->dec.warning[0] && p->warning[0] ? "; " : "", p->warning);
+	ipc_put_str(&o, warning);
 	ipc_put_u32(&o, (uint32_t)p->n);
 	for (size_t i = 0; i < p->n; i++) {
 		const struct mx_target *t = &p->t[i];
@@ -433,6 +529,9 @@ lk_finish(struct lk_req *r)
 {
 	struct mx_addrs per[MX_HOSTS_MAX];
 	struct mx_plan *p = xmalloc(sizeof(*p));
+	const struct lk_self *me = &r->lk->self;
+	struct mx_self_addrs self = {(const uint8_t(*)[4])me->v4, me->nv4,
+				     (const uint8_t(*)[16])me->v6, me->nv6};
 
 	memset(per, 0, sizeof(per));
 	for (uint16_t i = 0; i < r->dec.nhosts; i++) {
@@ -447,9 +546,14 @@ lk_finish(struct lk_req *r)
 	}
 	/* every address, up to MX_ADDR_MAX: smtp-out applies max-addresses
 	 * to its final order (IPv6 health, dead addresses last) */
-	mx_plan_addresses(&r->dec, per, r->pol, MX_ADDR_MAX, p);
+	/* a smarthost may be ours by address (a content filter on another
+	 * port of this host): only its name is checked, like Postfix */
+	mx_plan_addresses_self(&r->dec, per, r->host_mode ? NULL : &self,
+			       r->pol, MX_ADDR_MAX, p);
 	if (r->dec.warning[0])
 		log_warn("route %s: %s", r->domain, r->dec.warning);
+	if (p->warning[0])
+		log_warn("route %s: %s", r->domain, p->warning);
 	log_info("route %s: %s", r->domain, p->explain);
 	lk_send_result(r, p);
 	xfree(p);
@@ -644,6 +748,7 @@ lk_master_msg(struct ipc *ipc, const struct ipc_hdr *h, struct ipc_in *in,
 			conf_free(lk->env->conf);
 			lk->env->conf = nc;
 			log_set_level(nc->log_level);
+			lk_self_load(lk);
 			/* a new context for new [dns] servers; the old one
 			 * stays until its queries are done (leaked: rare) */
 			lk->ub = lk_context(lk);
@@ -674,6 +779,7 @@ lookup_main(struct role_env *env)
 	lk.env = env;
 	srandom((unsigned)(clock_mono_ms() ^ (uint64_t)getpid()));
 	lk.ub = lk_context(&lk);
+	lk_self_load(&lk);
 	lk.master = ipc_new(env->base, ROLE_MASTER_FD, lk_master_msg,
 			    lk_master_close, &lk);
 	event_base_dispatch(env->base);

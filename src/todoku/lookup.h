@@ -19,12 +19,15 @@
  * fallback to the domain's A record on a temporary MX failure) or bounce
  * (NXDOMAIN 5.1.2, null MX 5.1.10, MX loop 5.4.6, no address 5.4.4),
  * with a one-line explanation and the DNS facts used, for the attempt
- * record.
+ * record. An MX host is ourselves by name (the names queue sends) or by
+ * address: one of our [listen] addresses, or of our interfaces when a
+ * listener is a wildcard (read at start and at reload).
  */
 #ifndef TODOKU_LOOKUP_H
 #define TODOKU_LOOKUP_H
 
 #define LOOKUP_ADDRS_PER_HOST 16
 #define LOOKUP_MAX_REQUESTS 4096
+#define LOOKUP_SELF_MAX 256 /* own addresses per family */
 
 #endif

@@ -52,7 +52,8 @@
  *                at [delivery] max-addresses after its own ordering.
  * lookup -> queue
  *   R_ROUTE_RESULT u8 action (mx_action), str status, str explanation,
- *                str warnings,
+ *                str warnings (MX loop by name or address, null MX
+ *                beside others, ...; "; "-joined),
  *                u32 n, n x (u8 family 4|6, data 16-byte address,
  *                str MX host, u32 preference), then the DNS answers of
  *                the attempt record (mail/attrec.h attrec_put_dns):

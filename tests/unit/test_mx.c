@@ -544,6 +544,81 @@ test_policy_names(void **state)
 	assert_string_equal(mx_lookup_name(MX_L_NXDOMAIN), "NXDOMAIN");
 }
 
+/* Three hosts at preferences 10, 20, 30. */
+static void
+three_hosts(void)
+{
+	static const struct mx_record r[] = {
+	    {10, "a.example.com", false},
+	    {20, "b.example.com", false},
+	    {30, "c.example.com", false},
+	};
+
+	decide(MX_L_ANSWER, r, 3, 1);
+	assert_int_equal(d.nhosts, 3);
+}
+
+static void
+test_self_by_address(void **state)
+{
+	static const uint8_t me4[][4] = {{198, 51, 100, 1}};
+	static const uint8_t me6[][16] = {{0x20, 0x01, 0x0d, 0xb8, [15] = 2}};
+	struct mx_self_addrs me = {me4, 1, NULL, 0};
+	struct mx_addrs h[3] = {
+	    {MX_L_ANSWER, MX_L_ANSWER, NULL, a4, 2, a6, 1},
+	    {MX_L_ANSWER, MX_L_NODATA, NULL, b4, 1, NULL, 0},
+	    {MX_L_ANSWER, MX_L_NODATA, NULL, a4, 1, NULL, 0},
+	};
+
+	/* b (20) is us by its A record: only a (10) is used */
+	three_hosts();
+	mx_plan_addresses_self(&d, h, &me, MX_IP_ANY, 0, &plan);
+	assert_int_equal(plan.action, MX_DELIVER);
+	assert_string_equal(order(), "a61 a41 a42");
+	assert_non_null(strstr(plan.warning, "b.example.com"));
+	assert_non_null(strstr(plan.warning, "198.51.100.1"));
+	assert_non_null(strstr(plan.explain, "from 1 MX host "));
+	/* without our addresses, b and c are used as before */
+	mx_plan_addresses_self(&d, h, NULL, MX_IP_ANY, 0, &plan);
+	assert_string_equal(order(), "a61 a41 a42 b41");
+	assert_string_equal(plan.warning, "");
+	/* even under ipv6-only, an IPv4 address that is ours marks us */
+	mx_plan_addresses_self(&d, h, &me, MX_IP_V6_ONLY, 0, &plan);
+	assert_string_equal(order(), "a61");
+	/* a (10) is us by its second AAAA: nothing more preferred, 5.4.6 */
+	me = (struct mx_self_addrs){NULL, 0, me6, 1};
+	h[0].nv6 = 2;
+	mx_plan_addresses_self(&d, h, &me, MX_IP_V4_ONLY, 0, &plan);
+	assert_int_equal(plan.action, MX_BOUNCE);
+	assert_string_equal(plan.status, "5.4.6");
+	assert_int_equal(plan.n, 0);
+	assert_non_null(strstr(plan.explain, "a.example.com"));
+	assert_non_null(strstr(plan.explain, "2001:db8::2"));
+	assert_non_null(strstr(plan.explain, "mail loop"));
+	/* the more preferred host fails temporarily: defer, never us */
+	me = (struct mx_self_addrs){me4, 1, NULL, 0};
+	h[0] = (struct mx_addrs){.a = MX_L_TEMPFAIL, .aaaa = MX_L_TEMPFAIL};
+	mx_plan_addresses_self(&d, h, &me, MX_IP_ANY, 0, &plan);
+	assert_int_equal(plan.action, MX_DEFER);
+	assert_string_equal(plan.status, "4.4.3");
+	assert_int_equal(plan.n, 0);
+}
+
+static void
+test_self_by_address_implicit(void **state)
+{
+	static const uint8_t me4[][4] = {{192, 0, 2, 2}};
+	struct mx_self_addrs me = {me4, 1, NULL, 0};
+	struct mx_addrs h = {MX_L_ANSWER, MX_L_NODATA, NULL, a4, 2, NULL, 0};
+
+	decide(MX_L_NODATA, NULL, 0, 1);
+	mx_plan_addresses_self(&d, &h, &me, MX_IP_ANY, 0, &plan);
+	assert_int_equal(plan.action, MX_BOUNCE);
+	assert_string_equal(plan.status, "5.4.6");
+	assert_non_null(strstr(plan.explain, "the domain itself"));
+	assert_non_null(strstr(plan.explain, "192.0.2.2"));
+}
+
 int
 main(void)
 {
@@ -570,6 +645,8 @@ main(void)
 	    cmocka_unit_test(test_implicit_no_address),
 	    cmocka_unit_test(test_bounce_copied),
 	    cmocka_unit_test(test_policy_names),
+	    cmocka_unit_test(test_self_by_address),
+	    cmocka_unit_test(test_self_by_address_implicit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
