@@ -15,7 +15,12 @@ BUILD   ?= build
 SANBUILD ?= build-san
 FUZZBUILD ?= build-fuzz
 FUZZ_SECONDS ?= 6
+FUZZ_JOBS ?= 2
+# integration tests run in parallel (pytest-xdist): they mostly wait on
+# timeouts and peers, so even 2 CPUs take more than 2 workers (README)
+TEST_WORKERS ?= 3
 PYTEST  = $(PYTHON) -m pytest -p no:cacheprovider -q
+PYTEST_PAR = $(PYTEST) -n $(TEST_WORKERS)
 
 .PHONY: all run build check deps deps-check unit integration sanitize \
 	san-build fuzz-smoke bench bench-outbound bench-groupcommit bench-backlog format clean
@@ -42,7 +47,7 @@ unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
 integration: build
-	TODOKU_BIN=$(CURDIR)/$(BUILD)/todoku $(PYTEST) tests/integration
+	TODOKU_BIN=$(CURDIR)/$(BUILD)/todoku $(PYTEST_PAR) tests/integration
 	DKIM_TOOL=$(CURDIR)/$(BUILD)/tests/dkim/dkim_tool $(PYTEST) tests/dkim
 
 $(SANBUILD)/build.ninja:
@@ -61,26 +66,18 @@ sanitize: san-build
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	TODOKU_BIN=$(CURDIR)/$(SANBUILD)/todoku TODOKU_SANITIZED=1 \
-		$(PYTEST) tests/integration -m "not slow"
+		$(PYTEST_PAR) tests/integration -m "not slow"
 
 $(FUZZBUILD)/build.ninja:
 	CC=clang meson setup $(FUZZBUILD) -Dfuzz=true -Dtests=disabled \
 		-Dc_args=-fsanitize=fuzzer-no-link \
 		-Db_sanitize=address,undefined -Db_lundef=false
 
-# Every libFuzzer target runs for FUZZ_SECONDS from its seed corpus.
+# Every libFuzzer target runs for FUZZ_SECONDS from its seed corpus,
+# FUZZ_JOBS targets at a time.
 fuzz-smoke: $(FUZZBUILD)/build.ninja
 	ninja -C $(FUZZBUILD)
-	@set -e; for f in $(FUZZBUILD)/fuzz/fuzz_*; do \
-		[ -f "$$f" ] && [ -x "$$f" ] || continue; \
-		name=$$(basename $$f); corpus=fuzz/corpus/$$name; \
-		mkdir -p $(FUZZBUILD)/corpus/$$name; \
-		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-			$(FUZZBUILD)/corpus/$$name $$( [ -d $$corpus ] && echo $$corpus ) \
-			>$(FUZZBUILD)/$$name.log 2>&1 || \
-			{ tail -40 $(FUZZBUILD)/$$name.log; exit 1; }; \
-	done
+	@./scripts/fuzz-smoke.sh $(FUZZBUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS)
 
 check: deps-check build unit integration sanitize fuzz-smoke
 	@echo "make check: all passed"

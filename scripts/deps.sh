@@ -11,7 +11,7 @@ set -eu
 
 RUN_PKGS="gcc make meson ninja-build pkg-config libevent-dev libsqlite3-dev
 libssl-dev libunbound-dev zlib1g-dev libidn2-dev dns-root-data"
-CHECK_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest
+CHECK_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist
 python3-dnspython python3-dnslib python3-aiosmtpd swaks knot knot-dnsutils
 postfix e2fsprogs clang-format python3-yaml python3-dkim python3-authres python3-nacl libmail-dkim-perl
 opendkim-tools openssl postfix-policyd-spf-python sasl2-bin libsasl2-modules"

@@ -4,9 +4,10 @@ keeps its spool and Maildirs under ./var of the working directory, accepts
 mail for someone@localhost, and Ctrl-C (SIGINT) stops it with exit 0.
 
 127.0.0.1:2525 is fixed by the built-in configuration, so this test cannot
-use an address of its own: it checks the port is free first and fails
-with a clear message if something else holds it for 30 s (it never kills
-that).
+use an address of its own: it waits for the address's lock (world.net.
+hold_fixed: test processes of this checkout, parallel workers or another
+run, take turns), then checks the port is free and fails with a clear
+message if something else holds it for 30 s (it never kills that).
 """
 import os
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import pytest
 
 from world import make_message, queue_id, todoku_bin, wait_port
+from world.net import hold_fixed
 from world.smtpclient import SMTPClient
 from world.roles import wait_for
 
@@ -34,8 +36,16 @@ def _port_free():
         s.close()
 
 
-def test_builtin_configuration_receives_and_stops_on_sigint(tmp_world, todoku_user):
-    # another test run (another worktree) may hold it for a few seconds
+@pytest.fixture
+def fixed_port():
+    fd = hold_fixed(ADDR, PORT)
+    yield
+    os.close(fd)
+
+
+def test_builtin_configuration_receives_and_stops_on_sigint(tmp_world, todoku_user,
+                                                            fixed_port):
+    # a test run of an older checkout may hold it for a few seconds
     try:
         wait_for(_port_free, 30, "%s:%d free" % (ADDR, PORT), interval=0.5)
     except AssertionError:

@@ -34,14 +34,18 @@ Recorded: peer.sessions (each with .commands [str], .messages), peer.messages
 stuffed), helo, session)), peer.connections, peer.active (SMTP sessions open
 now: a connection counts until it sent QUIT or closed), peer.max_active
 (most open at once), peer.connect_times (monotonic).
-addr may be an IPv6 address ("::1"): the peer then listens on IPv6.
+addr may be an IPv6 address ("::1"): the peer then listens on IPv6. A given
+addr (rather than a fresh one from alloc_addr) may be shared with other test
+processes (::1 is): the peer waits for it with net.hold_fixed and lets go
+in stop().
 """
+import os
 import socket
 import ssl
 import threading
 import time
 
-from .net import alloc_addr
+from .net import alloc_addr, hold_fixed
 
 
 class Session:
@@ -116,9 +120,15 @@ class SMTPPeer:
         self._cond = threading.Condition(self._lock)
         self._stop = threading.Event()
         fam = socket.AF_INET6 if ":" in self.addr else socket.AF_INET
+        self._fixed = hold_fixed(addr, port) if addr else None
         self._sock = socket.socket(fam, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self.addr, port))
+        try:
+            self._sock.bind((self.addr, port))
+        except OSError:
+            self._sock.close()
+            self._let_go()
+            raise
         self._sock.listen(64)
         self._sock.settimeout(0.2)
         self._conns = []
@@ -383,6 +393,12 @@ class SMTPPeer:
                 except OSError:
                     pass
         self._thread.join(2)
+        self._let_go()
+
+    def _let_go(self):
+        if self._fixed is not None:
+            os.close(self._fixed)
+            self._fixed = None
 
 
 def _seq(v):
