@@ -16,7 +16,8 @@ hold_fixed(addr, port) serialises them: it waits for an exclusive flock
 named after the address and the port, and the caller closes the returned
 fd when it is done with the address. A test inside a network namespace of
 its own (test_ipv6_family.py) has a private ::1 and does not wait: a
-thread outside the namespace the process started in gets /dev/null.
+thread outside the namespace the process started in gets /dev/null, and
+so does an address of the process's own 127.A range.
 """
 import errno
 import fcntl
@@ -97,6 +98,8 @@ def hold_fixed(addr, port, timeout=300.0):
     return the fd to close when done."""
     if os.stat("/proc/thread-self/ns/net").st_ino != _HOME_NS:
         return os.open(os.devnull, os.O_RDONLY)     # a namespace of our own
+    if _A is not None and addr.startswith("127.%d." % _A):
+        return os.open(os.devnull, os.O_RDONLY)     # from our own range
     name = "fixed-%s-%d" % (addr.replace(":", "_").replace(".", "_"), port)
     fd = _lock_file(name)
     deadline = time.monotonic() + timeout
