@@ -570,15 +570,17 @@ master_run(struct conf *conf, const char *config_path)
 	m.exe[n] = '\0';
 	signal(SIGPIPE, SIG_IGN);
 	m.base = event_base_new();
-	master_prepare_dirs(&m);
-	master_bind_all(&m);
-
+	/* before the listeners exist: a client (or a supervisor) that sees
+	 * the port open may send SIGTERM at once; it is handled when the
+	 * loop starts, with every role spawned, never by the default action */
 	sigs[0] = evsignal_new(m.base, SIGCHLD, master_on_sigchld, &m);
 	sigs[1] = evsignal_new(m.base, SIGTERM, master_on_sigterm, &m);
 	sigs[2] = evsignal_new(m.base, SIGINT, master_on_sigterm, &m);
 	sigs[3] = evsignal_new(m.base, SIGHUP, master_on_sighup, &m);
 	for (int i = 0; i < 4; i++)
 		evsignal_add(sigs[i], NULL);
+	master_prepare_dirs(&m);
+	master_bind_all(&m);
 
 	master_add_child(&m, ROLE_QUEUE, 0);
 	master_add_child(&m, ROLE_LOCAL, 0);
