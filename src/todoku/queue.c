@@ -838,10 +838,10 @@ queue_start_local(struct queue *q, struct entry *e, const char *mailbox)
  * [delivery] connection-idle-time), until smtp-out reports the connection
  * closed (O_CLOSED). So the next hop never sees more connections than the
  * limit, a connection in its idle linger or its QUIT included. The
- * overall limit counts busy sessions only. One exception: the IPv4
- * retry after an IPv6 policy refusal opens its connection beside the
- * session's own (smtp_out.c job_v4_retry), for the length of one
- * message.
+ * overall limit counts busy sessions only. The IPv4 retry after an
+ * IPv6 policy refusal takes the session over in smtp-out (its IPv4
+ * connection opens after the IPv6 one closed), so it stays within the
+ * session's slot.
  */
 struct dest {
 	char *key;

@@ -101,8 +101,9 @@ struct job {
 /* One outbound connection, carrying jobs one after another. */
 struct conn {
 	struct smtpo *o;
-	uint64_t session;  /* the queue's session it carries, 0: none */
-	uint64_t last_job; /* the last job of that session given to it */
+	uint64_t session;	/* the queue's session it carries, 0: none */
+	uint64_t last_job;	/* the last job of that session given to it */
+	struct conn *successor; /* connects once this one is closed */
 	struct sess s;
 	struct target t[SMTPO_TARGETS_MAX];
 	size_t nt, ti;
@@ -783,6 +784,7 @@ static void
 conn_free(struct conn *cn)
 {
 	struct smtpo *o = cn->o;
+	struct conn *next = cn->successor;
 
 	conn_close_socket(cn);
 	conn_set_session(cn, 0, 0);
@@ -798,6 +800,8 @@ conn_free(struct conn *cn)
 	buf_free(&cn->out);
 	buf_free(&cn->in);
 	xfree(cn);
+	if (next != NULL)
+		conn_connect(next); /* its predecessor's slot is free now */
 }
 
 static void conn_on_timeout(evutil_socket_t fd, short what, void *arg);
@@ -1442,8 +1446,29 @@ static void conn_add_job(struct conn *cn, struct job *j);
  * meet IPv6 sending guidelines") is retried once over IPv4 at once when
  * the destination has IPv4 addresses; the queue marks it IPv4-first.
  */
+/*
+ * The retry takes over the session of the connection `from` the job was
+ * refused on: the waiting jobs of the session move with it, `from` says
+ * QUIT, and the IPv4 connection opens only once `from` is closed, so the
+ * destination never sees one connection more than the queue counted.
+ * Without a session (or from), the IPv4 connection opens at once.
+ */
+static void
+conn_hand_over(struct conn *from, struct conn *to)
+{
+	struct job *w;
+
+	while ((w = conn_wait_pop(from)) != NULL)
+		conn_wait_push(to, w, 0);
+	to->session = from->session; /* moved, not closed: no O_CLOSED */
+	to->last_job = from->last_job;
+	from->session = 0;
+	from->last_job = 0;
+	from->successor = to;
+}
+
 static int
-job_v4_retry(struct job *j, int family)
+job_v4_retry(struct job *j, int family, struct conn *from)
 {
 	size_t n = 0, first = 0, v4 = 0;
 	struct conn *cn;
@@ -1484,6 +1509,13 @@ job_v4_retry(struct job *j, int family)
 	log_info("%s: %s refused the message over IPv6 (%s); retrying over "
 		 "IPv4 now",
 		 j->msg, j->where, clean);
+	if (from != NULL && from->session != 0 && from->successor == NULL) {
+		cn = conn_new(j->o, j, 0, 4);
+		conn_wait_push(cn, j, 0);
+		conn_hand_over(from, cn);
+		conn_order(cn);
+		return 1;
+	}
 	cn = conn_find_idle(j->o, j, 4);
 	if (cn != NULL) {
 		conn_set_session(cn, 0, 0);
@@ -1497,11 +1529,11 @@ job_v4_retry(struct job *j, int family)
 	return 1;
 }
 
-/* The job's transaction ended on a connection of this family. */
+/* The job's transaction ended on connection cn, of this family. */
 static void
-job_done_on(struct job *j, int family)
+job_done_on(struct job *j, int family, struct conn *cn)
 {
-	if (job_v4_retry(j, family))
+	if (job_v4_retry(j, family, cn))
 		return;
 	job_finish(j);
 }
@@ -1559,9 +1591,9 @@ conn_need_msg(struct conn *cn)
 		job_collect(cn, j);
 		if (j->verdict == SMTPO_V_NONE)
 			j->verdict = SMTPO_V_OK;
-		job_done_on(j, fam);
+		job_done_on(j, fam, cn);
 	}
-	if (smtp_client_can_send(cn->c) &&
+	if (cn->successor == NULL && smtp_client_can_send(cn->c) &&
 	    mono_now() - cn->born <
 		(time_t)cn->o->env->conf->delivery_conn_max_age) {
 		while ((j = conn_wait_pop(cn)) != NULL) {
@@ -1599,7 +1631,7 @@ conn_closed(struct conn *cn)
 					 ? SMTPO_V_FAILED
 					 : SMTPO_V_OK;
 			health_ok(&cn->t[cn->ti], cn->s.port);
-			job_done_on(j, fam);
+			job_done_on(j, fam, cn);
 			if (f != SMTPC_FAIL_NONE) {
 				conn_close_socket(cn);
 				conn_return_untried(cn);

@@ -35,11 +35,14 @@
  * says the connection is gone (closed, or taken by another session). An idle
  * connection with the same cache key (address, port, source address, HELO, TLS
  * policy, verify policy, CA store and (verify = ca) host name, SASL identity)
- * is taken by the IPv4 retry, and by the first job of a new session when it is
+ * is taken by the first job of a new session when it is
  * to the address that attempt would try first anyway (not dead in the health
  * memory; not an IPv6 address while IPv4 ones exist, where the IPv6
  * plan decides); other attempts connect afresh, so every attempt of
- * the retry schedule meets the address order and health memory anew. A reused
+ * the retry schedule meets the address order and health memory anew.
+ * The IPv4 retry after an IPv6 policy refusal takes over the session:
+ * the session's waiting jobs move to a new IPv4 connection that opens
+ * once the IPv6 one has said QUIT and closed (job_v4_retry). A reused
  * connection that turns out unusable (closed, RSET refused) costs
  * nothing: the job reconnects from its first address. A connection that fails
  * in a transaction (421, timeout, lost) returns the jobs behind it untried.

@@ -282,3 +282,25 @@ def test_ipv6_policy_reject_is_retried_over_ipv4(todoku, dns, smtp_peer):
     wait_for(lambda: any("next@six.test" in m["rcpts"] for m in v4.messages), 20,
              "next@six.test at the IPv4 peer")
     assert v6.connections == n6, v6.transcript()
+
+
+def test_ipv4_retry_stays_within_the_limit(todoku, dns, smtp_peer):
+    """The IPv4 retry after an IPv6 policy refusal takes over the
+    session's slot: the IPv6 connection says QUIT before the IPv4 one
+    opens (it used to open beside it while the IPv6 one idled), and the
+    session's other messages move with it."""
+    g = Gauge()
+    v6 = smtp_peer(addr="::1", port=25, replies={"RCPT": GMAIL_V6}, gauge=g)
+    v4 = smtp_peer(port=25, gauge=g)
+    dns.zone("six1.test", ["@ MX 10 mx", "mx AAAA ::1", "mx A %s" % v4.addr])
+    d = todoku(dns_servers=[dns.addr], overrides={
+        "queue": {"retry": "1h"},
+        "delivery": {"ip": "prefer-ipv6", "destination-concurrency": "1",
+                     "destination-concurrency-max": "1"}})
+    rcpts = ["u%d@six1.test" % i for i in range(3)]
+    _send_many(d, rcpts, subject="v6 limit")
+    wait_for(lambda: len(_delivered(v4)) >= 3, 30, "three messages over IPv4")
+    d.wait_queue_settled(10)
+    assert sorted(r for m in _delivered(v4) for r in m["rcpts"]) == rcpts
+    assert v6.connections >= 1 and _delivered(v6) == []
+    assert g.max_active == 1, (g.max_active, v6.transcript(), v4.transcript())
