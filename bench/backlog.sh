@@ -46,12 +46,7 @@ BIN=$BASE/todoku-bin
 TPID=
 
 stop_todoku() {
-	[ -n "$TPID" ] || return 0
-	if kill -0 "$TPID" 2>/dev/null; then
-		kill -TERM "$TPID" 2>/dev/null
-		for _ in $(seq 100); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL -- "-$TPID" 2>/dev/null
-	fi
+	bench_stop "$TPID"
 	TPID=
 }
 cleanup() {

@@ -57,11 +57,7 @@ TPID='' LSTOPPED=''
 stop_todoku() {
 	[ -n "$LSTOPPED" ] && kill -CONT "$LSTOPPED" 2>/dev/null
 	LSTOPPED=
-	if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
-		kill -TERM "$TPID" 2>/dev/null
-		for _ in $(seq 100); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL -- "-$TPID" 2>/dev/null
-	fi
+	bench_stop "$TPID"
 	TPID=
 }
 cleanup() {

@@ -11,6 +11,16 @@ rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) print
 # secs START END: seconds between two `now` readings
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
+# bench_stop PID: SIGTERM to a todoku master, 10 s to stop, then SIGKILL
+# to its process group (nothing when PID is empty or gone)
+bench_stop() {
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL -- "-$1" 2>/dev/null
+	return 0
+}
+
 # bench_todoku_conf FILE DIR ADDR PORT: the [server], [smtp] and [listen]
 # sections of a bench todoku (spool under DIR, clients on 127/8 trusted,
 # 1M messages, listening on ADDR:PORT); callers append their own sections.

@@ -51,11 +51,7 @@ cleanup() {
 	local p
 	for p in $STRACE_PIDS; do kill -INT "$p" 2>/dev/null; done
 	[ -n "$LSTOPPED" ] && kill -CONT "$LSTOPPED" 2>/dev/null
-	if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
-		kill -TERM "$TPID" 2>/dev/null
-		for _ in $(seq 100); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL -- "-$TPID" 2>/dev/null
-	fi
+	bench_stop "$TPID"
 	if [ -n "$PF_DIR" ] && [ -f "$PF_DIR/queue/pid/master.pid" ]; then
 		postfix -c "$PF_DIR/etc" stop >/dev/null 2>&1 || postfix -c "$PF_DIR/etc" abort >/dev/null 2>&1
 		sleep 1
